@@ -1,0 +1,64 @@
+/**
+ * The one way activities run helm and kubectl: argument arrays (never a shell), a timeout,
+ * heartbeats while the process runs, a kill when the activity is cancelled, and a classified
+ * Temporal failure when it fails.
+ */
+import { Context } from '@temporalio/activity';
+import { CancelledFailure } from '@temporalio/common';
+import { execa } from 'execa';
+import { commandFailure } from './errors';
+
+export type Tool = 'helm' | 'kubectl';
+
+export interface RunOptions {
+  timeoutMs?: number;
+}
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs one command; throws an ApplicationFailure (classified) when it fails. Injected into activities. */
+export type CommandRunner = (tool: Tool, argv: string[], opts?: RunOptions) => Promise<RunResult>;
+
+export interface RunnerDeps {
+  helm: string;
+  kubectl: string;
+  env?: NodeJS.ProcessEnv;
+  heartbeatMs?: number;
+  defaultTimeoutMs?: number;
+}
+
+function activityContext(): Context | undefined {
+  try {
+    return Context.current();
+  } catch {
+    return undefined; // called outside an activity (the plan command, tests)
+  }
+}
+
+export function createRunner(deps: RunnerDeps): CommandRunner {
+  const paths: Record<Tool, string> = { helm: deps.helm, kubectl: deps.kubectl };
+  return async (tool, argv, opts = {}) => {
+    const ctx = activityContext();
+    const beat = ctx ? setInterval(() => ctx.heartbeat({ running: `${tool} ${argv.find((a) => !a.startsWith('-')) ?? ''}` }), deps.heartbeatMs ?? 5_000) : undefined;
+    try {
+      const res = await execa(paths[tool], argv, {
+        env: deps.env,
+        stdin: 'ignore',
+        reject: false,
+        timeout: opts.timeoutMs ?? deps.defaultTimeoutMs ?? 10 * 60_000,
+        cancelSignal: ctx?.cancellationSignal,
+        forceKillAfterDelay: 5_000,
+      });
+      if (res.isCanceled) throw new CancelledFailure(`${tool} was stopped: the activity was cancelled`);
+      if (res.failed) {
+        throw commandFailure({ tool, argv, exitCode: res.exitCode, stderr: String(res.stderr) || (res.shortMessage ?? ""), timedOut: res.timedOut });
+      }
+      return { stdout: String(res.stdout), stderr: String(res.stderr) };
+    } finally {
+      if (beat) clearInterval(beat);
+    }
+  };
+}

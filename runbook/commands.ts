@@ -1,0 +1,183 @@
+/**
+ * The exact helm and kubectl argument arrays, built in one place: the activities execute them and
+ * `npm run plan` prints them, so what is shown is what runs.
+ */
+import type { ChartRepo, ClusterRef, ReleaseName, Step, Version } from './types';
+
+export type Argv = string[];
+
+export const helmTarget = (c: ClusterRef): Argv => [
+  ...(c.kubeconfig ? ['--kubeconfig', c.kubeconfig] : []),
+  ...(c.context ? ['--kube-context', c.context] : []),
+];
+
+export const kubectlTarget = (c: ClusterRef): Argv => [
+  ...(c.kubeconfig ? ['--kubeconfig', c.kubeconfig] : []),
+  ...(c.context ? ['--context', c.context] : []),
+];
+
+export const kubectlServerVersion = (c: ClusterRef): Argv => [...kubectlTarget(c), 'version', '-o', 'json'];
+
+/** `-a` lists pending and failed releases too: a stuck release must be seen, not missed. */
+export const helmListRelease = (c: ClusterRef, release: ReleaseName): Argv => [
+  ...helmTarget(c),
+  'list',
+  '-n',
+  c.namespace,
+  '-a',
+  '--filter',
+  `^${release}$`,
+  '-o',
+  'json',
+];
+
+export const helmShowChart = (repo: ChartRepo, chart: ReleaseName, version: Version): Argv => [
+  'show',
+  'chart',
+  chart,
+  '--repo',
+  repo.url,
+  '--version',
+  version,
+];
+
+/** Pinned to the pre-upgrade revision, so a late or repeated backup still captures the old values. */
+export const helmGetValues = (c: ClusterRef, release: ReleaseName, revision: number): Argv => [
+  ...helmTarget(c),
+  'get',
+  'values',
+  release,
+  '-n',
+  c.namespace,
+  '--revision',
+  String(revision),
+  '-o',
+  'yaml',
+];
+
+export const helmRepoAdd = (repo: ChartRepo): Argv => ['repo', 'add', repo.name, repo.url, '--force-update'];
+export const helmRepoUpdate = (repo: ChartRepo): Argv => ['repo', 'update', repo.name];
+
+export const kubectlApplyJob = (c: ClusterRef, manifest: string): Argv => [
+  ...kubectlTarget(c),
+  'apply',
+  '-n',
+  c.namespace,
+  '-f',
+  manifest,
+  '-o',
+  'name',
+];
+
+export const kubectlGetJson = (c: ClusterRef, name: string): Argv => [
+  ...kubectlTarget(c),
+  'get',
+  '-n',
+  c.namespace,
+  name,
+  '-o',
+  'json',
+];
+
+export const kubectlDeleteJobs = (c: ClusterRef, jobs: string[]): Argv => [
+  ...kubectlTarget(c),
+  'delete',
+  'jobs',
+  '-n',
+  c.namespace,
+  ...jobs,
+  '--ignore-not-found',
+];
+
+/**
+ * `--repo URL` instead of `<repo>/<chart>`: the upgrade must not depend on which worker host ran
+ * `helm repo add`. Values: the backup first, then the operator's files, then the image tags.
+ */
+export function helmUpgrade(c: ClusterRef, step: Step & { kind: 'upgradeRelease' }, backupFile?: string): Argv {
+  return [
+    ...helmTarget(c),
+    'upgrade',
+    '--install',
+    '--create-namespace',
+    '-n',
+    c.namespace,
+    step.release,
+    step.chart,
+    '--repo',
+    step.repo.url,
+    '--version',
+    step.version,
+    ...(backupFile ? ['-f', backupFile] : []),
+    ...step.valuesFiles.flatMap((f) => ['-f', f]),
+    ...step.set.flatMap(([k, v]) => ['--set', `${k}=${v}`]),
+    // Release Secrets over 1 MiB are refused by the API server: keep history short.
+    '--history-max',
+    '10',
+  ];
+}
+
+export const helmRollback = (c: ClusterRef, release: ReleaseName, revision: number): Argv => [
+  ...helmTarget(c),
+  'rollback',
+  release,
+  String(revision),
+  '-n',
+  c.namespace,
+];
+
+export const helmPullChart = (repo: ChartRepo, chart: ReleaseName, version: Version, dir: string): Argv => [
+  'pull',
+  chart,
+  '--repo',
+  repo.url,
+  '--version',
+  version,
+  '--untar',
+  '--untardir',
+  dir,
+];
+
+/** Server-side apply updates a CRD in place: no delete (which would delete every custom resource), no 256 KiB annotation. */
+export const kubectlApplyCrd = (c: ClusterRef, file: string, dryRun = false): Argv => [
+  ...kubectlTarget(c),
+  'apply',
+  '--server-side',
+  '--force-conflicts',
+  '--field-manager',
+  'skoala-upgrade',
+  ...(dryRun ? ['--dry-run=server'] : []),
+  '-f',
+  file,
+  '-o',
+  'json',
+];
+
+/** The commands of one step, for printing. Placeholders name what is only known when it runs. */
+export function commandsOfStep(c: ClusterRef, step: Step): { tool: 'helm' | 'kubectl' | 'gate'; argv: Argv }[] {
+  switch (step.kind) {
+    case 'runDbMigrationJob':
+      return [{ tool: 'kubectl', argv: kubectlApplyJob(c, step.manifest) }];
+    case 'backupValues':
+      return [{ tool: 'helm', argv: helmGetValues(c, step.release, step.revision) }];
+    case 'addChartRepo':
+      return [{ tool: 'helm', argv: helmRepoAdd(step.repo) }];
+    case 'updateChartRepo':
+      return [{ tool: 'helm', argv: helmRepoUpdate(step.repo) }];
+    case 'deleteAdmissionJobs':
+      return [{ tool: 'kubectl', argv: kubectlDeleteJobs(c, step.jobs) }];
+    case 'upgradeRelease':
+      return [{ tool: 'helm', argv: helmUpgrade(c, step, step.useBackup ? `<values backup of ${step.release}>` : undefined) }];
+    case 'awaitCrdApproval':
+      return [{ tool: 'gate', argv: ['wait for approval of the CRD re-apply'] }];
+    case 'reapplyCrds':
+      return [
+        { tool: 'helm', argv: helmPullChart(step.repo, step.chart, step.version, '<tmp>') },
+        ...[...step.chartFiles.map((f) => `<tmp>/${step.chart}/${f}`), ...step.extraFiles].map((f) => ({
+          tool: 'kubectl' as const,
+          argv: kubectlApplyCrd(c, f),
+        })),
+      ];
+    case 'verifyRelease':
+      return [{ tool: 'helm', argv: helmListRelease(c, step.release) }];
+  }
+}

@@ -1,0 +1,216 @@
+/**
+ * The data that flows between the CLI, the workflows and the activities. Pure types only: this
+ * module is imported by workflow code, so it must stay free of I/O.
+ */
+import type { Version } from './version';
+
+export type { Version } from './version';
+
+export type ReleaseName = 'skoala' | 'skoala-init';
+export type ClusterRole = 'control-plane' | 'worker';
+
+/** How to reach one cluster: a kubeconfig path and/or a context, plus the engine's namespace. */
+export interface ClusterRef {
+  name: string;
+  kubeconfig?: string;
+  context?: string;
+  namespace: string;
+  /** Per-site task queue: the cluster's child workflow and its activities run on workers polling it. */
+  taskQueue?: string;
+}
+
+export interface ChartRepo {
+  name: string;
+  url: string;
+}
+
+/** The fleet file, validated (see fleet.ts). Paths are absolute once loaded. */
+export interface Fleet {
+  name: string;
+  chartRepo: ChartRepo;
+  controlPlane: ClusterRef;
+  workers: ClusterRef[];
+  /** Extra values files passed after the values backup (`-f`), per release. */
+  valuesFiles: { skoala: string[]; skoalaInit: string[] };
+  /** The DB-migration Job manifest the operator supplies (the runbook's job.yaml). */
+  dbMigrationJob?: string;
+  /** Extra CRD manifests re-applied on every worker after the chart's own. */
+  extraCrds: string[];
+  /** Air-gapped sites: sets `global.imageRegistry` on both releases. */
+  imageRegistry?: string;
+}
+
+export type DbMigrationMode = 'auto' | 'always' | 'never';
+
+export interface UpgradeOptions {
+  targetVersion: Version;
+  allowDowngrade: boolean;
+  dbMigration: DbMigrationMode;
+  /** `ui.image.tag` is not the engine version: it is set only when the operator names one. */
+  uiVersion?: Version;
+  forceCrdReapply: boolean;
+  maxParallel: number;
+}
+
+/** Knobs that tests and very large fleets turn; production uses the defaults. */
+export interface Tuning {
+  /** First retry interval of every activity, e.g. '2s'. */
+  retryInitialInterval?: string;
+  retryMaximumAttempts?: number;
+  /** How often a waiting approval gate logs a reminder, e.g. '30 minutes'. */
+  approvalReminder?: string;
+  /** The parent continues-as-new after this many children finished, to keep its history small. */
+  childrenPerRun?: number;
+}
+
+export interface UpgradeRequest {
+  upgradeId: string;
+  fleet: Fleet;
+  options: UpgradeOptions;
+  tuning?: Tuning;
+}
+
+/** What preflight read from one cluster (read-only). */
+export interface ReleaseFacts {
+  installed: boolean;
+  chartVersion?: Version;
+  revision?: number;
+  status?: string;
+}
+
+export interface ClusterFacts {
+  cluster: string;
+  kubeVersion: Version;
+  release: ReleaseFacts;
+}
+
+export interface FleetFacts {
+  controlPlane: ClusterFacts;
+  workers: ClusterFacts[];
+}
+
+/** One step of a cluster's plan. The workflow maps each kind to one activity (or to the gate). */
+export type Step =
+  | { kind: 'runDbMigrationJob'; manifest: string }
+  | { kind: 'backupValues'; release: ReleaseName; revision: number }
+  | { kind: 'addChartRepo'; repo: ChartRepo }
+  | { kind: 'updateChartRepo'; repo: ChartRepo }
+  | { kind: 'deleteAdmissionJobs'; jobs: string[] }
+  | {
+      kind: 'upgradeRelease';
+      release: ReleaseName;
+      chart: ReleaseName;
+      repo: ChartRepo;
+      version: Version;
+      /** `--set` pairs, in order. Only image tags and registry: never secrets. */
+      set: [string, string][];
+      /** Whether the values backup is passed first with `-f`. */
+      useBackup: boolean;
+      /** Operator's extra values files, passed after the backup. */
+      valuesFiles: string[];
+      /** Revision before the upgrade (undefined for a fresh install): the retry logic compares against it. */
+      fromRevision?: number;
+    }
+  | { kind: 'awaitCrdApproval'; manifests: string[] }
+  | {
+      kind: 'reapplyCrds';
+      chart: ReleaseName;
+      repo: ChartRepo;
+      version: Version;
+      /** Paths inside the pulled chart. */
+      chartFiles: string[];
+      /** Operator's extra manifests (absolute paths). */
+      extraFiles: string[];
+    }
+  | { kind: 'verifyRelease'; release: ReleaseName; version: Version };
+
+export type StepKind = Step['kind'];
+
+export interface ClusterPlan {
+  cluster: ClusterRef;
+  role: ClusterRole;
+  release: ReleaseName;
+  from?: Version;
+  to: Version;
+  steps: Step[];
+  /** Set when nothing is to be done, e.g. 'already at target'. */
+  skipped?: string;
+}
+
+export interface Plan {
+  upgradeId: string;
+  targetVersion: Version;
+  controlPlane: ClusterPlan;
+  workers: ClusterPlan[];
+  /** Human notes on why rules applied (DB migration, CRD step...). */
+  notes: string[];
+}
+
+export interface Approval {
+  approved: boolean;
+  by: string;
+  reason?: string;
+  /** ISO timestamp (workflow time). */
+  at: string;
+}
+
+export type ClusterOutcome = 'upgraded' | 'already-at-target' | 'rejected' | 'failed' | 'not-started';
+
+export interface ClusterResult {
+  cluster: string;
+  role: ClusterRole;
+  outcome: ClusterOutcome;
+  from?: Version;
+  to: Version;
+  approval?: Approval;
+  error?: string;
+  startedAt?: string;
+  finishedAt?: string;
+  /** Reference and checksum of the values backup; never the values. */
+  backup?: BackupRef;
+  crdsApplied?: string[];
+}
+
+export interface UpgradeResult {
+  upgradeId: string;
+  targetVersion: Version;
+  controlPlane: ClusterResult;
+  workers: ClusterResult[];
+  counts: Record<ClusterOutcome, number>;
+}
+
+export interface BackupRef {
+  /** Where the backup is, relative to the backup store; holds no values. */
+  ref: string;
+  sha256: string;
+  reused: boolean;
+}
+
+export type ClusterState =
+  | 'pending'
+  | 'running'
+  | 'waiting-approval'
+  | ClusterOutcome;
+
+export interface ClusterStatus {
+  cluster: string;
+  role: ClusterRole;
+  state: ClusterState;
+  step?: StepKind;
+  from?: Version;
+  to: Version;
+  error?: string;
+  approval?: Approval;
+}
+
+export type Phase = 'preflight' | 'control-plane' | 'workers' | 'done' | 'failed';
+
+export interface UpgradeStatus {
+  upgradeId: string;
+  targetVersion: Version;
+  phase: Phase;
+  controlPlane: ClusterStatus;
+  workers: ClusterStatus[];
+  pendingApprovals: string[];
+  failures: { cluster: string; error: string }[];
+}

@@ -1,0 +1,103 @@
+/**
+ * Activity doubles for workflow tests: they keep an in-memory fleet, record every execution with
+ * timestamps, and inject faults on request. The end-to-end suite runs the real activities.
+ */
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { Activities } from '../../activities';
+import type { ReleaseFacts } from '../../runbook/types';
+
+export interface Call {
+  activity: keyof Activities;
+  cluster?: string;
+  attempt: number;
+  start: number;
+  end?: number;
+  failed?: boolean;
+}
+
+export type Fault = 'retryable' | 'nonRetryable';
+
+export interface FakeFleetOptions {
+  clusters: Record<string, ReleaseFacts & { kubeVersion?: string }>;
+  chartVersions?: string[];
+  /** Milliseconds each upgradeRelease takes: long enough to observe overlap. */
+  upgradeMs?: number;
+}
+
+export class FakeFleet {
+  readonly calls: Call[] = [];
+  /** Faults to throw, consumed in order, per `activity:cluster`. */
+  readonly faults = new Map<string, Fault[]>();
+  /** Blocks `activity:cluster` until the returned function is called. */
+  private readonly latches = new Map<string, Promise<void>>();
+  readonly clusters: FakeFleetOptions['clusters'];
+
+  constructor(private readonly opts: FakeFleetOptions) {
+    this.clusters = structuredClone(opts.clusters);
+  }
+
+  hold(activity: keyof Activities, cluster: string): () => void {
+    let release = () => {};
+    this.latches.set(`${activity}:${cluster}`, new Promise<void>((r) => (release = r)));
+    return release;
+  }
+
+  count(activity: keyof Activities, cluster?: string): number {
+    return this.calls.filter((c) => c.activity === activity && (cluster === undefined || c.cluster === cluster) && !c.failed).length;
+  }
+
+  private async record<T>(activity: keyof Activities, cluster: string | undefined, body: () => Promise<T> | T): Promise<T> {
+    const call: Call = { activity, cluster, attempt: Context.current().info.attempt, start: Date.now() };
+    this.calls.push(call);
+    try {
+      await this.latches.get(`${activity}:${cluster}`);
+      const fault = this.faults.get(`${activity}:${cluster}`)?.shift();
+      if (fault) throw ApplicationFailure.create({ message: `injected ${fault} failure in ${activity} on ${cluster}`, type: 'Injected', nonRetryable: fault === 'nonRetryable' });
+      return await body();
+    } catch (err) {
+      call.failed = true;
+      throw err;
+    } finally {
+      call.end = Date.now();
+    }
+  }
+
+  activities(): Activities {
+    const versions = this.opts.chartVersions ?? ['0.18.0', '0.19.2'];
+    return {
+      checkChartVersion: (i) =>
+        this.record('checkChartVersion', undefined, () => {
+          if (!versions.includes(i.version)) throw ApplicationFailure.nonRetryable(`chart ${i.chart} ${i.version} is not in repository`, 'ChartVersionNotFound');
+          return { version: i.version };
+        }),
+      preflightCluster: (i) =>
+        this.record('preflightCluster', i.cluster.name, () => {
+          const c = this.clusters[i.cluster.name];
+          if (!c) throw ApplicationFailure.nonRetryable(`unknown cluster ${i.cluster.name}`);
+          const { kubeVersion = '1.33.0', ...release } = c;
+          return { cluster: i.cluster.name, kubeVersion, release };
+        }),
+      runDbMigrationJob: (i) => this.record('runDbMigrationJob', i.cluster.name, () => ({ job: 'job.batch/skoala-db-upgrade' })),
+      backupValues: (i) =>
+        this.record('backupValues', i.cluster.name, () => ({ ref: `${i.upgradeId}/${i.cluster.name}/${i.release}.yaml`, sha256: 'f'.repeat(64), reused: false })),
+      addChartRepo: () => this.record('addChartRepo', undefined, () => undefined),
+      updateChartRepo: () => this.record('updateChartRepo', undefined, () => undefined),
+      deleteAdmissionJobs: (i) => this.record('deleteAdmissionJobs', i.cluster.name, () => ({ deleted: [] })),
+      upgradeRelease: (i) =>
+        this.record('upgradeRelease', i.cluster.name, async () => {
+          await new Promise((r) => setTimeout(r, this.opts.upgradeMs ?? 0));
+          const c = this.clusters[i.cluster.name] as ReleaseFacts;
+          Object.assign(c, { installed: true, chartVersion: i.step.version, status: 'deployed', revision: (c.revision ?? 0) + 1 });
+          return { revision: c.revision ?? 1, alreadyDone: false };
+        }),
+      reapplyCrds: (i) => this.record('reapplyCrds', i.cluster.name, () => ({ applied: ['httpproxies.projectcontour.io'] })),
+      verifyRelease: (i) =>
+        this.record('verifyRelease', i.cluster.name, () => {
+          const c = this.clusters[i.cluster.name];
+          if (c?.chartVersion !== i.version) throw ApplicationFailure.create({ message: `not at ${i.version}`, type: 'ReleaseNotAtTarget' });
+          return { revision: c.revision ?? 0 };
+        }),
+    };
+  }
+}

@@ -1,0 +1,55 @@
+/** One Temporal dev server and one workflow bundle per test file; a fresh worker per test. */
+import { bundleWorkflowCode, type Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { WorkflowHandle } from '@temporalio/client';
+import { createWorker, workflowsPath } from '../../worker/create-worker';
+import { startTemporal } from '../helpers/temporal';
+import type { Activities } from '../../activities';
+import { statusQuery } from '../../workflows/messages';
+import type { UpgradeStatus } from '../../runbook/types';
+
+export interface Harness {
+  env: TestWorkflowEnvironment;
+  bundle: WorkflowBundleWithSourceMap;
+  worker(taskQueue: string, activities: Activities): Promise<Worker>;
+  close(): Promise<void>;
+}
+
+export async function startHarness(): Promise<Harness> {
+  const [env, bundle] = await Promise.all([startTemporal(), bundleWorkflowCode({ workflowsPath, logger: quietLogger })]);
+  return {
+    env,
+    bundle,
+    worker: (taskQueue, activities) =>
+      createWorker({ connection: env.nativeConnection, taskQueue, activities, workflowBundle: bundle, shutdownGraceTime: '1s' }),
+    close: () => env.teardown(),
+  };
+}
+
+const noop = () => {};
+const quietLogger = { trace: noop, debug: noop, info: noop, warn: noop, error: noop, log: noop };
+
+/** Polls the status query until `predicate` holds (the workflow must be running on some worker). */
+export async function waitForStatus(handle: WorkflowHandle, predicate: (s: UpgradeStatus) => boolean, timeoutMs = 30_000): Promise<UpgradeStatus> {
+  const deadline = Date.now() + timeoutMs;
+  let last: UpgradeStatus | undefined;
+  while (Date.now() < deadline) {
+    try {
+      last = await handle.query(statusQuery);
+      if (predicate(last)) return last;
+    } catch {
+      // not started yet
+    }
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  throw new Error(`status never matched; last: ${JSON.stringify(last)}`);
+}
+
+/** The largest number of intervals that overlap at one instant. */
+export function maxOverlap(intervals: [number, number][]): number {
+  const points = intervals.flatMap(([s, e]) => [[s, 1] as const, [e, -1] as const]).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let now = 0;
+  let max = 0;
+  for (const [, d] of points) max = Math.max(max, (now += d));
+  return max;
+}

@@ -1,0 +1,259 @@
+/**
+ * The parent and child workflows on a real Temporal dev server, with activity doubles that record
+ * every execution (the end-to-end suite runs the real activities against real clusters).
+ */
+import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { upgradeEngine, upgradeWorkerCluster } from '../../workflows';
+import { decideAllUpdate, decideCrdUpdate } from '../../workflows/messages';
+import { maxOverlap, startHarness, waitForStatus, type Harness } from './harness';
+import { fakeFleetAt, fleetOf, requestFor } from './request';
+import type { FakeFleet } from './fake-activities';
+import type { UpgradeRequest } from '../../runbook/types';
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness();
+});
+afterAll(async () => {
+  await h?.close();
+});
+
+let queueCounter = 0;
+const queue = () => `q-${Date.now()}-${queueCounter++}`;
+
+function start(request: UpgradeRequest, taskQueue: string) {
+  return h.env.client.workflow.start(upgradeEngine, { taskQueue, workflowId: `wf-${request.upgradeId}`, args: [{ request }] });
+}
+
+/** Approves every gate as soon as it opens, until stopped. */
+function autoApprove(handle: ReturnType<typeof start> extends Promise<infer H> ? H : never) {
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      try {
+        await handle.executeUpdate(decideAllUpdate, { args: [{ approve: true, by: 'test-operator', reason: 'auto' }] });
+      } catch {
+        // nobody waiting yet
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  return async () => {
+    stopped = true;
+    await loop;
+  };
+}
+
+const clusterSpan = (fake: FakeFleet, cluster: string, except: string): [number, number] => {
+  const calls = fake.calls.filter((c) => c.cluster === cluster && c.activity !== except);
+  return [Math.min(...calls.map((c) => c.start)), Math.max(...calls.map((c) => c.end ?? Date.now()))];
+};
+
+describe('upgradeEngine', () => {
+  it('upgrades the control plane first, then the workers at most maxParallel at a time', async () => {
+    const fleet = fleetOf(5);
+    const fake = fakeFleetAt(fleet, '0.18.0', 300);
+    const tq = queue();
+    const worker = await h.worker(tq, fake.activities());
+    const result = await worker.runUntil(async () => {
+      const handle = await start(requestFor(fleet, { maxParallel: 2 }), tq);
+      const stop = autoApprove(handle);
+      try {
+        return await handle.result();
+      } finally {
+        await stop();
+      }
+    });
+
+    expect(result.controlPlane.outcome).toBe('upgraded');
+    expect(result.workers.map((w) => [w.cluster, w.outcome, w.from, w.to])).toEqual(
+      fleet.workers.map((w) => [w.name, 'upgraded', '0.18.0', '0.19.2'])
+    );
+    expect(result.workers.every((w) => w.approval?.by === 'test-operator')).toBe(true);
+    // No worker-cluster step starts before the control plane's verify ended.
+    const cpVerified = fake.calls.find((c) => c.activity === 'verifyRelease' && c.cluster === 'control-plane')?.end ?? Infinity;
+    const firstWorkerStep = Math.min(...fake.calls.filter((c) => c.cluster?.startsWith('worker') && c.activity !== 'preflightCluster').map((c) => c.start));
+    expect(firstWorkerStep).toBeGreaterThanOrEqual(cpVerified);
+    // The 0.18.0 -> 0.19.2 rule: the DB-migration Job ran on the control plane only.
+    expect(fake.count('runDbMigrationJob')).toBe(1);
+    // Measured from activity timestamps: never more than 2 clusters in flight, and the window was used.
+    const spans = fleet.workers.map((w) => clusterSpan(fake, w.name, 'preflightCluster'));
+    expect(maxOverlap(spans)).toBe(2);
+    expect(fake.count('upgradeRelease')).toBe(6);
+  });
+
+  it('holds the CRD step at the gate; per-cluster approve, reject, and refused approvals', async () => {
+    const fleet = fleetOf(3);
+    const fake = fakeFleetAt(fleet, '0.18.0');
+    const releaseW3 = fake.hold('upgradeRelease', 'worker-3');
+    const tq = queue();
+    const worker = await h.worker(tq, fake.activities());
+    await worker.runUntil(async () => {
+      const request = requestFor(fleet, { maxParallel: 3 });
+      const handle = await start(request, tq);
+      await waitForStatus(handle, (s) => s.pendingApprovals.length === 2);
+      const child = (name: string) => h.env.client.workflow.getHandle(`${handle.workflowId}/${name}`);
+      expect(fake.count('reapplyCrds')).toBe(0); // the gate holds every CRD step
+
+      // worker-3 is still upgrading: its gate is not open yet.
+      await expect(
+        child('worker-3').executeUpdate(decideCrdUpdate, { args: [{ cluster: 'worker-3', approve: true, by: 'alice' }] })
+      ).rejects.toThrow(WorkflowUpdateFailedError);
+      const notWaiting = await child('worker-3')
+        .executeUpdate(decideCrdUpdate, { args: [{ cluster: 'worker-3', approve: true, by: 'alice' }] })
+        .catch((e: WorkflowUpdateFailedError) => e.cause?.message);
+      expect(notWaiting).toBe('cluster worker-3 is not waiting for approval yet');
+      // An approval sent to the wrong cluster's gate is refused, naming both.
+      const wrong = await child('worker-1')
+        .executeUpdate(decideCrdUpdate, { args: [{ cluster: 'worker-2', approve: true, by: 'alice' }] })
+        .catch((e: WorkflowUpdateFailedError) => e.cause?.message);
+      expect(wrong).toBe('this gate belongs to cluster worker-1, not worker-2');
+
+      expect(await child('worker-1').executeUpdate(decideCrdUpdate, { args: [{ cluster: 'worker-1', approve: true, by: 'alice', reason: 'CRDs reviewed' }] })).toBe(
+        'worker-1: CRD step approved by alice'
+      );
+      await child('worker-2').executeUpdate(decideCrdUpdate, { args: [{ cluster: 'worker-2', approve: false, by: 'bob', reason: 'custom gateways' }] });
+      const again = await child('worker-1')
+        .executeUpdate(decideCrdUpdate, { args: [{ cluster: 'worker-1', approve: false, by: 'bob' }] })
+        .catch((e: WorkflowUpdateFailedError) => e.cause?.message);
+      expect(again).toMatch(/worker-1 (was already approved by alice|is not waiting for approval yet)/);
+
+      // Nobody waits now (worker-3 is still upgrading): approve-all is refused with a message.
+      await waitForStatus(handle, (s) => s.pendingApprovals.length === 0);
+      const none = await handle
+        .executeUpdate(decideAllUpdate, { args: [{ approve: true, by: 'carol' }] })
+        .catch((e: WorkflowUpdateFailedError) => e.cause?.message);
+      expect(none).toBe('no cluster is waiting for approval');
+
+      releaseW3();
+      await waitForStatus(handle, (s) => s.pendingApprovals.includes('worker-3'));
+      expect(await handle.executeUpdate(decideAllUpdate, { args: [{ approve: true, by: 'carol' }] })).toEqual(['worker-3']);
+      const result = await handle.result();
+      const byName = Object.fromEntries(result.workers.map((w) => [w.cluster, w]));
+      expect(byName['worker-1']).toMatchObject({ outcome: 'upgraded', approval: { approved: true, by: 'alice', reason: 'CRDs reviewed' } });
+      expect(byName['worker-2']).toMatchObject({ outcome: 'rejected', approval: { approved: false, by: 'bob', reason: 'custom gateways' } });
+      expect(byName['worker-3']).toMatchObject({ outcome: 'upgraded', approval: { by: 'carol' } });
+      // Reject skips the CRD step (and verify) on worker-2 only.
+      expect(fake.count('reapplyCrds', 'worker-1')).toBe(1);
+      expect(fake.count('reapplyCrds', 'worker-2')).toBe(0);
+      expect(fake.count('reapplyCrds', 'worker-3')).toBe(1);
+    });
+  });
+
+  it('retries a step that fails twice; a non-retryable failure fails only its cluster', async () => {
+    const fleet = fleetOf(3);
+    const fake = fakeFleetAt(fleet, '0.18.0');
+    fake.faults.set('upgradeRelease:worker-1', ['retryable', 'retryable']);
+    fake.faults.set('upgradeRelease:worker-2', ['nonRetryable']);
+    const tq = queue();
+    const worker = await h.worker(tq, fake.activities());
+    const result = await worker.runUntil(async () => {
+      const handle = await start(requestFor(fleet), tq);
+      const stop = autoApprove(handle);
+      try {
+        return await handle.result();
+      } finally {
+        await stop();
+      }
+    });
+    const attempts = fake.calls.filter((c) => c.activity === 'upgradeRelease' && c.cluster === 'worker-1').map((c) => [c.attempt, !!c.failed]);
+    expect(attempts).toEqual([[1, true], [2, true], [3, false]]);
+    const byName = Object.fromEntries(result.workers.map((w) => [w.cluster, w]));
+    expect(byName['worker-1']?.outcome).toBe('upgraded');
+    expect(byName['worker-2']?.outcome).toBe('failed');
+    expect(byName['worker-2']?.error).toContain('injected nonRetryable failure in upgradeRelease on worker-2');
+    expect(fake.calls.filter((c) => c.activity === 'upgradeRelease' && c.cluster === 'worker-2')).toHaveLength(1);
+    expect(byName['worker-3']?.outcome).toBe('upgraded');
+    expect(result.counts).toMatchObject({ upgraded: 3, failed: 1 });
+  });
+
+  it('a failed control plane starts no child', async () => {
+    const fleet = fleetOf(2);
+    const fake = fakeFleetAt(fleet, '0.18.0');
+    fake.faults.set('upgradeRelease:control-plane', ['nonRetryable']);
+    const tq = queue();
+    const worker = await h.worker(tq, fake.activities());
+    await worker.runUntil(async () => {
+      const handle = await start(requestFor(fleet), tq);
+      const err = await handle.result().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(WorkflowFailedError);
+      expect((err as WorkflowFailedError).cause?.message).toMatch(/^control plane control-plane failed, no worker cluster was touched: .*injected nonRetryable/);
+      const history = await handle.fetchHistory();
+      expect(history.events?.some((e) => e.startChildWorkflowExecutionInitiatedEventAttributes)).toBe(false);
+    });
+    expect(fake.calls.filter((c) => c.cluster?.startsWith('worker') && c.activity !== 'preflightCluster')).toEqual([]);
+  });
+
+  it('refuses at preflight when the chart version is missing, changing nothing', async () => {
+    const fleet = fleetOf(2);
+    const fake = fakeFleetAt(fleet, '0.18.0');
+    const tq = queue();
+    const worker = await h.worker(tq, fake.activities());
+    await worker.runUntil(async () => {
+      const handle = await start(requestFor(fleet, { targetVersion: '0.19.3' }), tq);
+      const err = (await handle.result().catch((e: unknown) => e)) as WorkflowFailedError;
+      expect(err.cause?.message).toContain('preflight failed, nothing was changed: chart skoala: chart skoala 0.19.3 is not in repository');
+    });
+    expect(fake.calls.map((c) => c.activity).filter((a) => a !== 'checkChartVersion' && a !== 'preflightCluster')).toEqual([]);
+  });
+
+  it('a new worker finishes the upgrade after the first one stopped mid fan-out, repeating no completed step', async () => {
+    const fleet = fleetOf(4);
+    const fake = fakeFleetAt(fleet, '0.18.0');
+    const tq = queue();
+    const request = requestFor(fleet, { maxParallel: 2 });
+    const first = await h.worker(tq, fake.activities());
+    const handle = await first.runUntil(async () => {
+      const hd = await start(request, tq);
+      // Two children are at their gates, two are not started yet: stop the worker there.
+      await waitForStatus(hd, (s) => s.pendingApprovals.length === 2);
+      return hd;
+    });
+    const before = fake.calls.length;
+    const second = await h.worker(tq, fake.activities());
+    const result = await second.runUntil(async () => {
+      const stop = autoApprove(handle);
+      try {
+        return await handle.result();
+      } finally {
+        await stop();
+      }
+    });
+    expect(before).toBeGreaterThan(0);
+    expect(result.workers.every((w) => w.outcome === 'upgraded')).toBe(true);
+    for (const name of ['control-plane', ...fleet.workers.map((w) => w.name)]) {
+      expect(fake.count('upgradeRelease', name), name).toBe(1);
+      expect(fake.count('backupValues', name), name).toBe(1);
+      expect(fake.count('verifyRelease', name), name).toBe(1);
+    }
+    expect(fake.count('runDbMigrationJob')).toBe(1);
+  });
+
+  it('continues as new on large fleets and still upgrades every cluster once', async () => {
+    const fleet = fleetOf(5);
+    const fake = fakeFleetAt(fleet, '0.18.0');
+    const tq = queue();
+    const request: UpgradeRequest = { ...requestFor(fleet, { maxParallel: 2 }), tuning: { ...requestFor(fleet).tuning, childrenPerRun: 2 } };
+    const worker = await h.worker(tq, fake.activities());
+    const { result, runs } = await worker.runUntil(async () => {
+      const handle = await start(request, tq);
+      const stop = autoApprove(handle);
+      try {
+        const r = await handle.result();
+        const executions = [];
+        for await (const e of h.env.client.workflow.list({ query: `WorkflowId = '${handle.workflowId}'` })) executions.push(e);
+        return { result: r, runs: executions.length };
+      } finally {
+        await stop();
+      }
+    });
+    expect(runs).toBe(3); // 5 workers, 2 per run
+    expect(result.workers.map((w) => w.outcome)).toEqual(Array(5).fill('upgraded'));
+    for (const w of fleet.workers) expect(fake.count('upgradeRelease', w.name)).toBe(1);
+    expect(fake.count('preflightCluster')).toBe(6); // facts are carried over, not read again
+  });
+});
+
+// Referenced so the child workflow type is part of this test's typed surface.
+void upgradeWorkerCluster;

@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // The Temporal native bridge and the sandbox's child processes want real processes, not threads.
+    pool: 'forks',
+    // Two cores: each file brings up its own Temporal dev server and/or kube-apiservers, so files run one at a time.
+    fileParallelism: false,
+    testTimeout: 120_000,
+    hookTimeout: 300_000,
+  },
+});

@@ -1,0 +1,3 @@
+/** The workflow bundle's entry point: every workflow type the worker registers. */
+export { upgradeEngine } from './upgrade-engine';
+export { upgradeWorkerCluster } from './upgrade-worker-cluster';

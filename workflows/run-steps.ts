@@ -1,0 +1,89 @@
+/**
+ * Executes one cluster's plan, step by step, exactly as planUpgrade ordered it. Shared by the
+ * parent (control plane) and the child (worker cluster).
+ */
+import { ApplicationFailure } from '@temporalio/workflow';
+import type { Approval, BackupRef, ClusterPlan, Step, StepKind } from '../runbook/types';
+import type { Proxies } from './activities';
+
+export interface StepHooks {
+  upgradeId: string;
+  /** Called before each step: progress reporting. */
+  onStep(kind: StepKind): void;
+  /** The approval gate; only worker plans have one. */
+  awaitApproval?(step: Step & { kind: 'awaitCrdApproval' }): Promise<Approval>;
+}
+
+export interface StepsOutcome {
+  backup?: BackupRef;
+  approval?: Approval;
+  rejected: boolean;
+  crdsApplied?: string[];
+}
+
+const arrow = (plan: ClusterPlan) => `${plan.from ?? 'none'} -> ${plan.to}`;
+
+export async function runSteps(plan: ClusterPlan, acts: Proxies, hooks: StepHooks): Promise<StepsOutcome> {
+  const cluster = plan.cluster;
+  const outcome: StepsOutcome = { rejected: false };
+  const { options } = acts;
+  for (const step of plan.steps) {
+    hooks.onStep(step.kind);
+    switch (step.kind) {
+      case 'runDbMigrationJob':
+        await acts.job.runDbMigrationJob.executeWithOptions(
+          { ...options.job, summary: `DB-migration Job on ${cluster.name}` },
+          [{ cluster, manifest: step.manifest }]
+        );
+        break;
+      case 'backupValues':
+        outcome.backup = await acts.quick.backupValues.executeWithOptions(
+          { ...options.quick, summary: `back up ${step.release} values on ${cluster.name} (revision ${step.revision})` },
+          [{ upgradeId: hooks.upgradeId, cluster, release: step.release, revision: step.revision }]
+        );
+        break;
+      case 'addChartRepo':
+        await acts.quick.addChartRepo({ repo: step.repo });
+        break;
+      case 'updateChartRepo':
+        await acts.quick.updateChartRepo({ repo: step.repo });
+        break;
+      case 'deleteAdmissionJobs':
+        await acts.quick.deleteAdmissionJobs.executeWithOptions(
+          { ...options.quick, summary: `delete admission Jobs on ${cluster.name}` },
+          [{ cluster, jobs: step.jobs }]
+        );
+        break;
+      case 'upgradeRelease':
+        await acts.helm.upgradeRelease.executeWithOptions(
+          { ...options.helm, summary: `helm upgrade ${step.release} on ${cluster.name} ${arrow(plan)}` },
+          [{ cluster, step, backup: outcome.backup }]
+        );
+        break;
+      case 'awaitCrdApproval':
+        if (!hooks.awaitApproval) throw ApplicationFailure.nonRetryable(`plan for ${cluster.name} has a gate but no approver`);
+        outcome.approval = await hooks.awaitApproval(step);
+        if (!outcome.approval.approved) {
+          outcome.rejected = true;
+          return outcome; // a reject skips the CRD step and what follows
+        }
+        break;
+      case 'reapplyCrds':
+        outcome.crdsApplied = (
+          await acts.helm.reapplyCrds.executeWithOptions(
+            { ...options.helm, summary: `re-apply CRDs of ${step.chart} ${step.version} on ${cluster.name}` },
+            [{ cluster, step }]
+          )
+        ).applied;
+        break;
+      case 'verifyRelease':
+        await acts.quick.verifyRelease({ cluster, release: step.release, version: step.version });
+        break;
+      default: {
+        const unknown: never = step;
+        throw ApplicationFailure.nonRetryable(`unknown step ${JSON.stringify(unknown)}`);
+      }
+    }
+  }
+  return outcome;
+}
