@@ -1,0 +1,119 @@
+/**
+ * The skoala-upgrade CLI. This file only declares the commands and prints what they return; one
+ * catch at the bottom turns errors into one line and an exit code.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { approve, validateApprove } from './commands/approve';
+import { buildRequest, plan } from './commands/plan';
+import { startUpgrade } from './commands/start-upgrade';
+import { status } from './commands/status';
+import { EXIT, ExitError } from './lib/errors';
+import { follow, type FollowEnd } from './lib/follow';
+import { renderPlan, renderStatus } from './lib/render';
+import { connectClient, temporalEnv } from './lib/temporal';
+
+const print = (line: string) => console.log(line);
+const json = (data: unknown) => console.log(JSON.stringify(data, null, 2));
+
+const upgradeFlags = (cmd: Command) =>
+  cmd
+    .option('--version <version>', 'target engine version, e.g. 0.19.2 (skoala and skoala-init both go there)')
+    .option('--fleet <file>', 'fleet file', 'fleet.yaml')
+    .option('--allow-downgrade', 'allow a target older than an installed release')
+    .addOption(new Option('--db-migration <mode>', 'run the DB-migration Job: auto (by the runbook rules), always, never'))
+    .option('--ui-version <version>', 'set ui.image.tag (the UI has its own version line)')
+    .option('--force-crd-reapply', 're-apply CRDs even where the chart manages them (>= 0.53.0)')
+    .option('--max-parallel <n>', 'worker clusters upgraded at once (default 5)')
+    .option('--json', 'print JSON');
+
+/** Exit status of a followed upgrade: anything but a clean finish or a wait for approval is 1. */
+function reportEnd(end: FollowEnd, workflowId: string): number {
+  if (end.kind === 'failed') {
+    print(`upgrade failed: ${end.message}`);
+    return EXIT.upgradeFailed;
+  }
+  print(renderStatus(end.status));
+  if (end.kind === 'running' && end.waitingFor) {
+    print('\nWaiting for approval of the CRD re-apply. Approve with one of:');
+    for (const c of end.waitingFor) print(`  npm run approve -- --workflow-id ${workflowId} --cluster ${c} --by "$USER"`);
+    print(`  npm run approve -- --workflow-id ${workflowId} --all --by "$USER"     (add --reject to skip the CRD step)`);
+    return EXIT.ok;
+  }
+  const bad = end.kind === 'completed' ? end.result.counts.failed + end.result.counts.rejected + end.result.counts['not-started'] : 0;
+  return bad > 0 ? EXIT.upgradeFailed : EXIT.ok;
+}
+
+const program = new Command('skoala-upgrade').description('Upgrade skoala and skoala-init across a fleet as one Temporal workflow');
+program.exitOverride().configureOutput({ writeErr: () => {} });
+
+upgradeFlags(program.command('start-upgrade').description('start (or attach to) the upgrade of a fleet'))
+  .option('--follow', 'show progress until done or waiting for approval')
+  .option('--dry-run', 'print the plan and start nothing')
+  .action(async (opts) => {
+    if (opts.dryRun) {
+      const result = await plan(opts);
+      return opts.json ? json(result) : print(renderPlan(result.plan, result.crds));
+    }
+    const request = await buildRequest(opts); // bad input fails here, before any connection
+    const t = temporalEnv();
+    const client = await connectClient(t);
+    const started = await startUpgrade(request, client, t);
+    if (opts.json && !opts.follow) return json(started);
+    print(`${started.attached ? 'attached to the running upgrade' : 'started upgrade'} ${started.workflowId}`);
+    print(`Temporal UI: ${started.url}`);
+    if (opts.follow) process.exitCode = reportEnd(await follow(client, started.workflowId), started.workflowId);
+  });
+
+upgradeFlags(program.command('plan').description('read the clusters and print the plan (read-only)')).action(async (opts) => {
+  const result = await plan(opts);
+  if (opts.json) json(result);
+  else print(renderPlan(result.plan, result.crds));
+});
+
+program
+  .command('approve')
+  .description('approve (or --reject) the CRD re-apply of one cluster or of all waiting ones')
+  .option('--cluster <name>', 'the worker cluster to decide')
+  .option('--all', 'every cluster waiting now')
+  .option('--reject', 'skip the CRD step (the cluster ends "rejected")')
+  .option('--by <name>', 'who decides (recorded in history and result)')
+  .option('--reason <text>', 'why')
+  .option('--workflow-id <id>', 'the upgrade (default: the one running)')
+  .option('--json', 'print JSON')
+  .action(async (opts) => {
+    validateApprove(opts);
+    const client = await connectClient(temporalEnv());
+    const result = await approve(opts, client);
+    if (opts.json) json(result);
+    else print(`${result.approved ? 'approved' : 'rejected'} the CRD step of ${result.clusters.join(', ')} (${result.workflowId})`);
+  });
+
+program
+  .command('status')
+  .description('phase, each cluster\'s current step, pending approvals and failures')
+  .option('--workflow-id <id>', 'the upgrade (default: the one running)')
+  .option('--json', 'print JSON')
+  .action(async (opts) => {
+    const { workflowId, state } = await status(opts, await connectClient(temporalEnv()));
+    if (opts.json) return json({ workflowId, ...state });
+    if (state.kind === 'failed') print(`${workflowId}: failed: ${state.message}`);
+    else print(renderStatus(state.status));
+    if (state.kind === 'running' && state.status.failures.length > 0) process.exitCode = EXIT.upgradeFailed;
+  });
+
+try {
+  await program.parseAsync(process.argv);
+  process.exit(process.exitCode ?? 0); // the Temporal connection would keep the process alive
+} catch (err) {
+  if (err instanceof CommanderError) {
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help') process.exit(0);
+    console.error(`skoala-upgrade: ${err.message.replace(/^error: /, '')}`);
+    process.exit(EXIT.badInput);
+  }
+  if (err instanceof ExitError) {
+    console.error(`skoala-upgrade: ${err.message}`);
+    process.exit(err.exitCode);
+  }
+  console.error(`skoala-upgrade: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  process.exit(EXIT.upgradeFailed);
+}

@@ -1,0 +1,70 @@
+/**
+ * `npm run plan -- --version X [--fleet F]` (and `start-upgrade --dry-run`): reads every cluster
+ * (read-only), computes the plan the workflow would execute, and previews the CRD step. Starts
+ * nothing, changes nothing.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createActivities } from '../../activities';
+import { previewCrds, type CrdChange } from '../../activities/crd-preview';
+import { createRunner } from '../../activities/exec';
+import { upgradeWorkflowId } from '../../runbook/fleet';
+import { PlanRefused, planUpgrade } from '../../runbook/plan';
+import type { FleetFacts, Plan, UpgradeRequest } from '../../runbook/types';
+import { EXIT, ExitError } from '../lib/errors';
+import { loadFleet, upgradeOptions, type UpgradeFlags } from '../lib/inputs';
+import { workerConfig } from '../../worker/config';
+
+export interface PlanResult {
+  request: UpgradeRequest;
+  plan: Plan;
+  crds: CrdChange[];
+}
+
+/** Validates the flags and fleet file into a request; throws ExitError on bad input. */
+export async function buildRequest(flags: UpgradeFlags): Promise<UpgradeRequest> {
+  const options = upgradeOptions(flags);
+  const fleet = await loadFleet(flags.fleet);
+  return { upgradeId: upgradeWorkflowId(fleet.name, options.targetVersion), fleet, options };
+}
+
+export async function plan(flags: UpgradeFlags, env: NodeJS.ProcessEnv = process.env): Promise<PlanResult> {
+  const request = await buildRequest(flags);
+  const config = workerConfig(env);
+  const workDir = await mkdtemp(path.join(tmpdir(), 'skoala-plan-'));
+  try {
+    const run = createRunner({ helm: config.helm, kubectl: config.kubectl, env });
+    const acts = createActivities({ ...config, backupDir: path.join(workDir, 'unused'), workDir, run });
+    const { fleet, options } = request;
+    const failIf = (what: string) => (err: unknown): never => {
+      throw new ExitError(`${what}: ${(err as Error).message}`, EXIT.upgradeFailed);
+    };
+    await Promise.all(
+      (['skoala', 'skoala-init'] as const).map((chart) =>
+        acts.checkChartVersion({ repo: fleet.chartRepo, chart, version: options.targetVersion }).catch(failIf(`chart ${chart}`))
+      )
+    );
+    const facts: FleetFacts = {
+      controlPlane: await acts.preflightCluster({ cluster: fleet.controlPlane, release: 'skoala' }).catch(failIf(fleet.controlPlane.name)),
+      workers: await Promise.all(
+        fleet.workers.map((cluster) => acts.preflightCluster({ cluster, release: 'skoala-init' }).catch(failIf(cluster.name)))
+      ),
+    };
+    let result: Plan;
+    try {
+      result = planUpgrade(request, facts);
+    } catch (err) {
+      if (err instanceof PlanRefused) throw new ExitError(`upgrade refused: ${err.message}`);
+      throw err;
+    }
+    const crds: CrdChange[] = [];
+    for (const w of result.workers) {
+      const step = w.steps.find((s) => s.kind === 'reapplyCrds');
+      if (step?.kind === 'reapplyCrds') crds.push(...(await previewCrds(run, workDir, w.cluster, step).catch(failIf(`CRD preview on ${w.cluster.name}`))));
+    }
+    return { request, plan: result, crds };
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,81 @@
+/** Turning plans and status into text: tables and command lines for people, JSON for machines. */
+import Table from 'cli-table3';
+import { redactArgv } from '../../activities/errors';
+import { commandsOfStep } from '../../runbook/commands';
+import type { ClusterPlan, ClusterStatus, Plan, UpgradeResult, UpgradeStatus } from '../../runbook/types';
+
+const quote = (a: string): string => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
+
+export interface CrdPreview {
+  cluster: string;
+  crd: string;
+  action: 'create' | 'change' | 'unchanged';
+  customResources: number;
+}
+
+function renderClusterPlan(p: ClusterPlan, crds: CrdPreview[]): string[] {
+  const head = `${p.cluster.name} (${p.role}, ${p.release} ${p.from ?? 'not installed'} -> ${p.to})`;
+  if (p.skipped) return [`${head}: ${p.skipped}`];
+  const lines = [`${head}:`];
+  let n = 0;
+  for (const step of p.steps) {
+    for (const c of commandsOfStep(p.cluster, step)) {
+      n++;
+      lines.push(c.tool === 'gate' ? `  ${n}. [gate] ${c.argv[0]}` : `  ${n}. ${c.tool} ${redactArgv(c.argv).map(quote).join(' ')}`);
+    }
+  }
+  for (const c of crds.filter((x) => x.cluster === p.cluster.name)) {
+    lines.push(`     CRD ${c.crd}: ${c.action}, ${c.customResources} custom resource(s)`);
+  }
+  return lines;
+}
+
+export function renderPlan(plan: Plan, crds: CrdPreview[] = []): string {
+  return [
+    `Plan ${plan.upgradeId}: skoala and skoala-init to ${plan.targetVersion}`,
+    ...plan.notes.map((n) => `  note: ${n}`),
+    '',
+    ...renderClusterPlan(plan.controlPlane, crds),
+    '',
+    ...plan.workers.flatMap((w) => [...renderClusterPlan(w, crds), '']),
+  ].join('\n');
+}
+
+function noteOf(c: ClusterStatus): string {
+  if (c.error) return c.error;
+  if (c.approval) return `${c.approval.approved ? 'approved' : 'rejected'} by ${c.approval.by}${c.approval.reason ? `: ${c.approval.reason}` : ''}`;
+  return '';
+}
+
+export function renderStatus(s: UpgradeStatus): string {
+  const table = new Table({ head: ['cluster', 'role', 'state', 'step', 'from', 'to', 'note'], style: { head: [], border: [] } });
+  for (const c of [s.controlPlane, ...s.workers]) {
+    table.push([c.cluster, c.role, c.state, c.step ?? '', c.from ?? '-', c.to, noteOf(c).slice(0, 100)]);
+  }
+  const lines = [`${s.upgradeId}: ${s.phase} (target ${s.targetVersion})`, table.toString()];
+  if (s.pendingApprovals.length > 0) lines.push(`waiting for approval: ${s.pendingApprovals.join(', ')}`);
+  return lines.join('\n');
+}
+
+/** A finished upgrade's result in the same shape as a live status, so one table serves both. */
+export function statusOfResult(r: UpgradeResult): UpgradeStatus {
+  const toStatus = (c: UpgradeResult['controlPlane']): ClusterStatus => ({
+    cluster: c.cluster,
+    role: c.role,
+    state: c.outcome,
+    from: c.from,
+    to: c.to,
+    error: c.error,
+    approval: c.approval,
+  });
+  const workers = r.workers.map(toStatus);
+  return {
+    upgradeId: r.upgradeId,
+    targetVersion: r.targetVersion,
+    phase: 'done',
+    controlPlane: toStatus(r.controlPlane),
+    workers,
+    pendingApprovals: [],
+    failures: workers.filter((w) => w.state === 'failed').map((w) => ({ cluster: w.cluster, error: w.error ?? 'failed' })),
+  };
+}
