@@ -1,0 +1,125 @@
+// One call for tests and the demo: tools, a chart repository, a control-plane cluster and N worker
+// clusters, optionally with skoala / skoala-init already installed at some version.
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { stringify } from 'yaml';
+import { startClusters, type SandboxCluster } from './cluster';
+import { startChartRepo } from './charts';
+import { ensureTools, type ToolPaths } from './tools';
+
+export type { SandboxCluster, ClusterSet } from './cluster';
+export type { ToolPaths } from './tools';
+export { startClusters } from './cluster';
+export { buildChartRepo, startChartRepo, DEFAULT_CHART_VERSIONS } from './charts';
+export { startJobStandIn } from './job-standin';
+export { ensureTools, toolPaths, toolsDir } from './tools';
+export { stopAllSandboxProcesses } from './procs';
+
+export const SANDBOX_NAMESPACE = 'skoala-system';
+export const DB_MIGRATION_JOB = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'db-migration-job.yaml');
+
+export interface Sandbox {
+  dir: string;
+  tools: ToolPaths;
+  /** HELM_CONFIG_HOME / HELM_CACHE_HOME / HELM_DATA_HOME only: merge with process.env (execa does by default). */
+  helmEnv: NodeJS.ProcessEnv;
+  chartRepo: { url: string; stop(): Promise<void> };
+  controlPlane: SandboxCluster;
+  workers: SandboxCluster[];
+  stop(): Promise<void>;
+}
+
+export interface StartSandboxOptions {
+  workers: number;
+  /** e.g. '0.18.0'; omit to install nothing. */
+  installVersion?: string;
+  /** Install with a user-supplied value per cluster, so a test can check it survives an upgrade. */
+  customValues?: boolean;
+  /** Kept by stop(); a temp dir is created (and removed by stop()) when omitted. */
+  dir?: string;
+  log?: (line: string) => void;
+}
+
+/** Helm keeps its repo list and cache per sandbox: never the user's ~/.config/helm. */
+function helmEnvFor(dir: string): NodeJS.ProcessEnv {
+  return {
+    HELM_CONFIG_HOME: join(dir, 'helm', 'config'),
+    HELM_CACHE_HOME: join(dir, 'helm', 'cache'),
+    HELM_DATA_HOME: join(dir, 'helm', 'data'),
+  };
+}
+
+export async function startSandbox(opts: StartSandboxOptions): Promise<Sandbox> {
+  const log = opts.log ?? ((l: string) => console.log(l));
+  const ownDir = !opts.dir;
+  const dir = resolve(opts.dir ?? (await mkdtemp(join(tmpdir(), 'skoala-sandbox-'))));
+  await mkdir(dir, { recursive: true });
+  const tools = await ensureTools({ log });
+  const helmEnv = helmEnvFor(dir);
+  const cleanups: (() => Promise<void>)[] = [];
+  const stop = async (): Promise<void> => {
+    for (const c of cleanups.reverse()) await c().catch(() => undefined);
+    cleanups.length = 0;
+    if (ownDir) await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    // The chart repo (helm package) and the clusters start side by side: both are short.
+    const names = ['control-plane', ...Array.from({ length: opts.workers }, (_, i) => `worker-${i + 1}`)];
+    const [chartRepo, clusters] = await Promise.all([
+      startChartRepo({ dir: join(dir, 'chart-repo'), helm: tools.helm, env: helmEnv }).then((r) => {
+        cleanups.push(() => r.stop());
+        return r;
+      }),
+      startClusters(names, { dir: join(dir, 'clusters'), tools, log }).then((s) => {
+        cleanups.push(() => s.stop());
+        return s;
+      }),
+    ]);
+    const [controlPlane, ...workers] = clusters.clusters as [SandboxCluster, ...SandboxCluster[]];
+    const sandbox: Sandbox = { dir, tools, helmEnv, chartRepo, controlPlane, workers, stop };
+    if (opts.installVersion) await installAll(sandbox, opts.installVersion, !!opts.customValues, log);
+    return sandbox;
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+async function installAll(sb: Sandbox, version: string, custom: boolean, log: (l: string) => void): Promise<void> {
+  const install = async (c: SandboxCluster, chart: 'skoala' | 'skoala-init', extra: string[]): Promise<void> => {
+    const t0 = Date.now();
+    await execa(
+      sb.tools.helm,
+      ['upgrade', '--install', chart, chart, '--repo', sb.chartRepo.url, '--version', version,
+        '--create-namespace', '-n', SANDBOX_NAMESPACE, '--kubeconfig', c.kubeconfig, '--kube-context', c.context, ...extra],
+      { env: sb.helmEnv },
+    );
+    log(`[sandbox] ${c.name}: ${chart} ${version} installed in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  };
+  const cp = sb.controlPlane;
+  // Concurrent: most of a skoala-init install is helm polling for its CRDs to be established.
+  await Promise.all([
+    install(cp, 'skoala', custom ? ['--set', `hive.configMap.data.database.password=s3cret-${cp.name}`, '--set', `custom.marker=${cp.name}`] : []),
+    ...sb.workers.map((w) => install(w, 'skoala-init', custom ? ['--set', `custom.marker=${w.name}`] : [])),
+  ]);
+}
+
+/** Writes the fleet file the upgrade product reads (schema owned by the product; this emits its shape). */
+export async function writeFleetFile(sb: Sandbox, path: string, extra: Record<string, unknown> = {}): Promise<string> {
+  const ref = (c: SandboxCluster) => ({ name: c.name, kubeconfig: c.kubeconfig, context: c.context });
+  const fleet = {
+    name: 'sandbox',
+    chartRepo: { name: 'skoala', url: sb.chartRepo.url },
+    dbMigrationJob: DB_MIGRATION_JOB,
+    controlPlane: ref(sb.controlPlane),
+    workers: sb.workers.map(ref),
+    ...extra,
+  };
+  const abs = resolve(path);
+  await mkdir(dirname(abs), { recursive: true });
+  await writeFile(abs, stringify(fleet));
+  return abs;
+}

@@ -1,0 +1,15 @@
+// Installs (or finds in the cache outside the checkout) every binary the tests and the demo use:
+// temporal, helm, kubectl, kine, kube-apiserver. Run first by `npm test`; a warm run takes ~1 s.
+import { ensureTools } from '../sandbox/tools';
+
+try {
+  const t0 = Date.now();
+  const paths = await ensureTools();
+  for (const [tool, path] of Object.entries(paths)) console.log(`${tool.padEnd(14)} ${path}`);
+  console.log(`tools ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+} catch (err) {
+  // One clear line: execa errors carry the failing command and its stderr in the message.
+  const msg = err instanceof Error ? (err.message.split('\n').find((l) => l.trim()) ?? err.message) : String(err);
+  console.error(`setup-tools failed: ${msg}`);
+  process.exitCode = 1;
+}
