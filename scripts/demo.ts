@@ -1,0 +1,89 @@
+/**
+ * `npm run demo [-- --yes] [--workers N]`: the whole product on one machine. An embedded Temporal
+ * dev server with its UI, a worker, sandbox clusters at 0.18.0; starts the upgrade to 0.19.2, shows
+ * progress, stops at the approval gate (or approves by itself with --yes), prints the result.
+ * Ctrl-C stops everything it started.
+ */
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { Command } from 'commander';
+import { approve } from './commands/approve';
+import { buildRequest } from './commands/plan';
+import { startUpgrade } from './commands/start-upgrade';
+import { EXIT, ExitError } from './lib/errors';
+import { follow } from './lib/follow';
+import { startLocalStack, type LocalStack } from './lib/local-stack';
+import { renderStatus } from './lib/render';
+import { workflowUrl } from './lib/temporal';
+import { ensureTools } from '../sandbox';
+import { freePort } from '../sandbox/procs';
+
+const opts = new Command('demo')
+  .option('--yes', 'approve the CRD step by itself')
+  .option('--workers <n>', 'worker clusters', '3')
+  .option('--from <version>', 'version installed first', '0.18.0')
+  .option('--to <version>', 'target version', '0.19.2')
+  .parse()
+  .opts<{ yes?: boolean; workers: string; from: string; to: string }>();
+
+// The worker's INFO lines would drown the demo's own progress.
+Runtime.install({ logger: new DefaultLogger('WARN') });
+
+const say = (line: string) => console.log(`[demo] ${line}`);
+let stack: LocalStack | undefined;
+let stopping = false;
+async function shutdown(code: number): Promise<never> {
+  if (!stopping) {
+    stopping = true;
+    say('stopping the worker, the clusters and Temporal...');
+    await stack?.stop();
+  }
+  process.exit(code);
+}
+process.on('SIGINT', () => void shutdown(130));
+process.on('SIGTERM', () => void shutdown(143));
+
+try {
+  const workers = Number(opts.workers);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 20) throw new ExitError(`--workers "${opts.workers}" must be from 1 to 20`);
+  say('tools (first run builds kube-apiserver and kine: minutes; later runs: seconds)');
+  await ensureTools({ log: (l) => say(l) });
+  const uiPort = await freePort();
+  say(`starting Temporal, ${workers + 1} clusters and the chart repository; installing ${opts.from}...`);
+  stack = await startLocalStack({ workers, installVersion: opts.from, customValues: true, uiPort, log: () => {} });
+  await stack.startWorker();
+  const t = stack.env;
+  say(`Temporal UI: ${t.uiUrl}`);
+  say(`fleet file: ${stack.fleetFile}`);
+
+  const request = await buildRequest({ version: opts.to, fleet: stack.fleetFile });
+  const started = await startUpgrade(request, stack.temporal.client, t);
+  say(`started ${started.workflowId}: ${workflowUrl(t, started.workflowId)}`);
+  let told = false;
+  const end = await follow(stack.temporal.client, started.workflowId, {
+    untilApproval: false,
+    out: (l) => say(l),
+    onStatus: async (s) => {
+      if (s.pendingApprovals.length === 0) return;
+      if (opts.yes) {
+        const r = await approve({ all: true, by: 'demo --yes', reason: 'demo', workflowId: started.workflowId }, stack!.temporal.client).catch(() => undefined);
+        if (r) say(`approved the CRD step of ${r.clusters.join(', ')}`);
+      } else if (!told) {
+        told = true;
+        say('waiting for approval of the CRD re-apply. In another terminal, run:');
+        say(`  TEMPORAL_ADDRESS=${t.address} npm run approve -- --workflow-id ${started.workflowId} --all --by "$USER"`);
+        say('  (or --cluster worker-1; add --reject to skip the CRD step; or use the Temporal UI / temporal CLI)');
+      }
+    },
+  });
+  if (end.kind === 'failed') {
+    say(`upgrade failed: ${end.message}`);
+    await shutdown(EXIT.upgradeFailed);
+  } else {
+    console.log(renderStatus(end.status));
+    const ok = end.kind === 'completed' && end.result.counts.upgraded === workers + 1;
+    await shutdown(ok ? EXIT.ok : EXIT.upgradeFailed);
+  }
+} catch (err) {
+  console.error(`demo: ${err instanceof ExitError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  await shutdown(err instanceof ExitError ? err.exitCode : EXIT.upgradeFailed);
+}
