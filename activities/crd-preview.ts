@@ -17,8 +17,15 @@ export interface CrdChange {
 }
 
 interface Crd {
-  metadata: { name: string; generation?: number };
+  metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> };
   spec: { group: string; names: { plural: string } };
+}
+
+/** Key-order-independent JSON of what an apply can change: labels, annotations, spec. */
+function content(crd: Crd): string {
+  const sorted = (v: unknown): unknown =>
+    Array.isArray(v) ? v.map(sorted) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b)).map(([k, x]) => [k, sorted(x)])) : v;
+  return JSON.stringify(sorted({ labels: crd.metadata.labels ?? {}, annotations: crd.metadata.annotations ?? {}, spec: crd.spec }));
 }
 
 const items = (stdout: string): Crd[] => {
@@ -44,9 +51,8 @@ export async function previewCrds(
         let action: CrdChange['action'] = 'create';
         let customResources = 0;
         if (existing) {
-          const before = JSON.parse(existing) as Crd;
-          // The API server bumps generation only when the spec changes.
-          action = before.metadata.generation === crd.metadata.generation ? 'unchanged' : 'change';
+          // The dry run returns the object as it would be stored: compare it with what is stored now.
+          action = content(JSON.parse(existing) as Crd) === content(crd) ? 'unchanged' : 'change';
           const list = await run('kubectl', [...cmd.kubectlTarget(cluster), 'get', `${crd.spec.names.plural}.${crd.spec.group}`, '-A', '-o', 'name']);
           customResources = list.stdout.split('\n').filter(Boolean).length;
         }
