@@ -2,6 +2,7 @@
  * Values backups hold secrets (database passwords), so they never travel through workflow history:
  * they are written here, owner-only, and the workflow only sees a reference and a checksum.
  */
+import { ApplicationFailure } from '@temporalio/common';
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -55,8 +56,16 @@ export class BackupStore {
   /** Reads a backup and checks it against the checksum recorded in history. */
   async verified(ref: BackupRef): Promise<string> {
     const file = this.pathOf(ref.ref);
-    const text = await readFile(file, 'utf8');
-    if (sha256(text) !== ref.sha256) throw new Error(`values backup ${ref.ref} does not match its recorded checksum`);
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch {
+      // Retryable: with several worker hosts on one queue, another host may hold it (see README).
+      throw ApplicationFailure.retryable(`values backup ${ref.ref} is not in ${this.dir} on this worker host`, 'BackupNotFound');
+    }
+    if (sha256(text) !== ref.sha256) {
+      throw ApplicationFailure.nonRetryable(`values backup ${file} does not match the checksum recorded when it was taken`, 'BackupChecksumMismatch');
+    }
     return file;
   }
 }

@@ -2,7 +2,7 @@
  * The worker: registers the two workflows and the activities it is given. The entry point
  * (main.ts), the demo and the tests all build theirs here.
  */
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { fileURLToPath } from 'node:url';
 import type { Activities } from '../activities';
 

@@ -1,0 +1,395 @@
+/** The exact helm and kubectl argument arrays: what `npm run plan` prints is what the activities run. */
+import { describe, expect, it } from 'vitest';
+import * as cmd from '../../runbook/commands';
+import type { ClusterRef, Step } from '../../runbook/types';
+
+const REPO = { name: 'skoala', url: 'https://release.daocloud.io/chartrepo/skoala' };
+const both: ClusterRef = { name: 'w1', kubeconfig: '/kc/w1.yaml', context: 'w1-admin', namespace: 'skoala-system' };
+const kubeconfigOnly: ClusterRef = { name: 'w2', kubeconfig: '/kc/w2.yaml', namespace: 'skoala-system' };
+const contextOnly: ClusterRef = { name: 'w3', context: 'w3-admin', namespace: 'engine' };
+
+const upgradeStep: Step & { kind: 'upgradeRelease' } = {
+  kind: 'upgradeRelease',
+  release: 'skoala-init',
+  chart: 'skoala-init',
+  repo: REPO,
+  version: '0.28.1',
+  set: [
+    ['nacos-operator.image.tag', 'v0.28.1'],
+    ['global.imageRegistry', 'harbor.local/dce'],
+  ],
+  useBackup: true,
+  valuesFiles: ['/v/site.yaml', '/v/tuning.yaml'],
+  fromRevision: 3,
+};
+
+describe('cluster flags', () => {
+  it('helm uses --kube-context, kubectl uses --context', () => {
+    expect(cmd.helmTarget(both)).toEqual(['--kubeconfig', '/kc/w1.yaml', '--kube-context', 'w1-admin']);
+    expect(cmd.kubectlTarget(both)).toEqual(['--kubeconfig', '/kc/w1.yaml', '--context', 'w1-admin']);
+  });
+
+  it('only what is given', () => {
+    expect(cmd.helmTarget(kubeconfigOnly)).toEqual(['--kubeconfig', '/kc/w2.yaml']);
+    expect(cmd.kubectlTarget(kubeconfigOnly)).toEqual(['--kubeconfig', '/kc/w2.yaml']);
+    expect(cmd.helmTarget(contextOnly)).toEqual(['--kube-context', 'w3-admin']);
+    expect(cmd.kubectlTarget(contextOnly)).toEqual(['--context', 'w3-admin']);
+  });
+});
+
+describe('helmUpgrade', () => {
+  it('backup first, then the values files, then the --set pairs, then --history-max', () => {
+    expect(cmd.helmUpgrade(both, upgradeStep, '/backups/u-1/w1/skoala-init.yaml')).toEqual([
+      '--kubeconfig',
+      '/kc/w1.yaml',
+      '--kube-context',
+      'w1-admin',
+      'upgrade',
+      '--install',
+      '--create-namespace',
+      '-n',
+      'skoala-system',
+      'skoala-init',
+      'skoala-init',
+      '--repo',
+      'https://release.daocloud.io/chartrepo/skoala',
+      '--version',
+      '0.28.1',
+      '-f',
+      '/backups/u-1/w1/skoala-init.yaml',
+      '-f',
+      '/v/site.yaml',
+      '-f',
+      '/v/tuning.yaml',
+      '--set',
+      'nacos-operator.image.tag=v0.28.1',
+      '--set',
+      'global.imageRegistry=harbor.local/dce',
+      '--history-max',
+      '10',
+    ]);
+  });
+
+  it('no backup file: no -f for it', () => {
+    const fresh = {
+      ...upgradeStep,
+      useBackup: false,
+      valuesFiles: [],
+      set: [['hive.image.tag', 'v0.19.2']] as [string, string][],
+    };
+    expect(cmd.helmUpgrade(contextOnly, { ...fresh, release: 'skoala', chart: 'skoala', version: '0.19.2' })).toEqual([
+      '--kube-context',
+      'w3-admin',
+      'upgrade',
+      '--install',
+      '--create-namespace',
+      '-n',
+      'engine',
+      'skoala',
+      'skoala',
+      '--repo',
+      'https://release.daocloud.io/chartrepo/skoala',
+      '--version',
+      '0.19.2',
+      '--set',
+      'hive.image.tag=v0.19.2',
+      '--history-max',
+      '10',
+    ]);
+  });
+
+  it('never reuses values nor rolls back on its own', () => {
+    const argv = cmd.helmUpgrade(both, upgradeStep, '/b.yaml');
+    expect(argv).not.toContain('--reuse-values');
+    expect(argv).not.toContain('--atomic');
+  });
+});
+
+describe('read-only commands', () => {
+  it('helmGetValues pins the revision and asks for YAML', () => {
+    expect(cmd.helmGetValues(both, 'skoala', 7)).toEqual([
+      '--kubeconfig',
+      '/kc/w1.yaml',
+      '--kube-context',
+      'w1-admin',
+      'get',
+      'values',
+      'skoala',
+      '-n',
+      'skoala-system',
+      '--revision',
+      '7',
+      '-o',
+      'yaml',
+    ]);
+  });
+
+  it('helmListRelease lists every state of exactly that release', () => {
+    expect(cmd.helmListRelease(kubeconfigOnly, 'skoala-init')).toEqual([
+      '--kubeconfig',
+      '/kc/w2.yaml',
+      'list',
+      '-n',
+      'skoala-system',
+      '-a',
+      '--filter',
+      '^skoala-init$',
+      '-o',
+      'json',
+    ]);
+  });
+
+  it('helmShowChart asks the repository directly', () => {
+    expect(cmd.helmShowChart(REPO, 'skoala', '0.28.1')).toEqual([
+      'show',
+      'chart',
+      'skoala',
+      '--repo',
+      'https://release.daocloud.io/chartrepo/skoala',
+      '--version',
+      '0.28.1',
+    ]);
+  });
+
+  it('kubectlServerVersion', () => {
+    expect(cmd.kubectlServerVersion(both)).toEqual([
+      '--kubeconfig',
+      '/kc/w1.yaml',
+      '--context',
+      'w1-admin',
+      'version',
+      '-o',
+      'json',
+    ]);
+  });
+
+  it('kubectlGetJson', () => {
+    expect(cmd.kubectlGetJson(contextOnly, 'job.batch/db')).toEqual([
+      '--context',
+      'w3-admin',
+      'get',
+      '-n',
+      'engine',
+      'job.batch/db',
+      '-o',
+      'json',
+    ]);
+  });
+});
+
+describe('changing commands', () => {
+  it('helm repo add overwrites a same-named repo; update names it', () => {
+    expect(cmd.helmRepoAdd(REPO)).toEqual([
+      'repo',
+      'add',
+      'skoala',
+      'https://release.daocloud.io/chartrepo/skoala',
+      '--force-update',
+    ]);
+    expect(cmd.helmRepoUpdate(REPO)).toEqual(['repo', 'update', 'skoala']);
+  });
+
+  it('kubectlApplyJob prints the applied name', () => {
+    expect(cmd.kubectlApplyJob(both, '/ops/job.yaml')).toEqual([
+      '--kubeconfig',
+      '/kc/w1.yaml',
+      '--context',
+      'w1-admin',
+      'apply',
+      '-n',
+      'skoala-system',
+      '-f',
+      '/ops/job.yaml',
+      '-o',
+      'name',
+    ]);
+  });
+
+  it('kubectlDeleteJobs tolerates absent Jobs', () => {
+    expect(cmd.kubectlDeleteJobs(kubeconfigOnly, ['gateway-api-admission', 'gateway-api-admission-patch'])).toEqual([
+      '--kubeconfig',
+      '/kc/w2.yaml',
+      'delete',
+      'jobs',
+      '-n',
+      'skoala-system',
+      'gateway-api-admission',
+      'gateway-api-admission-patch',
+      '--ignore-not-found',
+    ]);
+  });
+
+  it('helmRollback to a revision', () => {
+    expect(cmd.helmRollback(both, 'skoala-init', 3)).toEqual([
+      '--kubeconfig',
+      '/kc/w1.yaml',
+      '--kube-context',
+      'w1-admin',
+      'rollback',
+      'skoala-init',
+      '3',
+      '-n',
+      'skoala-system',
+    ]);
+  });
+
+  it('helmPullChart untars into the given directory', () => {
+    expect(cmd.helmPullChart(REPO, 'skoala-init', '0.52.1', '/work/chart-x')).toEqual([
+      'pull',
+      'skoala-init',
+      '--repo',
+      'https://release.daocloud.io/chartrepo/skoala',
+      '--version',
+      '0.52.1',
+      '--untar',
+      '--untardir',
+      '/work/chart-x',
+    ]);
+  });
+
+  it('kubectlApplyCrd: server-side, taking over conflicting fields, never a delete', () => {
+    const argv = cmd.kubectlApplyCrd(both, '/c/gateway-api.yaml');
+    expect(argv).toEqual([
+      '--kubeconfig',
+      '/kc/w1.yaml',
+      '--context',
+      'w1-admin',
+      'apply',
+      '--server-side',
+      '--force-conflicts',
+      '--field-manager',
+      'skoala-upgrade',
+      '-f',
+      '/c/gateway-api.yaml',
+      '-o',
+      'json',
+    ]);
+    expect(argv).not.toContain('delete');
+    expect(argv).not.toContain('replace');
+  });
+
+  it('kubectlApplyCrd dry run asks the server', () => {
+    expect(cmd.kubectlApplyCrd(contextOnly, '/c/x.yaml', true)).toEqual([
+      '--context',
+      'w3-admin',
+      'apply',
+      '--server-side',
+      '--force-conflicts',
+      '--field-manager',
+      'skoala-upgrade',
+      '--dry-run=server',
+      '-f',
+      '/c/x.yaml',
+      '-o',
+      'json',
+    ]);
+  });
+});
+
+describe('commandsOfStep', () => {
+  it('runDbMigrationJob: one kubectl apply', () => {
+    expect(cmd.commandsOfStep(both, { kind: 'runDbMigrationJob', manifest: '/ops/job.yaml' })).toEqual([
+      { tool: 'kubectl', argv: cmd.kubectlApplyJob(both, '/ops/job.yaml') },
+    ]);
+  });
+
+  it('backupValues: helm get values at the revision', () => {
+    expect(cmd.commandsOfStep(both, { kind: 'backupValues', release: 'skoala', revision: 3 })).toEqual([
+      { tool: 'helm', argv: cmd.helmGetValues(both, 'skoala', 3) },
+    ]);
+  });
+
+  it('addChartRepo and updateChartRepo', () => {
+    expect(cmd.commandsOfStep(both, { kind: 'addChartRepo', repo: REPO })).toEqual([
+      { tool: 'helm', argv: ['repo', 'add', 'skoala', REPO.url, '--force-update'] },
+    ]);
+    expect(cmd.commandsOfStep(both, { kind: 'updateChartRepo', repo: REPO })).toEqual([
+      { tool: 'helm', argv: ['repo', 'update', 'skoala'] },
+    ]);
+  });
+
+  it('deleteAdmissionJobs: kubectl delete jobs', () => {
+    const jobs = ['gateway-api-admission', 'gateway-api-admission-patch'];
+    expect(cmd.commandsOfStep(kubeconfigOnly, { kind: 'deleteAdmissionJobs', jobs })).toEqual([
+      { tool: 'kubectl', argv: cmd.kubectlDeleteJobs(kubeconfigOnly, jobs) },
+    ]);
+  });
+
+  it('upgradeRelease with a backup: a placeholder names it', () => {
+    const [only, ...rest] = cmd.commandsOfStep(both, upgradeStep);
+    expect(rest).toEqual([]);
+    expect(only?.tool).toBe('helm');
+    expect(only?.argv).toEqual(cmd.helmUpgrade(both, upgradeStep, '<values backup of skoala-init>'));
+  });
+
+  it('upgradeRelease without a backup: no -f placeholder', () => {
+    const step = { ...upgradeStep, useBackup: false, valuesFiles: [] };
+    expect(cmd.commandsOfStep(both, step)).toEqual([{ tool: 'helm', argv: cmd.helmUpgrade(both, step) }]);
+    expect(cmd.commandsOfStep(both, step)[0]?.argv).not.toContain('-f');
+  });
+
+  it('awaitCrdApproval: the gate, no command', () => {
+    expect(cmd.commandsOfStep(both, { kind: 'awaitCrdApproval', manifests: ['a.yaml'] })).toEqual([
+      { tool: 'gate', argv: ['wait for approval of the CRD re-apply'] },
+    ]);
+  });
+
+  it('reapplyCrds: pull once, then one server-side apply per file, chart files first', () => {
+    const step: Step = {
+      kind: 'reapplyCrds',
+      chart: 'skoala-init',
+      repo: REPO,
+      version: '0.52.1',
+      chartFiles: [
+        'charts/contour-provisioner/crds/contour.yaml',
+        'charts/contour-provisioner-prereq/crds/gateway-api.yaml',
+      ],
+      extraFiles: ['/ops/extra.yaml'],
+    };
+    expect(cmd.commandsOfStep(both, step)).toEqual([
+      { tool: 'helm', argv: cmd.helmPullChart(REPO, 'skoala-init', '0.52.1', '<tmp>') },
+      {
+        tool: 'kubectl',
+        argv: cmd.kubectlApplyCrd(both, '<tmp>/skoala-init/charts/contour-provisioner/crds/contour.yaml'),
+      },
+      {
+        tool: 'kubectl',
+        argv: cmd.kubectlApplyCrd(both, '<tmp>/skoala-init/charts/contour-provisioner-prereq/crds/gateway-api.yaml'),
+      },
+      { tool: 'kubectl', argv: cmd.kubectlApplyCrd(both, '/ops/extra.yaml') },
+    ]);
+  });
+
+  it('verifyRelease: helm list', () => {
+    expect(cmd.commandsOfStep(both, { kind: 'verifyRelease', release: 'skoala-init', version: '0.28.1' })).toEqual([
+      { tool: 'helm', argv: cmd.helmListRelease(both, 'skoala-init') },
+    ]);
+  });
+
+  it('no step kind ever prints a kubectl delete of a CRD', () => {
+    const steps: Step[] = [
+      { kind: 'runDbMigrationJob', manifest: '/j.yaml' },
+      { kind: 'backupValues', release: 'skoala-init', revision: 1 },
+      { kind: 'addChartRepo', repo: REPO },
+      { kind: 'updateChartRepo', repo: REPO },
+      { kind: 'deleteAdmissionJobs', jobs: ['gateway-api-admission'] },
+      upgradeStep,
+      { kind: 'awaitCrdApproval', manifests: [] },
+      {
+        kind: 'reapplyCrds',
+        chart: 'skoala-init',
+        repo: REPO,
+        version: '0.52.1',
+        chartFiles: ['c.yaml'],
+        extraFiles: [],
+      },
+      { kind: 'verifyRelease', release: 'skoala-init', version: '0.52.1' },
+    ];
+    const deletes = steps
+      .flatMap((s) => cmd.commandsOfStep(both, s))
+      .filter((c) => c.tool === 'kubectl' && c.argv.includes('delete'));
+    expect(deletes.map((c) => c.argv.slice(c.argv.indexOf('delete'), c.argv.indexOf('delete') + 2))).toEqual([
+      ['delete', 'jobs'],
+    ]);
+  });
+});

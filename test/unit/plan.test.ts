@@ -1,0 +1,488 @@
+/**
+ * planUpgrade on a fleet of one control plane and two workers: which steps, in which order, with
+ * which values, and when the plan is refused.
+ */
+import { describe, expect, it } from 'vitest';
+import { PlanRefused, planUpgrade } from '../../runbook/plan';
+import type {
+  ClusterFacts,
+  ClusterPlan,
+  Fleet,
+  FleetFacts,
+  ReleaseFacts,
+  Step,
+  UpgradeOptions,
+  UpgradeRequest,
+} from '../../runbook/types';
+
+const REPO = { name: 'skoala', url: 'https://release.daocloud.io/chartrepo/skoala' };
+const CONTOUR = 'charts/contour-provisioner/crds/contour.yaml';
+const GATEWAY_API = 'charts/contour-provisioner-prereq/crds/gateway-api.yaml';
+const HIGRESS = 'charts/contour-provisioner/crds/higress.gen.yaml';
+
+function fleetOf(over: Partial<Fleet> = {}): Fleet {
+  return {
+    name: 'prod',
+    chartRepo: REPO,
+    controlPlane: { name: 'global', kubeconfig: '/kc/global', namespace: 'skoala-system' },
+    workers: [
+      { name: 'w1', kubeconfig: '/kc/w1', namespace: 'skoala-system' },
+      { name: 'w2', context: 'w2-admin', namespace: 'skoala-system' },
+    ],
+    valuesFiles: { skoala: [], skoalaInit: [] },
+    dbMigrationJob: '/ops/job.yaml',
+    extraCrds: [],
+    ...over,
+  };
+}
+
+const deployed = (chartVersion: string, revision = 3): ReleaseFacts => ({
+  installed: true,
+  chartVersion,
+  revision,
+  status: 'deployed',
+});
+
+const clusterFacts = (cluster: string, release: ReleaseFacts, kubeVersion = '1.33.1'): ClusterFacts => ({
+  cluster,
+  kubeVersion,
+  release,
+});
+
+/** Every cluster at `from` (or not installed when undefined), unless overridden. */
+function factsAt(
+  from: string | undefined,
+  over: { cp?: ReleaseFacts; w1?: ClusterFacts; w2?: ClusterFacts } = {}
+): FleetFacts {
+  const rel = from === undefined ? { installed: false } : deployed(from);
+  return {
+    controlPlane: clusterFacts('global', over.cp ?? rel),
+    workers: [over.w1 ?? clusterFacts('w1', rel), over.w2 ?? clusterFacts('w2', rel)],
+  };
+}
+
+function requestFor(to: string, opts: Partial<UpgradeOptions> = {}, fleet: Fleet = fleetOf()): UpgradeRequest {
+  return {
+    upgradeId: 'u-1',
+    fleet,
+    options: {
+      targetVersion: to,
+      allowDowngrade: false,
+      dbMigration: 'auto',
+      forceCrdReapply: false,
+      maxParallel: 2,
+      ...opts,
+    },
+  };
+}
+
+const kinds = (p: ClusterPlan) => p.steps.map((s) => s.kind);
+function stepOf<K extends Step['kind']>(p: ClusterPlan, kind: K): Step & { kind: K } {
+  const found = p.steps.find((s): s is Step & { kind: K } => s.kind === kind);
+  if (!found) throw new Error(`no ${kind} step in ${p.cluster.name}'s plan: ${kinds(p).join(', ')}`);
+  return found;
+}
+
+function refusal(fn: () => unknown): PlanRefused {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof PlanRefused) return err;
+    throw err;
+  }
+  throw new Error('the plan was not refused');
+}
+
+describe('0.18.0 -> 0.19.2 (DB migration required, CRDs re-applied)', () => {
+  const plan = planUpgrade(requestFor('0.19.2'), factsAt('0.18.0'));
+
+  it('control plane: DB Job first, then the runbook order', () => {
+    expect(kinds(plan.controlPlane)).toEqual([
+      'runDbMigrationJob',
+      'backupValues',
+      'addChartRepo',
+      'updateChartRepo',
+      'upgradeRelease',
+      'verifyRelease',
+    ]);
+    expect(stepOf(plan.controlPlane, 'runDbMigrationJob').manifest).toBe('/ops/job.yaml');
+    expect(plan.controlPlane).toMatchObject({ role: 'control-plane', release: 'skoala', from: '0.18.0', to: '0.19.2' });
+    expect(plan.controlPlane.skipped).toBeUndefined();
+  });
+
+  it('control plane: backup pinned to the installed revision, upgrade with hive and sesame tags only', () => {
+    expect(stepOf(plan.controlPlane, 'backupValues')).toEqual({ kind: 'backupValues', release: 'skoala', revision: 3 });
+    expect(stepOf(plan.controlPlane, 'upgradeRelease')).toEqual({
+      kind: 'upgradeRelease',
+      release: 'skoala',
+      chart: 'skoala',
+      repo: REPO,
+      version: '0.19.2',
+      set: [
+        ['hive.image.tag', 'v0.19.2'],
+        ['sesame.image.tag', 'v0.19.2'],
+      ],
+      useBackup: true,
+      valuesFiles: [],
+      fromRevision: 3,
+    });
+    expect(stepOf(plan.controlPlane, 'verifyRelease')).toEqual({
+      kind: 'verifyRelease',
+      release: 'skoala',
+      version: '0.19.2',
+    });
+  });
+
+  it('workers: no admission-Job deletion before 0.26.2, CRD gate then re-apply before verify', () => {
+    for (const w of plan.workers) {
+      expect(kinds(w)).toEqual([
+        'backupValues',
+        'addChartRepo',
+        'updateChartRepo',
+        'upgradeRelease',
+        'awaitCrdApproval',
+        'reapplyCrds',
+        'verifyRelease',
+      ]);
+      expect(w).toMatchObject({ role: 'worker', release: 'skoala-init', from: '0.18.0', to: '0.19.2' });
+    }
+    expect(plan.workers.map((w) => w.cluster.name)).toEqual(['w1', 'w2']);
+  });
+
+  it('workers: skoala-init values without seata, CRDs from the target chart', () => {
+    const w = plan.workers[0] as ClusterPlan;
+    expect(stepOf(w, 'upgradeRelease').set).toEqual([
+      ['nacos-operator.image.tag', 'v0.19.2'],
+      ['skoala-agent.image.tag', 'v0.19.2'],
+      ['sentinel-operator.image.tag', 'v0.19.2'],
+    ]);
+    expect(stepOf(w, 'awaitCrdApproval').manifests).toEqual([CONTOUR, GATEWAY_API]);
+    expect(stepOf(w, 'reapplyCrds')).toEqual({
+      kind: 'reapplyCrds',
+      chart: 'skoala-init',
+      repo: REPO,
+      version: '0.19.2',
+      chartFiles: [CONTOUR, GATEWAY_API],
+      extraFiles: [],
+    });
+  });
+
+  it('notes say why the DB Job runs', () => {
+    expect(plan.notes.join('\n')).toMatch(/DB-migration Job: runs \(required/);
+  });
+});
+
+describe('0.27.2 -> 0.28.1', () => {
+  const plan = planUpgrade(requestFor('0.28.1'), factsAt('0.27.2'));
+
+  it('control plane: no DB Job (the engine migrates itself)', () => {
+    expect(kinds(plan.controlPlane)).toEqual([
+      'backupValues',
+      'addChartRepo',
+      'updateChartRepo',
+      'upgradeRelease',
+      'verifyRelease',
+    ]);
+    expect(plan.notes.join('\n')).toMatch(/DB-migration Job: skipped \(not needed: the engine migrates its own tables/);
+  });
+
+  it('workers: admission Jobs deleted right before the upgrade', () => {
+    for (const w of plan.workers) {
+      expect(kinds(w)).toEqual([
+        'backupValues',
+        'addChartRepo',
+        'updateChartRepo',
+        'deleteAdmissionJobs',
+        'upgradeRelease',
+        'awaitCrdApproval',
+        'reapplyCrds',
+        'verifyRelease',
+      ]);
+      expect(stepOf(w, 'deleteAdmissionJobs').jobs).toEqual(['gateway-api-admission', 'gateway-api-admission-patch']);
+    }
+  });
+
+  it('workers: seata-operator tag is set', () => {
+    expect(stepOf(plan.workers[1] as ClusterPlan, 'upgradeRelease').set).toContainEqual([
+      'seata-operator.image.tag',
+      'v0.28.1',
+    ]);
+  });
+});
+
+describe('0.52.1 -> 0.53.0 (the chart manages its CRDs)', () => {
+  it('no gate and no CRD step', () => {
+    const plan = planUpgrade(requestFor('0.53.0'), factsAt('0.52.1'));
+    for (const w of plan.workers) {
+      expect(kinds(w)).toEqual([
+        'backupValues',
+        'addChartRepo',
+        'updateChartRepo',
+        'deleteAdmissionJobs',
+        'upgradeRelease',
+        'verifyRelease',
+      ]);
+    }
+    expect(plan.notes).toContain('0.53.0 updates its own CRDs: no CRD step and no approval gate');
+  });
+
+  it('--force-crd-reapply brings the gate and the re-apply back', () => {
+    const plan = planUpgrade(requestFor('0.53.0', { forceCrdReapply: true }), factsAt('0.52.1'));
+    for (const w of plan.workers) {
+      expect(kinds(w)).toEqual([
+        'backupValues',
+        'addChartRepo',
+        'updateChartRepo',
+        'deleteAdmissionJobs',
+        'upgradeRelease',
+        'awaitCrdApproval',
+        'reapplyCrds',
+        'verifyRelease',
+      ]);
+      expect(stepOf(w, 'reapplyCrds').chartFiles).toEqual([CONTOUR, GATEWAY_API, HIGRESS]);
+    }
+    expect(plan.notes.join('\n')).toMatch(/--force-crd-reapply/);
+  });
+});
+
+describe('clusters already at the target', () => {
+  it('are skipped with no steps', () => {
+    const plan = planUpgrade(
+      requestFor('0.28.1'),
+      factsAt('0.27.2', { w2: clusterFacts('w2', deployed('0.28.1', 7)) })
+    );
+    expect(plan.workers[1]).toMatchObject({ skipped: 'already at target', steps: [], from: '0.28.1', to: '0.28.1' });
+    expect(plan.workers[0]?.skipped).toBeUndefined();
+    expect(plan.workers[0]?.steps.length).toBeGreaterThan(0);
+  });
+
+  it('a control plane at the target needs no DB Job manifest even where the rule would require it', () => {
+    const plan = planUpgrade(
+      requestFor('0.19.2', {}, fleetOf({ dbMigrationJob: undefined })),
+      factsAt('0.18.0', { cp: deployed('0.19.2', 5) })
+    );
+    expect(plan.controlPlane).toMatchObject({ skipped: 'already at target', steps: [] });
+  });
+
+  it('a release at the target version that is not deployed (failed) is upgraded again', () => {
+    const plan = planUpgrade(
+      requestFor('0.28.1'),
+      factsAt('0.27.2', {
+        w1: clusterFacts('w1', { installed: true, chartVersion: '0.28.1', revision: 8, status: 'failed' }),
+      })
+    );
+    expect(plan.workers[0]?.skipped).toBeUndefined();
+    expect(stepOf(plan.workers[0] as ClusterPlan, 'upgradeRelease').fromRevision).toBe(8);
+  });
+});
+
+describe('fresh install', () => {
+  const plan = planUpgrade(requestFor('0.19.2', {}, fleetOf({ dbMigrationJob: undefined })), factsAt(undefined));
+
+  it('no backup step and no DB Job', () => {
+    expect(kinds(plan.controlPlane)).toEqual(['addChartRepo', 'updateChartRepo', 'upgradeRelease', 'verifyRelease']);
+    expect(kinds(plan.workers[0] as ClusterPlan)).toEqual([
+      'addChartRepo',
+      'updateChartRepo',
+      'upgradeRelease',
+      'awaitCrdApproval',
+      'reapplyCrds',
+      'verifyRelease',
+    ]);
+  });
+
+  it('the upgrade installs without a backup and without a from-revision', () => {
+    for (const p of [plan.controlPlane, ...plan.workers]) {
+      const up = stepOf(p, 'upgradeRelease');
+      expect(up.useBackup).toBe(false);
+      expect(up.fromRevision).toBeUndefined();
+      expect(p.from).toBeUndefined();
+    }
+  });
+});
+
+describe('downgrades', () => {
+  it('are refused by default, naming the cluster and the flag', () => {
+    const err = refusal(() => planUpgrade(requestFor('0.27.2'), factsAt('0.28.1')));
+    expect(err.problems).toHaveLength(3);
+    expect(err.problems[0]).toBe(
+      'global: 0.27.2 is older than the installed 0.28.1; pass --allow-downgrade to go down'
+    );
+    expect(err.message).toContain('w1: 0.27.2 is older');
+    expect(err.message).toContain('w2: 0.27.2 is older');
+  });
+
+  it('go ahead with allowDowngrade', () => {
+    const plan = planUpgrade(requestFor('0.27.2', { allowDowngrade: true }), factsAt('0.28.1'));
+    expect(plan.controlPlane).toMatchObject({ from: '0.28.1', to: '0.27.2' });
+    expect(stepOf(plan.controlPlane, 'upgradeRelease').version).toBe('0.27.2');
+  });
+
+  it('one cluster ahead of the target is enough to refuse', () => {
+    const err = refusal(() =>
+      planUpgrade(requestFor('0.28.0'), factsAt('0.27.2', { w2: clusterFacts('w2', deployed('0.28.1')) }))
+    );
+    expect(err.problems).toEqual(['w2: 0.28.0 is older than the installed 0.28.1; pass --allow-downgrade to go down']);
+  });
+});
+
+describe('worker Kubernetes version', () => {
+  it('a worker on 1.24 is refused, naming the cluster', () => {
+    const err = refusal(() =>
+      planUpgrade(requestFor('0.28.1'), factsAt('0.27.2', { w2: clusterFacts('w2', deployed('0.27.2'), '1.24.17') }))
+    );
+    expect(err).toBeInstanceOf(PlanRefused);
+    expect(err.name).toBe('PlanRefused');
+    expect(err.problems).toEqual(['w2: Kubernetes 1.24.17 is below 1.25.0, which the Gateway-API CRDs need']);
+  });
+
+  it('a worker on 1.25.0 is fine', () => {
+    const plan = planUpgrade(
+      requestFor('0.28.1'),
+      factsAt('0.27.2', { w2: clusterFacts('w2', deployed('0.27.2'), '1.25.0') })
+    );
+    expect(plan.workers[1]?.steps.length).toBeGreaterThan(0);
+  });
+
+  it('every problem is reported at once', () => {
+    const err = refusal(() =>
+      planUpgrade(
+        requestFor('0.19.2', {}, fleetOf({ dbMigrationJob: undefined })),
+        factsAt('0.18.0', { w1: clusterFacts('w1', deployed('0.18.0'), '1.24.0') })
+      )
+    );
+    expect(err.problems).toHaveLength(2);
+    expect(err.problems[0]).toMatch(/^w1: Kubernetes 1\.24\.0/);
+    expect(err.problems[1]).toMatch(/set dbMigrationJob/);
+  });
+});
+
+describe('DB-migration Job', () => {
+  it('required but no manifest: refused, telling the operator to set dbMigrationJob', () => {
+    const err = refusal(() =>
+      planUpgrade(requestFor('0.19.2', {}, fleetOf({ dbMigrationJob: undefined })), factsAt('0.18.0'))
+    );
+    expect(err.message).toContain('set dbMigrationJob in the fleet file');
+    expect(err.message).toContain('from 0.18.0 to 0.19.2');
+  });
+
+  it('--db-migration never skips it, manifest or not', () => {
+    for (const dbMigrationJob of [undefined, '/ops/job.yaml']) {
+      const plan = planUpgrade(
+        requestFor('0.19.2', { dbMigration: 'never' }, fleetOf({ dbMigrationJob })),
+        factsAt('0.18.0')
+      );
+      expect(kinds(plan.controlPlane)).not.toContain('runDbMigrationJob');
+      expect(kinds(plan.controlPlane)[0]).toBe('backupValues');
+      expect(plan.notes.join('\n')).toMatch(/skipped .*--db-migration never/);
+    }
+  });
+
+  it('--db-migration always runs it where the rule would not', () => {
+    const plan = planUpgrade(requestFor('0.28.1', { dbMigration: 'always' }), factsAt('0.27.2'));
+    expect(kinds(plan.controlPlane)[0]).toBe('runDbMigrationJob');
+  });
+
+  it('--db-migration always without a manifest is refused', () => {
+    const err = refusal(() =>
+      planUpgrade(
+        requestFor('0.28.1', { dbMigration: 'always' }, fleetOf({ dbMigrationJob: undefined })),
+        factsAt('0.27.2')
+      )
+    );
+    expect(err.message).toContain('dbMigrationJob');
+  });
+
+  it('from 0.19.x within [0.19.0, 0.22.0): not run in auto mode', () => {
+    const plan = planUpgrade(requestFor('0.21.2', {}, fleetOf({ dbMigrationJob: undefined })), factsAt('0.19.0'));
+    expect(kinds(plan.controlPlane)).not.toContain('runDbMigrationJob');
+  });
+});
+
+describe('fleet-level options', () => {
+  it('extra CRDs come after the chart ones in the gate and in the re-apply', () => {
+    const plan = planUpgrade(
+      requestFor('0.28.1', {}, fleetOf({ extraCrds: ['/ops/extra-a.yaml', '/ops/extra-b.yaml'] })),
+      factsAt('0.27.2')
+    );
+    const w = plan.workers[0] as ClusterPlan;
+    expect(stepOf(w, 'awaitCrdApproval').manifests).toEqual([
+      CONTOUR,
+      GATEWAY_API,
+      '/ops/extra-a.yaml',
+      '/ops/extra-b.yaml',
+    ]);
+    expect(stepOf(w, 'reapplyCrds')).toMatchObject({
+      chartFiles: [CONTOUR, GATEWAY_API],
+      extraFiles: ['/ops/extra-a.yaml', '/ops/extra-b.yaml'],
+    });
+  });
+
+  it('imageRegistry sets global.imageRegistry on both releases, after the image tags', () => {
+    const plan = planUpgrade(
+      requestFor('0.28.1', { uiVersion: '0.19.0' }, fleetOf({ imageRegistry: 'harbor.local/dce' })),
+      factsAt('0.27.2')
+    );
+    expect(stepOf(plan.controlPlane, 'upgradeRelease').set).toEqual([
+      ['hive.image.tag', 'v0.28.1'],
+      ['sesame.image.tag', 'v0.28.1'],
+      ['ui.image.tag', 'v0.19.0'],
+      ['global.imageRegistry', 'harbor.local/dce'],
+    ]);
+    for (const w of plan.workers) {
+      expect(stepOf(w, 'upgradeRelease').set.at(-1)).toEqual(['global.imageRegistry', 'harbor.local/dce']);
+    }
+  });
+
+  it('no imageRegistry: no global.imageRegistry', () => {
+    const plan = planUpgrade(requestFor('0.28.1'), factsAt('0.27.2'));
+    for (const p of [plan.controlPlane, ...plan.workers]) {
+      expect(stepOf(p, 'upgradeRelease').set.map(([k]) => k)).not.toContain('global.imageRegistry');
+    }
+  });
+
+  it('values files go to their own release', () => {
+    const plan = planUpgrade(
+      requestFor('0.28.1', {}, fleetOf({ valuesFiles: { skoala: ['/v/skoala.yaml'], skoalaInit: ['/v/init.yaml'] } })),
+      factsAt('0.27.2')
+    );
+    expect(stepOf(plan.controlPlane, 'upgradeRelease').valuesFiles).toEqual(['/v/skoala.yaml']);
+    expect(stepOf(plan.workers[0] as ClusterPlan, 'upgradeRelease').valuesFiles).toEqual(['/v/init.yaml']);
+  });
+});
+
+describe('skoala-init always follows skoala', () => {
+  it.each([
+    ['0.19.2', '0.18.0'],
+    ['0.28.1', '0.27.2'],
+    ['0.53.0', '0.52.1'],
+  ])('to %s: every worker targets exactly the control plane version', (to, from) => {
+    // workers at different versions, one of them on another line entirely
+    const plan = planUpgrade(
+      requestFor(to),
+      factsAt(from, { w1: clusterFacts('w1', deployed('0.17.1')), w2: clusterFacts('w2', { installed: false }) })
+    );
+    expect(plan.targetVersion).toBe(to);
+    expect(plan.controlPlane.to).toBe(to);
+    for (const w of plan.workers) {
+      expect(w.to).toBe(plan.controlPlane.to);
+      expect(stepOf(w, 'upgradeRelease').version).toBe(to);
+      expect(stepOf(w, 'verifyRelease').version).toBe(to);
+    }
+    expect(stepOf(plan.controlPlane, 'upgradeRelease').version).toBe(to);
+  });
+});
+
+describe('preflight facts', () => {
+  it('facts that do not match the fleet are refused', () => {
+    const facts = factsAt('0.27.2');
+    facts.workers = [facts.workers[1] as ClusterFacts, facts.workers[0] as ClusterFacts];
+    const err = refusal(() => planUpgrade(requestFor('0.28.1'), facts));
+    expect(err.problems).toEqual(['no preflight facts for cluster w1', 'no preflight facts for cluster w2']);
+  });
+
+  it('the plan carries the upgrade ID and the target', () => {
+    const plan = planUpgrade(requestFor('0.28.1'), factsAt('0.27.2'));
+    expect(plan).toMatchObject({ upgradeId: 'u-1', targetVersion: '0.28.1' });
+  });
+});
