@@ -1,0 +1,56 @@
+/**
+ * Bad input on the command line: one clear line naming the problem, exit code 2, before any
+ * connection is made (TEMPORAL_ADDRESS points nowhere, so reaching Temporal would fail with 3).
+ */
+import { execa } from 'execa';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+const cli = (args: string[]) =>
+  execa(process.execPath, ['--import', 'tsx', 'scripts/cli.ts', ...args], { reject: false, env: { TEMPORAL_ADDRESS: '127.0.0.1:1' } });
+
+let fleet: string;
+let badFleet: string;
+beforeAll(async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'cli-test-'));
+  await writeFile(path.join(dir, 'kc'), 'apiVersion: v1\nkind: Config\n');
+  fleet = path.join(dir, 'fleet.yaml');
+  await writeFile(fleet, 'name: prod\ncontrolPlane: { name: cp, kubeconfig: kc }\nworkers:\n  - { name: w1, kubeconfig: kc }\n');
+  badFleet = path.join(dir, 'bad.yaml');
+  await writeFile(badFleet, 'name: prod\ncontrolPlane: { name: cp, kubeconfig: kc }\nworkers:\n  - { name: w1, kubeconfig: kc }\n  - { name: w1, context: other }\n');
+});
+
+describe.each([
+  [['start-upgrade', '--version', '0.19.2 --set x=y'], 'skoala-upgrade: --version "0.19.2 --set x=y" is not a version: expected MAJOR.MINOR.PATCH such as 0.19.2'],
+  [['start-upgrade', '--version', '0.19.2', '--set', 'x=y'], "skoala-upgrade: unknown option '--set'"],
+  [['start-upgrade', '--version', 'v0.19.2'], 'skoala-upgrade: --version "v0.19.2" is not a version: expected MAJOR.MINOR.PATCH such as 0.19.2'],
+  [['start-upgrade'], 'skoala-upgrade: --version is required, e.g. --version 0.19.2'],
+  [['start-upgrade', '--version', '0.19.2', '--fleet', '/nonexistent/fleet.yaml'], 'skoala-upgrade: /nonexistent/fleet.yaml: cannot read the fleet file (ENOENT)'],
+  [['start-upgrade', '--version', '0.19.2', '--max-parallel', '0'], 'skoala-upgrade: --max-parallel "0" must be a whole number from 1 to 200'],
+  [['start-upgrade', '--version', '0.19.2', '--db-migration', 'sometimes'], 'skoala-upgrade: --db-migration "sometimes" must be auto, always or never'],
+  [['approve', '--all'], 'skoala-upgrade: --by NAME is required: approvals record who gave them'],
+  [['approve', '--by', 'me'], 'skoala-upgrade: name one cluster with --cluster NAME, or pass --all'],
+  [['approve', '--cluster', 'Worker_1', '--by', 'me'], 'skoala-upgrade: --cluster "Worker_1" is not a cluster name (lowercase letters, digits, "-")'],
+])('%j', (args, message) => {
+  it('exits 2 with one line', async () => {
+    const run = await cli(args);
+    expect(run.stderr).toBe(message);
+    expect(run.exitCode).toBe(2);
+  });
+});
+
+describe('fleet files', () => {
+  it('names the file, the field and the problem', async () => {
+    const run = await cli(['start-upgrade', '--version', '0.19.2', '--fleet', badFleet]);
+    expect(run.stderr).toBe(`skoala-upgrade: ${badFleet}: workers[1].name: duplicate cluster name "w1"`);
+    expect(run.exitCode).toBe(2);
+  });
+
+  it('a valid request goes on to Temporal, and says so when it is unreachable (exit 3)', async () => {
+    const run = await cli(['start-upgrade', '--version', '0.19.2', '--fleet', fleet]);
+    expect(run.stderr).toMatch(/^skoala-upgrade: cannot reach Temporal at 127\.0\.0\.1:1 \(set TEMPORAL_ADDRESS\)/);
+    expect(run.exitCode).toBe(3);
+  });
+});
