@@ -26,6 +26,11 @@ export interface PlanResult {
 export async function buildRequest(flags: UpgradeFlags): Promise<UpgradeRequest> {
   const options = upgradeOptions(flags);
   const fleet = await loadFleet(flags.fleet);
+  // Whether `auto` needs the Job depends on installed versions (the workflow's preflight knows);
+  // `always` can be refused now.
+  if (options.dbMigration === 'always' && fleet.dbMigrationJob === undefined) {
+    throw new ExitError(`${flags.fleet}: dbMigrationJob: --db-migration always needs the DB-migration Job manifest in the fleet file`);
+  }
   return { upgradeId: upgradeWorkflowId(fleet.name, options.targetVersion), fleet, options };
 }
 

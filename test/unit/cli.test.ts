@@ -48,6 +48,12 @@ describe('fleet files', () => {
     expect(run.exitCode).toBe(2);
   });
 
+  it('--db-migration always without a Job manifest is refused before starting', async () => {
+    const run = await cli(['start-upgrade', '--version', '0.19.2', '--fleet', fleet, '--db-migration', 'always']);
+    expect(run.stderr).toBe(`skoala-upgrade: ${fleet}: dbMigrationJob: --db-migration always needs the DB-migration Job manifest in the fleet file`);
+    expect(run.exitCode).toBe(2);
+  });
+
   it('a valid request goes on to Temporal, and says so when it is unreachable (exit 3)', async () => {
     const run = await cli(['start-upgrade', '--version', '0.19.2', '--fleet', fleet]);
     expect(run.stderr).toMatch(/^skoala-upgrade: cannot reach Temporal at 127\.0\.0\.1:1 \(set TEMPORAL_ADDRESS\)/);

@@ -168,6 +168,29 @@ describe('upgradeEngine', () => {
     expect(result.counts).toMatchObject({ upgraded: 3, failed: 1 });
   });
 
+  it('skips a release already at the target and keeps the plan in the memo for the UI', async () => {
+    const fleet = fleetOf(2);
+    const fake = fakeFleetAt(fleet, '0.18.0');
+    Object.assign(fake.clusters['worker-2'] ?? {}, { chartVersion: '0.19.2', revision: 4 });
+    const tq = queue();
+    const worker = await h.worker(tq, fake.activities());
+    const { result, memo } = await worker.runUntil(async () => {
+      const handle = await start(requestFor(fleet), tq);
+      const stop = autoApprove(handle);
+      try {
+        return { result: await handle.result(), memo: (await handle.describe()).memo };
+      } finally {
+        await stop();
+      }
+    });
+    expect(result.workers.map((w) => [w.cluster, w.outcome])).toEqual([['worker-1', 'upgraded'], ['worker-2', 'already-at-target']]);
+    expect(fake.calls.filter((c) => c.cluster === 'worker-2').map((c) => c.activity)).toEqual(['preflightCluster']);
+    const plan = memo?.plan as { targetVersion: string; workers: { skipped?: string; steps: { kind: string }[] }[] };
+    expect(plan.targetVersion).toBe('0.19.2');
+    expect(plan.workers[0]?.steps.map((st) => st.kind)).toContain('awaitCrdApproval');
+    expect(plan.workers[1]?.skipped).toBe('already at target');
+  });
+
   it('a failed control plane starts no child', async () => {
     const fleet = fleetOf(2);
     const fake = fakeFleetAt(fleet, '0.18.0');
