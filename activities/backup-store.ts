@@ -61,10 +61,16 @@ export class BackupStore {
       text = await readFile(file, 'utf8');
     } catch {
       // Retryable: with several worker hosts on one queue, another host may hold it (see README).
-      throw ApplicationFailure.retryable(`values backup ${ref.ref} is not in ${this.dir} on this worker host`, 'BackupNotFound');
+      throw ApplicationFailure.retryable(
+        `values backup ${ref.ref} is not in ${this.dir} on this worker host`,
+        'BackupNotFound'
+      );
     }
     if (sha256(text) !== ref.sha256) {
-      throw ApplicationFailure.nonRetryable(`values backup ${file} does not match the checksum recorded when it was taken`, 'BackupChecksumMismatch');
+      throw ApplicationFailure.nonRetryable(
+        `values backup ${file} does not match the checksum recorded when it was taken`,
+        'BackupChecksumMismatch'
+      );
     }
     return file;
   }

@@ -24,8 +24,18 @@ interface Crd {
 /** Key-order-independent JSON of what an apply can change: labels, annotations, spec. */
 function content(crd: Crd): string {
   const sorted = (v: unknown): unknown =>
-    Array.isArray(v) ? v.map(sorted) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b)).map(([k, x]) => [k, sorted(x)])) : v;
-  return JSON.stringify(sorted({ labels: crd.metadata.labels ?? {}, annotations: crd.metadata.annotations ?? {}, spec: crd.spec }));
+    Array.isArray(v)
+      ? v.map(sorted)
+      : v && typeof v === 'object'
+        ? Object.fromEntries(
+            Object.entries(v)
+              .sort(([a], [b]) => a.localeCompare(b))
+              .map(([k, x]) => [k, sorted(x)])
+          )
+        : v;
+  return JSON.stringify(
+    sorted({ labels: crd.metadata.labels ?? {}, annotations: crd.metadata.annotations ?? {}, spec: crd.spec })
+  );
 }
 
 const items = (stdout: string): Crd[] => {
@@ -47,13 +57,22 @@ export async function previewCrds(
     for (const file of files) {
       for (const crd of items((await run('kubectl', cmd.kubectlApplyCrd(cluster, file, true))).stdout)) {
         const name = crd.metadata.name;
-        const existing = (await run('kubectl', [...cmd.kubectlTarget(cluster), 'get', 'crd', name, '--ignore-not-found', '-o', 'json'])).stdout.trim();
+        const existing = (
+          await run('kubectl', [...cmd.kubectlTarget(cluster), 'get', 'crd', name, '--ignore-not-found', '-o', 'json'])
+        ).stdout.trim();
         let action: CrdChange['action'] = 'create';
         let customResources = 0;
         if (existing) {
           // The dry run returns the object as it would be stored: compare it with what is stored now.
           action = content(JSON.parse(existing) as Crd) === content(crd) ? 'unchanged' : 'change';
-          const list = await run('kubectl', [...cmd.kubectlTarget(cluster), 'get', `${crd.spec.names.plural}.${crd.spec.group}`, '-A', '-o', 'name']);
+          const list = await run('kubectl', [
+            ...cmd.kubectlTarget(cluster),
+            'get',
+            `${crd.spec.names.plural}.${crd.spec.group}`,
+            '-A',
+            '-o',
+            'name',
+          ]);
           customResources = list.stdout.split('\n').filter(Boolean).length;
         }
         out.push({ cluster: cluster.name, crd: name, action, customResources });

@@ -19,9 +19,18 @@ const KINDS: [RegExp, FailureKind][] = [
   ],
   [/field is immutable/i, { type: 'ImmutableField', nonRetryable: true }],
   [/storedVersions|is invalid:|Invalid value/i, { type: 'Invalid', nonRetryable: true }],
-  [/spawn .* ENOENT|command not found/i, { type: 'ToolMissing', nonRetryable: true, hint: 'check SKOALA_HELM / SKOALA_KUBECTL' }],
-  [/x509:|certificate signed by unknown authority|certificate is not valid/i, { type: 'BadKubeconfig', nonRetryable: true, hint: 'the cluster certificate is not trusted by this kubeconfig' }],
-  [/\bforbidden\b|unauthorized|you must be logged in/i, { type: 'AccessDenied', nonRetryable: true, hint: 'check the kubeconfig credentials and RBAC' }],
+  [
+    /spawn .* ENOENT|command not found/i,
+    { type: 'ToolMissing', nonRetryable: true, hint: 'check SKOALA_HELM / SKOALA_KUBECTL' },
+  ],
+  [
+    /x509:|certificate signed by unknown authority|certificate is not valid/i,
+    { type: 'BadKubeconfig', nonRetryable: true, hint: 'the cluster certificate is not trusted by this kubeconfig' },
+  ],
+  [
+    /\bforbidden\b|unauthorized|you must be logged in/i,
+    { type: 'AccessDenied', nonRetryable: true, hint: 'check the kubeconfig credentials and RBAC' },
+  ],
   [
     /context "[^"]*" does not exist|error loading config file|no configuration has been provided|kubeconfig.*no such file|invalid configuration/i,
     { type: 'BadKubeconfig', nonRetryable: true, hint: 'check kubeconfig and context in the fleet file' },
@@ -62,7 +71,8 @@ function maskPairs(arg: string): string {
   for (const pair of arg.split(',')) {
     const eq = pair.indexOf('=');
     if (eq > 0) out.push(SECRET_KEY.test(pair.slice(0, eq)) ? `${pair.slice(0, eq)}=***` : pair);
-    else if (out.length > 0 && /=\*\*\*$/.test(out[out.length - 1] as string)) continue; // rest of a masked value
+    else if (out.length > 0 && /=\*\*\*$/.test(out[out.length - 1] as string))
+      continue; // rest of a masked value
     else out.push(pair);
   }
   return out.join(',');
@@ -103,8 +113,25 @@ export function commandFailure(f: CommandFailure): ApplicationFailure {
 
 /** Flags whose next argument is their value, not a word of the command. */
 const VALUE_FLAGS = new Set([
-  '--kubeconfig', '--kube-context', '--context', '-n', '--namespace', '--field-manager', '--filter', '--repo',
-  '--version', '-o', '--output', '--revision', '-f', '--filename', '--values', '--set', '--set-string', '--untardir', '--history-max',
+  '--kubeconfig',
+  '--kube-context',
+  '--context',
+  '-n',
+  '--namespace',
+  '--field-manager',
+  '--filter',
+  '--repo',
+  '--version',
+  '-o',
+  '--output',
+  '--revision',
+  '-f',
+  '--filename',
+  '--values',
+  '--set',
+  '--set-string',
+  '--untardir',
+  '--history-max',
 ]);
 
 /** `upgrade skoala-init` out of `--kubeconfig k upgrade --install -n ns skoala-init ...`. */

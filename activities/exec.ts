@@ -42,7 +42,12 @@ export function createRunner(deps: RunnerDeps): CommandRunner {
   const paths: Record<Tool, string> = { helm: deps.helm, kubectl: deps.kubectl };
   return async (tool, argv, opts = {}) => {
     const ctx = activityContext();
-    const beat = ctx ? setInterval(() => ctx.heartbeat({ running: `${tool} ${argv.find((a) => !a.startsWith('-')) ?? ''}` }), deps.heartbeatMs ?? 5_000) : undefined;
+    const beat = ctx
+      ? setInterval(
+          () => ctx.heartbeat({ running: `${tool} ${argv.find((a) => !a.startsWith('-')) ?? ''}` }),
+          deps.heartbeatMs ?? 5_000
+        )
+      : undefined;
     try {
       const res = await execa(paths[tool], argv, {
         env: deps.env,
@@ -54,7 +59,13 @@ export function createRunner(deps: RunnerDeps): CommandRunner {
       });
       if (res.isCanceled) throw new CancelledFailure(`${tool} was stopped: the activity was cancelled`);
       if (res.failed) {
-        throw commandFailure({ tool, argv, exitCode: res.exitCode, stderr: String(res.stderr) || (res.shortMessage ?? ""), timedOut: res.timedOut });
+        throw commandFailure({
+          tool,
+          argv,
+          exitCode: res.exitCode,
+          stderr: String(res.stderr) || (res.shortMessage ?? ''),
+          timedOut: res.timedOut,
+        });
       }
       return { stdout: String(res.stdout), stderr: String(res.stderr) };
     } finally {

@@ -41,7 +41,11 @@ export function createActivities(deps: ActivityDeps) {
 
   return {
     /** The target chart version must exist before anything changes. */
-    async checkChartVersion(input: { repo: ChartRepo; chart: ReleaseName; version: Version }): Promise<{ version: Version }> {
+    async checkChartVersion(input: {
+      repo: ChartRepo;
+      chart: ReleaseName;
+      version: Version;
+    }): Promise<{ version: Version }> {
       try {
         await run('helm', cmd.helmShowChart(input.repo, input.chart, input.version));
       } catch (err) {
@@ -59,16 +63,25 @@ export function createActivities(deps: ActivityDeps) {
     /** Read-only: Kubernetes version and the installed release. Proves helm and kubectl reach the cluster. */
     async preflightCluster(input: { cluster: ClusterRef; release: ReleaseName }): Promise<ClusterFacts> {
       const { stdout } = await run('kubectl', cmd.kubectlServerVersion(input.cluster));
-      const gitVersion = (JSON.parse(stdout) as { serverVersion?: { gitVersion?: string } }).serverVersion?.gitVersion ?? '';
+      const gitVersion =
+        (JSON.parse(stdout) as { serverVersion?: { gitVersion?: string } }).serverVersion?.gitVersion ?? '';
       const kubeVersion = parseKubeVersion(gitVersion);
-      if (!kubeVersion) throw ApplicationFailure.nonRetryable(`${input.cluster.name}: cannot read the Kubernetes version ("${gitVersion}")`);
+      if (!kubeVersion)
+        throw ApplicationFailure.nonRetryable(
+          `${input.cluster.name}: cannot read the Kubernetes version ("${gitVersion}")`
+        );
       return { cluster: input.cluster.name, kubeVersion, release: await readRelease(input.cluster, input.release) };
     },
 
     /** Applies the operator's migration Job (a no-op if it exists) and waits for it to finish. */
     async runDbMigrationJob(input: { cluster: ClusterRef; manifest: string }): Promise<{ job: string }> {
-      const name = (await run('kubectl', cmd.kubectlApplyJob(input.cluster, input.manifest))).stdout.trim().split('\n')[0] ?? '';
-      if (!name.startsWith('job')) throw ApplicationFailure.nonRetryable(`${input.manifest} is not a Job manifest (applied ${name || 'nothing'})`, 'InvalidManifest');
+      const name =
+        (await run('kubectl', cmd.kubectlApplyJob(input.cluster, input.manifest))).stdout.trim().split('\n')[0] ?? '';
+      if (!name.startsWith('job'))
+        throw ApplicationFailure.nonRetryable(
+          `${input.manifest} is not a Job manifest (applied ${name || 'nothing'})`,
+          'InvalidManifest'
+        );
       for (;;) {
         const job = JSON.parse((await run('kubectl', cmd.kubectlGetJson(input.cluster, name))).stdout) as {
           status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[] };
@@ -88,7 +101,12 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     /** Saves the pre-upgrade values once per (upgrade, cluster, release); a retry reuses the saved copy. */
-    async backupValues(input: { upgradeId: string; cluster: ClusterRef; release: ReleaseName; revision: number }): Promise<BackupRef> {
+    async backupValues(input: {
+      upgradeId: string;
+      cluster: ClusterRef;
+      release: ReleaseName;
+      revision: number;
+    }): Promise<BackupRef> {
       const key = { upgradeId: input.upgradeId, cluster: input.cluster.name, release: input.release };
       const existing = await store.find(key);
       if (existing) return existing;
@@ -116,13 +134,21 @@ export function createActivities(deps: ActivityDeps) {
      * the target (after the pre-upgrade revision) and returns; a release left pending by a killed
      * helm is rolled back to the pre-upgrade revision first.
      */
-    async upgradeRelease(input: { cluster: ClusterRef; step: UpgradeStep; backup?: BackupRef }): Promise<{ revision: number; alreadyDone: boolean }> {
+    async upgradeRelease(input: {
+      cluster: ClusterRef;
+      step: UpgradeStep;
+      backup?: BackupRef;
+    }): Promise<{ revision: number; alreadyDone: boolean }> {
       const { cluster, step } = input;
       const before = await readRelease(cluster, step.release);
-      if (alreadyUpgraded(before, step.version, step.fromRevision)) return { revision: before.revision ?? 0, alreadyDone: true };
+      if (alreadyUpgraded(before, step.version, step.fromRevision))
+        return { revision: before.revision ?? 0, alreadyDone: true };
       if (before.status?.startsWith('pending-')) {
         if (before.status === 'pending-install' || step.fromRevision === undefined) {
-          throw ApplicationFailure.nonRetryable(`${step.release} on ${cluster.name} is stuck ${before.status}; check it with helm history before retrying`, 'ReleaseStuck');
+          throw ApplicationFailure.nonRetryable(
+            `${step.release} on ${cluster.name} is stuck ${before.status}; check it with helm history before retrying`,
+            'ReleaseStuck'
+          );
         }
         log.warn('release left pending by an interrupted helm; rolling back to the pre-upgrade revision', {
           cluster: cluster.name,
@@ -134,7 +160,11 @@ export function createActivities(deps: ActivityDeps) {
       }
       let backupFile: string | undefined;
       if (step.useBackup) {
-        if (!input.backup) throw ApplicationFailure.nonRetryable(`no values backup for ${step.release} on ${cluster.name}`, 'BackupMissing');
+        if (!input.backup)
+          throw ApplicationFailure.nonRetryable(
+            `no values backup for ${step.release} on ${cluster.name}`,
+            'BackupMissing'
+          );
         backupFile = await store.verified(input.backup);
       }
       await run('helm', cmd.helmUpgrade(cluster, step, backupFile), { timeoutMs: helmTimeoutMs });
@@ -152,11 +182,17 @@ export function createActivities(deps: ActivityDeps) {
         const applied: string[] = [];
         for (const file of files) {
           await stat(file).catch(() => {
-            throw ApplicationFailure.nonRetryable(`CRD manifest ${path.relative(tmp, file)} is missing (chart ${step.chart} ${step.version})`, 'FileNotFound');
+            throw ApplicationFailure.nonRetryable(
+              `CRD manifest ${path.relative(tmp, file)} is missing (chart ${step.chart} ${step.version})`,
+              'FileNotFound'
+            );
           });
           const out = await run('kubectl', cmd.kubectlApplyCrd(cluster, file)).catch((err: unknown) => {
             if (err instanceof ApplicationFailure && err.nonRetryable) {
-              throw ApplicationFailure.nonRetryable(`the API server refused to update CRDs from ${path.basename(file)} in place on ${cluster.name}: ${err.message}`, 'CrdRefused');
+              throw ApplicationFailure.nonRetryable(
+                `the API server refused to update CRDs from ${path.basename(file)} in place on ${cluster.name}: ${err.message}`,
+                'CrdRefused'
+              );
             }
             throw err;
           });
@@ -169,7 +205,11 @@ export function createActivities(deps: ActivityDeps) {
       }
     },
 
-    async verifyRelease(input: { cluster: ClusterRef; release: ReleaseName; version: Version }): Promise<{ revision: number }> {
+    async verifyRelease(input: {
+      cluster: ClusterRef;
+      release: ReleaseName;
+      version: Version;
+    }): Promise<{ revision: number }> {
       const facts = await readRelease(input.cluster, input.release);
       if (facts.status !== 'deployed' || facts.chartVersion !== input.version) {
         throw ApplicationFailure.create({
@@ -185,7 +225,11 @@ export function createActivities(deps: ActivityDeps) {
 export type Activities = ReturnType<typeof createActivities>;
 
 function appliedNames(stdout: string): string[] {
-  const doc = JSON.parse(stdout) as { kind?: string; metadata?: { name?: string }; items?: { metadata?: { name?: string } }[] };
+  const doc = JSON.parse(stdout) as {
+    kind?: string;
+    metadata?: { name?: string };
+    items?: { metadata?: { name?: string } }[];
+  };
   const items = doc.kind === 'List' ? (doc.items ?? []) : [doc];
   return items.map((i) => i.metadata?.name ?? '?');
 }

@@ -14,7 +14,10 @@ export function parseHelmList(stdout: string, release: ReleaseName): ReleaseFact
   try {
     entries = JSON.parse(stdout || '[]') as HelmListEntry[];
   } catch {
-    throw ApplicationFailure.nonRetryable(`helm list printed something that is not JSON: ${stdout.slice(0, 200)}`, 'UnexpectedOutput');
+    throw ApplicationFailure.nonRetryable(
+      `helm list printed something that is not JSON: ${stdout.slice(0, 200)}`,
+      'UnexpectedOutput'
+    );
   }
   const entry = entries.find((e) => e.name === release);
   if (!entry) return { installed: false };

@@ -166,7 +166,9 @@ export function commandsOfStep(c: ClusterRef, step: Step): { tool: 'helm' | 'kub
     case 'deleteAdmissionJobs':
       return [{ tool: 'kubectl', argv: kubectlDeleteJobs(c, step.jobs) }];
     case 'upgradeRelease':
-      return [{ tool: 'helm', argv: helmUpgrade(c, step, step.useBackup ? `<values backup of ${step.release}>` : undefined) }];
+      return [
+        { tool: 'helm', argv: helmUpgrade(c, step, step.useBackup ? `<values backup of ${step.release}>` : undefined) },
+      ];
     case 'awaitCrdApproval':
       return [{ tool: 'gate', argv: ['wait for approval of the CRD re-apply'] }];
     case 'reapplyCrds':

@@ -82,7 +82,12 @@ export function parseFleet(text: string, file: string, resolvePath: (p: string) 
   const parsed = fleetSchema.safeParse(raw ?? {});
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    const path = issue ? issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${p}`)).join('').replace(/^\./, '') : '';
+    const path = issue
+      ? issue.path
+          .map((p) => (typeof p === 'number' ? `[${p}]` : `.${p}`))
+          .join('')
+          .replace(/^\./, '')
+      : '';
     throw new FleetError(file, path, issue?.message ?? 'invalid');
   }
   const f = parsed.data;
@@ -93,7 +98,10 @@ export function parseFleet(text: string, file: string, resolvePath: (p: string) 
     chartRepo: f.chartRepo,
     controlPlane: ref(f.controlPlane),
     workers: f.workers.map(ref),
-    valuesFiles: { skoala: f.valuesFiles.skoala.map(resolvePath), skoalaInit: f.valuesFiles.skoalaInit.map(resolvePath) },
+    valuesFiles: {
+      skoala: f.valuesFiles.skoala.map(resolvePath),
+      skoalaInit: f.valuesFiles.skoalaInit.map(resolvePath),
+    },
     dbMigrationJob: abs(f.dbMigrationJob),
     extraCrds: f.extraCrds.map(resolvePath),
     imageRegistry: f.imageRegistry,
@@ -101,4 +109,5 @@ export function parseFleet(text: string, file: string, resolvePath: (p: string) 
 }
 
 /** Workflow ID: one upgrade per fleet and target version, so a second start attaches. */
-export const upgradeWorkflowId = (fleetName: string, version: string): string => `skoala-upgrade-${fleetName}-${version}`;
+export const upgradeWorkflowId = (fleetName: string, version: string): string =>
+  `skoala-upgrade-${fleetName}-${version}`;

@@ -101,7 +101,9 @@ function skippedPlan(ref: ClusterRef, role: ClusterPlan['role'], f: ClusterFacts
 
 function backupStep(release: Step & { kind: 'upgradeRelease' }, f: ClusterFacts): Step[] {
   // Nothing to back up on a fresh install; the revision pins the backup to the pre-upgrade values.
-  return f.release.revision === undefined ? [] : [{ kind: 'backupValues', release: release.release, revision: f.release.revision }];
+  return f.release.revision === undefined
+    ? []
+    : [{ kind: 'backupValues', release: release.release, revision: f.release.revision }];
 }
 
 function planControlPlane(request: UpgradeRequest, f: ClusterFacts, runDb: boolean): ClusterPlan {
@@ -127,7 +129,14 @@ function planControlPlane(request: UpgradeRequest, f: ClusterFacts, runDb: boole
     upgrade,
     { kind: 'verifyRelease', release: 'skoala', version: to },
   ];
-  return { cluster: fleet.controlPlane, role: 'control-plane', release: 'skoala', from: f.release.chartVersion, to, steps };
+  return {
+    cluster: fleet.controlPlane,
+    role: 'control-plane',
+    release: 'skoala',
+    from: f.release.chartVersion,
+    to,
+    steps,
+  };
 }
 
 function planWorker(request: UpgradeRequest, ref: ClusterRef, f: ClusterFacts): ClusterPlan {
@@ -156,7 +165,14 @@ function planWorker(request: UpgradeRequest, ref: ClusterRef, f: ClusterFacts): 
     const chartFiles = crdFilesInChart(to);
     steps.push(
       { kind: 'awaitCrdApproval', manifests: [...chartFiles, ...fleet.extraCrds] },
-      { kind: 'reapplyCrds', chart: 'skoala-init', repo: fleet.chartRepo, version: to, chartFiles, extraFiles: fleet.extraCrds }
+      {
+        kind: 'reapplyCrds',
+        chart: 'skoala-init',
+        repo: fleet.chartRepo,
+        version: to,
+        chartFiles,
+        extraFiles: fleet.extraCrds,
+      }
     );
   }
   steps.push({ kind: 'verifyRelease', release: 'skoala-init', version: to });

@@ -168,7 +168,8 @@ export interface ClusterResult {
   finishedAt?: string;
   /** Reference and checksum of the values backup; never the values. */
   backup?: BackupRef;
-  crdsApplied?: string[];
+  /** How many CRDs were updated in place (their names are in the reapplyCrds result in history). */
+  crdsReapplied?: number;
 }
 
 export interface UpgradeResult {
@@ -186,11 +187,7 @@ export interface BackupRef {
   reused: boolean;
 }
 
-export type ClusterState =
-  | 'pending'
-  | 'running'
-  | 'waiting-approval'
-  | ClusterOutcome;
+export type ClusterState = 'pending' | 'running' | 'waiting-approval' | ClusterOutcome;
 
 export interface ClusterStatus {
   cluster: string;

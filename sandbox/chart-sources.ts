@@ -54,11 +54,19 @@ spec:
 `;
 }
 
-interface CrdSpec { group: string; kind: string; plural: string; version: string; scope?: 'Cluster' }
+interface CrdSpec {
+  group: string;
+  kind: string;
+  plural: string;
+  version: string;
+  scope?: 'Cluster';
+}
 
 function crd(c: CrdSpec, chartVersion: string): string {
   // *.k8s.io groups are protected: the apiserver wants this annotation (the real CRDs carry it too).
-  const approval = c.group.endsWith('.k8s.io') ? '\n    api-approved.kubernetes.io: https://github.com/kubernetes-sigs/gateway-api/pull/2466' : '';
+  const approval = c.group.endsWith('.k8s.io')
+    ? '\n    api-approved.kubernetes.io: https://github.com/kubernetes-sigs/gateway-api/pull/2466'
+    : '';
   return `---
 apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
@@ -87,7 +95,13 @@ const CONTOUR: CrdSpec[] = [
   { group: 'projectcontour.io', kind: 'TLSCertificateDelegation', plural: 'tlscertificatedelegations', version: 'v1' },
 ];
 const GATEWAY: CrdSpec[] = [
-  { group: 'gateway.networking.k8s.io', kind: 'GatewayClass', plural: 'gatewayclasses', version: 'v1', scope: 'Cluster' },
+  {
+    group: 'gateway.networking.k8s.io',
+    kind: 'GatewayClass',
+    plural: 'gatewayclasses',
+    version: 'v1',
+    scope: 'Cluster',
+  },
   { group: 'gateway.networking.k8s.io', kind: 'Gateway', plural: 'gateways', version: 'v1' },
   { group: 'gateway.networking.k8s.io', kind: 'GRPCRoute', plural: 'grpcroutes', version: 'v1' },
   { group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', plural: 'httproutes', version: 'v1' },
@@ -154,7 +168,11 @@ export function skoalaInitChart(version: string): ChartFiles {
   if (semver.gte(version, '0.28.0')) components.push('seata-operator');
   const crdDoc = (specs: CrdSpec[]): string => specs.map((c) => crd(c, version)).join('');
   const files: ChartFiles = {
-    'Chart.yaml': chartYaml('skoala-init', version, 'Fixture of the DCE 5.0 microservice engine worker-cluster components'),
+    'Chart.yaml': chartYaml(
+      'skoala-init',
+      version,
+      'Fixture of the DCE 5.0 microservice engine worker-cluster components'
+    ),
     'values.yaml':
       'global:\n  imageRegistry: ""\n' +
       components.map((c) => `${c}:\n  image: { tag: v${version} }\n`).join('') +
@@ -170,7 +188,11 @@ data:
 `,
     'charts/contour-provisioner/Chart.yaml': chartYaml('contour-provisioner', version, 'contour provisioner (fixture)'),
     'charts/contour-provisioner/crds/contour.yaml': crdDoc(CONTOUR),
-    'charts/contour-provisioner-prereq/Chart.yaml': chartYaml('contour-provisioner-prereq', version, 'gateway-api CRDs (fixture)'),
+    'charts/contour-provisioner-prereq/Chart.yaml': chartYaml(
+      'contour-provisioner-prereq',
+      version,
+      'gateway-api CRDs (fixture)'
+    ),
     'charts/contour-provisioner-prereq/crds/gateway-api.yaml': crdDoc(GATEWAY),
   };
   if (semver.gte(version, '0.52.1')) files['charts/contour-provisioner/crds/higress.gen.yaml'] = crdDoc(HIGRESS);

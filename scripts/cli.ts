@@ -20,7 +20,9 @@ const upgradeFlags = (cmd: Command) =>
     .option('--version <version>', 'target engine version, e.g. 0.19.2 (skoala and skoala-init both go there)')
     .option('--fleet <file>', 'fleet file', 'fleet.yaml')
     .option('--allow-downgrade', 'allow a target older than an installed release')
-    .addOption(new Option('--db-migration <mode>', 'run the DB-migration Job: auto (by the runbook rules), always, never'))
+    .addOption(
+      new Option('--db-migration <mode>', 'run the DB-migration Job: auto (by the runbook rules), always, never')
+    )
     .option('--ui-version <version>', 'set ui.image.tag (the UI has its own version line)')
     .option('--force-crd-reapply', 're-apply CRDs even where the chart manages them (>= 0.53.0)')
     .option('--max-parallel <n>', 'worker clusters upgraded at once (default 5)')
@@ -35,15 +37,23 @@ function reportEnd(end: FollowEnd, workflowId: string): number {
   print(renderStatus(end.status));
   if (end.kind === 'running' && end.waitingFor) {
     print('\nWaiting for approval of the CRD re-apply. Approve with one of:');
-    for (const c of end.waitingFor) print(`  npm run approve -- --workflow-id ${workflowId} --cluster ${c} --by "$USER"`);
-    print(`  npm run approve -- --workflow-id ${workflowId} --all --by "$USER"     (add --reject to skip the CRD step)`);
+    for (const c of end.waitingFor)
+      print(`  npm run approve -- --workflow-id ${workflowId} --cluster ${c} --by "$USER"`);
+    print(
+      `  npm run approve -- --workflow-id ${workflowId} --all --by "$USER"     (add --reject to skip the CRD step)`
+    );
     return EXIT.ok;
   }
-  const bad = end.kind === 'completed' ? end.result.counts.failed + end.result.counts.rejected + end.result.counts['not-started'] : 0;
+  const bad =
+    end.kind === 'completed'
+      ? end.result.counts.failed + end.result.counts.rejected + end.result.counts['not-started']
+      : 0;
   return bad > 0 ? EXIT.upgradeFailed : EXIT.ok;
 }
 
-const program = new Command('skoala-upgrade').description('Upgrade skoala and skoala-init across a fleet as one Temporal workflow');
+const program = new Command('skoala-upgrade').description(
+  'Upgrade skoala and skoala-init across a fleet as one Temporal workflow'
+);
 program.exitOverride().configureOutput({ writeErr: () => {} });
 
 upgradeFlags(program.command('start-upgrade').description('start (or attach to) the upgrade of a fleet'))
@@ -64,11 +74,13 @@ upgradeFlags(program.command('start-upgrade').description('start (or attach to) 
     if (opts.follow) process.exitCode = reportEnd(await follow(client, started.workflowId), started.workflowId);
   });
 
-upgradeFlags(program.command('plan').description('read the clusters and print the plan (read-only)')).action(async (opts) => {
-  const result = await plan(opts);
-  if (opts.json) json(result);
-  else print(renderPlan(result.plan, result.crds));
-});
+upgradeFlags(program.command('plan').description('read the clusters and print the plan (read-only)')).action(
+  async (opts) => {
+    const result = await plan(opts);
+    if (opts.json) json(result);
+    else print(renderPlan(result.plan, result.crds));
+  }
+);
 
 program
   .command('approve')
@@ -85,12 +97,15 @@ program
     const client = await connectClient(temporalEnv());
     const result = await approve(opts, client);
     if (opts.json) json(result);
-    else print(`${result.approved ? 'approved' : 'rejected'} the CRD step of ${result.clusters.join(', ')} (${result.workflowId})`);
+    else
+      print(
+        `${result.approved ? 'approved' : 'rejected'} the CRD step of ${result.clusters.join(', ')} (${result.workflowId})`
+      );
   });
 
 program
   .command('status')
-  .description('phase, each cluster\'s current step, pending approvals and failures')
+  .description("phase, each cluster's current step, pending approvals and failures")
   .option('--workflow-id <id>', 'the upgrade (default: the one running)')
   .option('--json', 'print JSON')
   .action(async (opts) => {

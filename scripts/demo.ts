@@ -44,7 +44,8 @@ process.on('SIGTERM', () => void shutdown(143));
 
 try {
   const workers = Number(opts.workers);
-  if (!Number.isInteger(workers) || workers < 1 || workers > 20) throw new ExitError(`--workers "${opts.workers}" must be from 1 to 20`);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 20)
+    throw new ExitError(`--workers "${opts.workers}" must be from 1 to 20`);
   say('tools (first run builds kube-apiserver and kine: minutes; later runs: seconds)');
   await ensureTools({ log: (l) => say(l) });
   const uiPort = await freePort();
@@ -65,12 +66,17 @@ try {
     onStatus: async (s) => {
       if (s.pendingApprovals.length === 0) return;
       if (opts.yes) {
-        const r = await approve({ all: true, by: 'demo --yes', reason: 'demo', workflowId: started.workflowId }, stack!.temporal.client).catch(() => undefined);
+        const r = await approve(
+          { all: true, by: 'demo --yes', reason: 'demo', workflowId: started.workflowId },
+          stack!.temporal.client
+        ).catch(() => undefined);
         if (r) say(`approved the CRD step of ${r.clusters.join(', ')}`);
       } else if (!told) {
         told = true;
         say('waiting for approval of the CRD re-apply. In another terminal, run:');
-        say(`  TEMPORAL_ADDRESS=${t.address} npm run approve -- --workflow-id ${started.workflowId} --all --by "$USER"`);
+        say(
+          `  TEMPORAL_ADDRESS=${t.address} npm run approve -- --workflow-id ${started.workflowId} --all --by "$USER"`
+        );
         say('  (or --cluster worker-1; add --reject to skip the CRD step; or use the Temporal UI / temporal CLI)');
       }
     },
@@ -84,6 +90,8 @@ try {
     await shutdown(ok ? EXIT.ok : EXIT.upgradeFailed);
   }
 } catch (err) {
-  console.error(`demo: ${err instanceof ExitError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  console.error(
+    `demo: ${err instanceof ExitError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}`
+  );
   await shutdown(err instanceof ExitError ? err.exitCode : EXIT.upgradeFailed);
 }

@@ -13,8 +13,14 @@ export class FleetStatus {
     private readonly controlPlaneName: string,
     workerNames: string[]
   ) {
-    this.clusters.set(controlPlaneName, { cluster: controlPlaneName, role: 'control-plane', state: 'pending', to: targetVersion });
-    for (const name of workerNames) this.clusters.set(name, { cluster: name, role: 'worker', state: 'pending', to: targetVersion });
+    this.clusters.set(controlPlaneName, {
+      cluster: controlPlaneName,
+      role: 'control-plane',
+      state: 'pending',
+      to: targetVersion,
+    });
+    for (const name of workerNames)
+      this.clusters.set(name, { cluster: name, role: 'worker', state: 'pending', to: targetVersion });
   }
 
   planned(plan: Plan): void {
@@ -58,7 +64,9 @@ export class FleetStatus {
       controlPlane: this.clusters.get(this.controlPlaneName) as ClusterStatus,
       workers: all.filter((c) => c.role === 'worker'),
       pendingApprovals: this.waiting(),
-      failures: all.filter((c) => c.state === 'failed').map((c) => ({ cluster: c.cluster, error: c.error ?? 'failed' })),
+      failures: all
+        .filter((c) => c.state === 'failed')
+        .map((c) => ({ cluster: c.cluster, error: c.error ?? 'failed' })),
     };
   }
 }

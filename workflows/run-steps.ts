@@ -18,7 +18,7 @@ export interface StepsOutcome {
   backup?: BackupRef;
   approval?: Approval;
   rejected: boolean;
-  crdsApplied?: string[];
+  crdsReapplied?: number;
 }
 
 const arrow = (plan: ClusterPlan) => `${plan.from ?? 'none'} -> ${plan.to}`;
@@ -38,7 +38,10 @@ export async function runSteps(plan: ClusterPlan, acts: Proxies, hooks: StepHook
         break;
       case 'backupValues':
         outcome.backup = await acts.quick.backupValues.executeWithOptions(
-          { ...options.quick, summary: `back up ${step.release} values on ${cluster.name} (revision ${step.revision})` },
+          {
+            ...options.quick,
+            summary: `back up ${step.release} values on ${cluster.name} (revision ${step.revision})`,
+          },
           [{ upgradeId: hooks.upgradeId, cluster, release: step.release, revision: step.revision }]
         );
         break;
@@ -61,7 +64,8 @@ export async function runSteps(plan: ClusterPlan, acts: Proxies, hooks: StepHook
         );
         break;
       case 'awaitCrdApproval':
-        if (!hooks.awaitApproval) throw ApplicationFailure.nonRetryable(`plan for ${cluster.name} has a gate but no approver`);
+        if (!hooks.awaitApproval)
+          throw ApplicationFailure.nonRetryable(`plan for ${cluster.name} has a gate but no approver`);
         outcome.approval = await hooks.awaitApproval(step);
         if (!outcome.approval.approved) {
           outcome.rejected = true;
@@ -69,12 +73,13 @@ export async function runSteps(plan: ClusterPlan, acts: Proxies, hooks: StepHook
         }
         break;
       case 'reapplyCrds':
-        outcome.crdsApplied = (
+        // A count, not the names: the result of a 1,000-cluster upgrade must stay well under the payload limit.
+        outcome.crdsReapplied = (
           await acts.helm.reapplyCrds.executeWithOptions(
             { ...options.helm, summary: `re-apply CRDs of ${step.chart} ${step.version} on ${cluster.name}` },
             [{ cluster, step }]
           )
-        ).applied;
+        ).applied.length;
         break;
       case 'verifyRelease':
         await acts.quick.verifyRelease({ cluster, release: step.release, version: step.version });

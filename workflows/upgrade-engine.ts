@@ -18,10 +18,25 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { PlanRefused, planUpgrade } from '../runbook/plan';
-import type { ClusterFacts, ClusterPlan, ClusterResult, FleetFacts, Plan, UpgradeRequest, UpgradeResult } from '../runbook/types';
+import type {
+  ClusterFacts,
+  ClusterPlan,
+  ClusterResult,
+  FleetFacts,
+  Plan,
+  UpgradeRequest,
+  UpgradeResult,
+} from '../runbook/types';
 import { proxies, type Proxies } from './activities';
 import { FleetStatus } from './fleet-status';
-import { clusterProgressSignal, crdDecisionSignal, decideAllSignal, decideAllUpdate, statusQuery, type CrdDecisionForAll } from './messages';
+import {
+  clusterProgressSignal,
+  crdDecisionSignal,
+  decideAllSignal,
+  decideAllUpdate,
+  statusQuery,
+  type CrdDecisionForAll,
+} from './messages';
 import { runSteps } from './run-steps';
 import { upgradeWorkerCluster } from './upgrade-worker-cluster';
 
@@ -48,7 +63,12 @@ export async function upgradeEngine(input: UpgradeEngineInput): Promise<UpgradeR
   const { request } = input;
   const { fleet, options } = request;
   const acts = proxies(request.tuning);
-  const status = new FleetStatus(request.upgradeId, options.targetVersion, fleet.controlPlane.name, fleet.workers.map((w) => w.name));
+  const status = new FleetStatus(
+    request.upgradeId,
+    options.targetVersion,
+    fleet.controlPlane.name,
+    fleet.workers.map((w) => w.name)
+  );
   setHandler(statusQuery, () => status.status());
   setHandler(clusterProgressSignal, (p) => status.progress(p));
   const decideAll = async (d: CrdDecisionForAll): Promise<string[]> => {
@@ -56,7 +76,12 @@ export async function upgradeEngine(input: UpgradeEngineInput): Promise<UpgradeR
     // Workflows cannot send updates, only signals: the child applies the same checks to either.
     await Promise.all(
       clusters.map((cluster) =>
-        getExternalWorkflowHandle(childId(cluster)).signal(crdDecisionSignal, { cluster, approve: d.approve, by: d.by, reason: d.reason })
+        getExternalWorkflowHandle(childId(cluster)).signal(crdDecisionSignal, {
+          cluster,
+          approve: d.approve,
+          by: d.by,
+          reason: d.reason,
+        })
       )
     );
     log.info(`CRD step ${d.approve ? 'approved' : 'rejected'} for all waiting clusters`, { clusters, by: d.by });
@@ -64,8 +89,10 @@ export async function upgradeEngine(input: UpgradeEngineInput): Promise<UpgradeR
   };
   setHandler(decideAllUpdate, decideAll, {
     validator: (d) => {
-      if (!d.by?.trim()) throw ApplicationFailure.nonRetryable('an approval must say who gives it (--by)', 'ApprovalRefused');
-      if (status.waiting().length === 0) throw ApplicationFailure.nonRetryable('no cluster is waiting for approval', 'ApprovalRefused');
+      if (!d.by?.trim())
+        throw ApplicationFailure.nonRetryable('an approval must say who gives it (--by)', 'ApprovalRefused');
+      if (status.waiting().length === 0)
+        throw ApplicationFailure.nonRetryable('no cluster is waiting for approval', 'ApprovalRefused');
     },
   });
   setHandler(decideAllSignal, async (d) => {
@@ -79,14 +106,16 @@ export async function upgradeEngine(input: UpgradeEngineInput): Promise<UpgradeR
     plan = planUpgrade(request, facts);
   } catch (err) {
     status.phase = 'failed';
-    if (err instanceof PlanRefused) throw ApplicationFailure.nonRetryable(`upgrade refused: ${err.message}`, 'PlanRefused');
+    if (err instanceof PlanRefused)
+      throw ApplicationFailure.nonRetryable(`upgrade refused: ${err.message}`, 'PlanRefused');
     throw err;
   }
   status.planned(plan);
   if (!input.carried) upsertMemo({ plan: memoOf(plan) });
 
   // 2. Control plane, verified before any worker cluster is touched.
-  const controlPlane = input.carried?.controlPlane ?? (await upgradeControlPlane(plan.controlPlane, request.upgradeId, acts, status));
+  const controlPlane =
+    input.carried?.controlPlane ?? (await upgradeControlPlane(plan.controlPlane, request.upgradeId, acts, status));
   status.finished(controlPlane);
 
   // 3. Worker clusters: a sliding window of children.
@@ -108,7 +137,9 @@ export async function upgradeEngine(input: UpgradeEngineInput): Promise<UpgradeR
       status.running(wp);
       running.set(wp.cluster.name, runChild(wp, request, status, done));
     }
-    setCurrentDetails(`workers: ${done.size}/${plan.workers.length} done, ${running.size} running, waiting for approval: ${status.waiting().join(', ') || 'none'}`);
+    setCurrentDetails(
+      `workers: ${done.size}/${plan.workers.length} done, ${running.size} running, waiting for approval: ${status.waiting().join(', ') || 'none'}`
+    );
     if (running.size === 0) break;
     const finished = await Promise.race(running.values());
     running.delete(finished);
@@ -117,14 +148,23 @@ export async function upgradeEngine(input: UpgradeEngineInput): Promise<UpgradeR
   if (queue.length > 0) {
     // History stays small for large fleets: the window drained, hand the rest to a new run.
     await condition(allHandlersFinished);
-    await continueAsNew<typeof upgradeEngine>({ request, carried: { facts, controlPlane, workers: [...done.values()] } });
+    await continueAsNew<typeof upgradeEngine>({
+      request,
+      carried: { facts, controlPlane, workers: [...done.values()] },
+    });
   }
 
   status.phase = 'done';
   setCurrentDetails('done');
   const workers = plan.workers.map((w) => done.get(w.cluster.name) ?? notStarted(w));
   await condition(allHandlersFinished);
-  return { upgradeId: request.upgradeId, targetVersion: options.targetVersion, controlPlane, workers, counts: countOutcomes([controlPlane, ...workers]) };
+  return {
+    upgradeId: request.upgradeId,
+    targetVersion: options.targetVersion,
+    controlPlane,
+    workers,
+    counts: countOutcomes([controlPlane, ...workers]),
+  };
 }
 
 const childId = (cluster: string): string => `${workflowInfo().workflowId}/${cluster}`;
@@ -135,7 +175,9 @@ async function preflight(request: UpgradeRequest, acts: Proxies, status: FleetSt
   const version = options.targetVersion;
   const [charts, clusters] = await Promise.all([
     Promise.allSettled(
-      (['skoala', 'skoala-init'] as const).map((chart) => acts.quick.checkChartVersion({ repo: fleet.chartRepo, chart, version }))
+      (['skoala', 'skoala-init'] as const).map((chart) =>
+        acts.quick.checkChartVersion({ repo: fleet.chartRepo, chart, version })
+      )
     ),
     Promise.allSettled([
       acts.quick.preflightCluster({ cluster: fleet.controlPlane, release: 'skoala' }),
@@ -143,16 +185,26 @@ async function preflight(request: UpgradeRequest, acts: Proxies, status: FleetSt
     ]),
   ]);
   const names = ['chart skoala', 'chart skoala-init', fleet.controlPlane.name, ...fleet.workers.map((w) => w.name)];
-  const problems = [...charts, ...clusters].flatMap((r, i) => (r.status === 'rejected' ? [`${names[i]}: ${errorMessage(r.reason)}`] : []));
+  const problems = [...charts, ...clusters].flatMap((r, i) =>
+    r.status === 'rejected' ? [`${names[i]}: ${errorMessage(r.reason)}`] : []
+  );
   if (problems.length > 0) {
     status.phase = 'failed';
-    throw ApplicationFailure.nonRetryable(`preflight failed, nothing was changed: ${problems.join('; ')}`, 'PreflightFailed');
+    throw ApplicationFailure.nonRetryable(
+      `preflight failed, nothing was changed: ${problems.join('; ')}`,
+      'PreflightFailed'
+    );
   }
   const [controlPlane, ...workers] = clusters.map((r) => (r as PromiseFulfilledResult<ClusterFacts>).value);
   return { controlPlane: controlPlane as ClusterFacts, workers };
 }
 
-async function upgradeControlPlane(plan: ClusterPlan, upgradeId: string, acts: Proxies, status: FleetStatus): Promise<ClusterResult> {
+async function upgradeControlPlane(
+  plan: ClusterPlan,
+  upgradeId: string,
+  acts: Proxies,
+  status: FleetStatus
+): Promise<ClusterResult> {
   status.phase = 'control-plane';
   if (plan.skipped) return skippedResult(plan);
   const startedAt = new Date().toISOString();
@@ -165,7 +217,16 @@ async function upgradeControlPlane(plan: ClusterPlan, upgradeId: string, acts: P
         status.update(plan.cluster.name, { step: kind });
       },
     });
-    return { cluster: plan.cluster.name, role: 'control-plane', outcome: 'upgraded', from: plan.from, to: plan.to, backup: outcome.backup, startedAt, finishedAt: new Date().toISOString() };
+    return {
+      cluster: plan.cluster.name,
+      role: 'control-plane',
+      outcome: 'upgraded',
+      from: plan.from,
+      to: plan.to,
+      backup: outcome.backup,
+      startedAt,
+      finishedAt: new Date().toISOString(),
+    };
   } catch (err) {
     status.phase = 'failed';
     status.update(plan.cluster.name, { state: 'failed', error: errorMessage(err) });
@@ -177,7 +238,12 @@ async function upgradeControlPlane(plan: ClusterPlan, upgradeId: string, acts: P
 }
 
 /** Runs one child to its end; resolves with the cluster name whatever happens, never rejects. */
-async function runChild(plan: ClusterPlan, request: UpgradeRequest, status: FleetStatus, done: Map<string, ClusterResult>): Promise<string> {
+async function runChild(
+  plan: ClusterPlan,
+  request: UpgradeRequest,
+  status: FleetStatus,
+  done: Map<string, ClusterResult>
+): Promise<string> {
   const name = plan.cluster.name;
   const startedAt = new Date().toISOString();
   let result: ClusterResult;
@@ -190,15 +256,36 @@ async function runChild(plan: ClusterPlan, request: UpgradeRequest, status: Flee
     });
     result = await child.result();
   } catch (err) {
-    result = { cluster: name, role: 'worker', outcome: 'failed', from: plan.from, to: plan.to, error: errorMessage(err), startedAt, finishedAt: new Date().toISOString() };
+    result = {
+      cluster: name,
+      role: 'worker',
+      outcome: 'failed',
+      from: plan.from,
+      to: plan.to,
+      error: errorMessage(err),
+      startedAt,
+      finishedAt: new Date().toISOString(),
+    };
   }
   done.set(name, result);
   status.finished(result);
   return name;
 }
 
-const skippedResult = (p: ClusterPlan): ClusterResult => ({ cluster: p.cluster.name, role: p.role, outcome: 'already-at-target', from: p.from, to: p.to });
-const notStarted = (p: ClusterPlan): ClusterResult => ({ cluster: p.cluster.name, role: p.role, outcome: 'not-started', from: p.from, to: p.to });
+const skippedResult = (p: ClusterPlan): ClusterResult => ({
+  cluster: p.cluster.name,
+  role: p.role,
+  outcome: 'already-at-target',
+  from: p.from,
+  to: p.to,
+});
+const notStarted = (p: ClusterPlan): ClusterResult => ({
+  cluster: p.cluster.name,
+  role: p.role,
+  outcome: 'not-started',
+  from: p.from,
+  to: p.to,
+});
 
 function countOutcomes(results: ClusterResult[]): UpgradeResult['counts'] {
   const counts = { upgraded: 0, 'already-at-target': 0, rejected: 0, failed: 0, 'not-started': 0 };
@@ -210,5 +297,9 @@ function countOutcomes(results: ClusterResult[]): UpgradeResult['counts'] {
 function memoOf(plan: Plan): unknown {
   if (plan.workers.length <= 50) return plan;
   const kinds = (p: ClusterPlan) => p.steps.map((s) => s.kind);
-  return { ...plan, controlPlane: { ...plan.controlPlane, steps: kinds(plan.controlPlane) }, workers: plan.workers.map((w) => ({ cluster: w.cluster.name, from: w.from, skipped: w.skipped, steps: kinds(w) })) };
+  return {
+    ...plan,
+    controlPlane: { ...plan.controlPlane, steps: kinds(plan.controlPlane) },
+    workers: plan.workers.map((w) => ({ cluster: w.cluster.name, from: w.from, skipped: w.skipped, steps: kinds(w) })),
+  };
 }

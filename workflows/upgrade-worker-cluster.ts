@@ -15,7 +15,14 @@ import {
 } from '@temporalio/workflow';
 import type { Approval, ClusterPlan, ClusterResult, ClusterState, StepKind, Tuning } from '../runbook/types';
 import { proxies } from './activities';
-import { clusterProgressSignal, crdDecisionSignal, decideCrdUpdate, gateQuery, type ClusterProgress, type CrdDecision } from './messages';
+import {
+  clusterProgressSignal,
+  crdDecisionSignal,
+  decideCrdUpdate,
+  gateQuery,
+  type ClusterProgress,
+  type CrdDecision,
+} from './messages';
 import { runSteps } from './run-steps';
 
 export interface UpgradeWorkerClusterInput {
@@ -83,7 +90,9 @@ export async function upgradeWorkerCluster(input: UpgradeWorkerClusterInput): Pr
       awaitApproval: async () => {
         waiting = true;
         state = 'waiting-approval';
-        setCurrentDetails(`${cluster}: waiting for approval of the CRD re-apply (npm run approve -- --cluster ${cluster} --by NAME)`);
+        setCurrentDetails(
+          `${cluster}: waiting for approval of the CRD re-apply (npm run approve -- --cluster ${cluster} --by NAME)`
+        );
         report({ state, step: 'awaitCrdApproval' });
         const every = input.tuning?.approvalReminder ?? '30 minutes';
         // No deadline: a person decides. The reminder keeps the wait visible in logs.
@@ -104,7 +113,7 @@ export async function upgradeWorkerCluster(input: UpgradeWorkerClusterInput): Pr
       to: plan.to,
       approval: outcome.approval,
       backup: outcome.backup,
-      crdsApplied: outcome.crdsApplied,
+      crdsReapplied: outcome.crdsReapplied,
       startedAt,
       finishedAt: new Date().toISOString(),
     };
@@ -115,6 +124,9 @@ export async function upgradeWorkerCluster(input: UpgradeWorkerClusterInput): Pr
     state = 'failed';
     const message = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
     report({ state, step, error: message });
-    throw ApplicationFailure.nonRetryable(`${cluster}: ${step ?? 'upgrade'} failed: ${message}`, 'ClusterUpgradeFailed');
+    throw ApplicationFailure.nonRetryable(
+      `${cluster}: ${step ?? 'upgrade'} failed: ${message}`,
+      'ClusterUpgradeFailed'
+    );
   }
 }

@@ -52,12 +52,14 @@ export async function approve(opts: ApproveOptions, client: Client): Promise<App
   const state = await readUpgrade(client, workflowId);
   if (state.kind !== 'running') throw new ExitError(`${workflowId} is not running (${state.kind}): nothing to approve`);
   const workers = state.status.workers.map((w) => w.cluster);
-  if (!workers.includes(cluster)) throw new ExitError(`cluster ${cluster} is not a worker cluster of ${workflowId} (it has: ${workers.join(', ')})`);
+  if (!workers.includes(cluster))
+    throw new ExitError(`cluster ${cluster} is not a worker cluster of ${workflowId} (it has: ${workers.join(', ')})`);
   await client.workflow
     .getHandle(`${workflowId}/${cluster}`)
     .executeUpdate(decideCrdUpdate, { args: [{ cluster, approve: approved, by, reason: opts.reason }] })
     .catch((err: unknown) => {
-      if (err instanceof WorkflowNotFoundError) throw new ExitError(`refused: cluster ${cluster} is not waiting for approval (its upgrade has not started)`);
+      if (err instanceof WorkflowNotFoundError)
+        throw new ExitError(`refused: cluster ${cluster} is not waiting for approval (its upgrade has not started)`);
       return refused(err);
     });
   return { workflowId, approved, clusters: [cluster] };

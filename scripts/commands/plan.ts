@@ -29,7 +29,9 @@ export async function buildRequest(flags: UpgradeFlags): Promise<UpgradeRequest>
   // Whether `auto` needs the Job depends on installed versions (the workflow's preflight knows);
   // `always` can be refused now.
   if (options.dbMigration === 'always' && fleet.dbMigrationJob === undefined) {
-    throw new ExitError(`${flags.fleet}: dbMigrationJob: --db-migration always needs the DB-migration Job manifest in the fleet file`);
+    throw new ExitError(
+      `${flags.fleet}: dbMigrationJob: --db-migration always needs the DB-migration Job manifest in the fleet file`
+    );
   }
   return { upgradeId: upgradeWorkflowId(fleet.name, options.targetVersion), fleet, options };
 }
@@ -42,18 +44,26 @@ export async function plan(flags: UpgradeFlags, env: NodeJS.ProcessEnv = process
     const run = createRunner({ helm: config.helm, kubectl: config.kubectl, env });
     const acts = createActivities({ ...config, backupDir: path.join(workDir, 'unused'), workDir, run });
     const { fleet, options } = request;
-    const failIf = (what: string) => (err: unknown): never => {
-      throw new ExitError(`${what}: ${(err as Error).message}`, EXIT.upgradeFailed);
-    };
+    const failIf =
+      (what: string) =>
+      (err: unknown): never => {
+        throw new ExitError(`${what}: ${(err as Error).message}`, EXIT.upgradeFailed);
+      };
     await Promise.all(
       (['skoala', 'skoala-init'] as const).map((chart) =>
-        acts.checkChartVersion({ repo: fleet.chartRepo, chart, version: options.targetVersion }).catch(failIf(`chart ${chart}`))
+        acts
+          .checkChartVersion({ repo: fleet.chartRepo, chart, version: options.targetVersion })
+          .catch(failIf(`chart ${chart}`))
       )
     );
     const facts: FleetFacts = {
-      controlPlane: await acts.preflightCluster({ cluster: fleet.controlPlane, release: 'skoala' }).catch(failIf(fleet.controlPlane.name)),
+      controlPlane: await acts
+        .preflightCluster({ cluster: fleet.controlPlane, release: 'skoala' })
+        .catch(failIf(fleet.controlPlane.name)),
       workers: await Promise.all(
-        fleet.workers.map((cluster) => acts.preflightCluster({ cluster, release: 'skoala-init' }).catch(failIf(cluster.name)))
+        fleet.workers.map((cluster) =>
+          acts.preflightCluster({ cluster, release: 'skoala-init' }).catch(failIf(cluster.name))
+        )
       ),
     };
     let result: Plan;
@@ -66,7 +76,10 @@ export async function plan(flags: UpgradeFlags, env: NodeJS.ProcessEnv = process
     const crds: CrdChange[] = [];
     for (const w of result.workers) {
       const step = w.steps.find((s) => s.kind === 'reapplyCrds');
-      if (step?.kind === 'reapplyCrds') crds.push(...(await previewCrds(run, workDir, w.cluster, step).catch(failIf(`CRD preview on ${w.cluster.name}`))));
+      if (step?.kind === 'reapplyCrds')
+        crds.push(
+          ...(await previewCrds(run, workDir, w.cluster, step).catch(failIf(`CRD preview on ${w.cluster.name}`)))
+        );
     }
     return { request, plan: result, crds };
   } finally {

@@ -7,7 +7,10 @@ export interface StatusOptions {
   workflowId?: string;
 }
 
-export async function status(opts: StatusOptions, client: Client): Promise<{ workflowId: string; state: UpgradeState }> {
+export async function status(
+  opts: StatusOptions,
+  client: Client
+): Promise<{ workflowId: string; state: UpgradeState }> {
   const workflowId = await resolveUpgradeId(client, opts.workflowId);
   return { workflowId, state: await readUpgrade(client, workflowId) };
 }

@@ -15,7 +15,9 @@ const liveOutput = (): boolean => Boolean(process.stdout.isTTY) && !process.env.
 function changes(prev: UpgradeStatus | undefined, next: UpgradeStatus): string[] {
   const lines: string[] = [];
   if (prev?.phase !== next.phase) lines.push(`phase: ${next.phase}`);
-  const before = new Map([prev?.controlPlane, ...(prev?.workers ?? [])].filter((c) => c !== undefined).map((c) => [c.cluster, c]));
+  const before = new Map(
+    [prev?.controlPlane, ...(prev?.workers ?? [])].filter((c) => c !== undefined).map((c) => [c.cluster, c])
+  );
   for (const c of [next.controlPlane, ...next.workers]) {
     const p = before.get(c.cluster);
     if (p?.state !== c.state || p?.step !== c.step) {

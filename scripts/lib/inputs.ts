@@ -23,7 +23,8 @@ export function intOption(flag: string, value: string | undefined, fallback: num
 
 export function dbMigrationOption(value: string | undefined): DbMigrationMode {
   const v = value ?? 'auto';
-  if (v !== 'auto' && v !== 'always' && v !== 'never') throw new ExitError(`--db-migration "${v}" must be auto, always or never`);
+  if (v !== 'auto' && v !== 'always' && v !== 'never')
+    throw new ExitError(`--db-migration "${v}" must be auto, always or never`);
   return v;
 }
 

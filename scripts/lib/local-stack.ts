@@ -41,7 +41,13 @@ export interface LocalStack {
 export async function startLocalStack(opts: LocalStackOptions): Promise<LocalStack> {
   const log = opts.log ?? ((l: string) => console.log(l));
   const [sandbox, temporal] = await Promise.all([
-    startSandbox({ workers: opts.workers, installVersion: opts.installVersion, customValues: opts.customValues, dir: opts.dir, log }),
+    startSandbox({
+      workers: opts.workers,
+      installVersion: opts.installVersion,
+      customValues: opts.customValues,
+      dir: opts.dir,
+      log,
+    }),
     startDevServer({ uiPort: opts.uiPort }),
   ]);
   const stops: (() => Promise<unknown>)[] = [() => sandbox.stop(), () => temporal.teardown()];
@@ -51,7 +57,11 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   await mkdir(backupDir, { recursive: true, mode: 0o700 });
   await mkdir(workDir, { recursive: true });
   // No Job controller runs in the sandbox: complete the DB-migration Job the way envtest does.
-  const jobs = startJobStandIn({ kubectl: sandbox.tools.kubectl, kubeconfig: sandbox.controlPlane.kubeconfig, namespace: SANDBOX_NAMESPACE });
+  const jobs = startJobStandIn({
+    kubectl: sandbox.tools.kubectl,
+    kubeconfig: sandbox.controlPlane.kubeconfig,
+    namespace: SANDBOX_NAMESPACE,
+  });
   stops.unshift(() => jobs.stop());
   const fleetFile = await writeFleetFile(sandbox, path.join(sandbox.dir, 'fleet.yaml'), opts.fleet);
   const env: TemporalEnv = {
@@ -76,7 +86,12 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
         workDir,
         jobPollMs: 500,
       });
-      const worker = await createWorker({ connection: temporal.nativeConnection, taskQueue, activities, shutdownGraceTime: '2s' });
+      const worker = await createWorker({
+        connection: temporal.nativeConnection,
+        taskQueue,
+        activities,
+        shutdownGraceTime: '2s',
+      });
       const running = worker.run();
       stops.unshift(async () => {
         if (worker.getState() === 'RUNNING') worker.shutdown();

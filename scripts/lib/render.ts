@@ -21,7 +21,11 @@ function renderClusterPlan(p: ClusterPlan, crds: CrdPreview[]): string[] {
   for (const step of p.steps) {
     for (const c of commandsOfStep(p.cluster, step)) {
       n++;
-      lines.push(c.tool === 'gate' ? `  ${n}. [gate] ${c.argv[0]}` : `  ${n}. ${c.tool} ${redactArgv(c.argv).map(quote).join(' ')}`);
+      lines.push(
+        c.tool === 'gate'
+          ? `  ${n}. [gate] ${c.argv[0]}`
+          : `  ${n}. ${c.tool} ${redactArgv(c.argv).map(quote).join(' ')}`
+      );
     }
   }
   for (const c of crds.filter((x) => x.cluster === p.cluster.name)) {
@@ -43,12 +47,16 @@ export function renderPlan(plan: Plan, crds: CrdPreview[] = []): string {
 
 function noteOf(c: ClusterStatus): string {
   if (c.error) return c.error;
-  if (c.approval) return `${c.approval.approved ? 'approved' : 'rejected'} by ${c.approval.by}${c.approval.reason ? `: ${c.approval.reason}` : ''}`;
+  if (c.approval)
+    return `${c.approval.approved ? 'approved' : 'rejected'} by ${c.approval.by}${c.approval.reason ? `: ${c.approval.reason}` : ''}`;
   return '';
 }
 
 export function renderStatus(s: UpgradeStatus): string {
-  const table = new Table({ head: ['cluster', 'role', 'state', 'step', 'from', 'to', 'note'], style: { head: [], border: [] } });
+  const table = new Table({
+    head: ['cluster', 'role', 'state', 'step', 'from', 'to', 'note'],
+    style: { head: [], border: [] },
+  });
   for (const c of [s.controlPlane, ...s.workers]) {
     table.push([c.cluster, c.role, c.state, c.step ?? '', c.from ?? '-', c.to, noteOf(c).slice(0, 100)]);
   }
@@ -76,6 +84,8 @@ export function statusOfResult(r: UpgradeResult): UpgradeStatus {
     controlPlane: toStatus(r.controlPlane),
     workers,
     pendingApprovals: [],
-    failures: workers.filter((w) => w.state === 'failed').map((w) => ({ cluster: w.cluster, error: w.error ?? 'failed' })),
+    failures: workers
+      .filter((w) => w.state === 'failed')
+      .map((w) => ({ cluster: w.cluster, error: w.error ?? 'failed' })),
   };
 }

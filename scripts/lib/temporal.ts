@@ -23,7 +23,10 @@ export async function connectClient(t: TemporalEnv): Promise<Client> {
     const connection = await Connection.connect({ address: t.address, connectTimeout: '5s' });
     return new Client({ connection, namespace: t.namespace });
   } catch (err) {
-    throw new ExitError(`cannot reach Temporal at ${t.address} (set TEMPORAL_ADDRESS): ${(err as Error).message}`, EXIT.unreachable);
+    throw new ExitError(
+      `cannot reach Temporal at ${t.address} (set TEMPORAL_ADDRESS): ${(err as Error).message}`,
+      EXIT.unreachable
+    );
   }
 }
 
@@ -34,7 +37,9 @@ export const workflowUrl = (t: TemporalEnv, workflowId: string): string =>
 export async function resolveUpgradeId(client: Client, given: string | undefined): Promise<string> {
   if (given) return given;
   const running: string[] = [];
-  for await (const w of client.workflow.list({ query: `WorkflowType = 'upgradeEngine' AND ExecutionStatus = 'Running'` })) {
+  for await (const w of client.workflow.list({
+    query: `WorkflowType = 'upgradeEngine' AND ExecutionStatus = 'Running'`,
+  })) {
     running.push(w.workflowId);
   }
   if (running.length === 1) return running[0] as string;

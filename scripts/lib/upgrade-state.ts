@@ -22,7 +22,10 @@ export async function readUpgrade(client: Client, workflowId: string): Promise<U
     try {
       return { kind: 'running', status: await handle.query(statusQuery) };
     } catch (err) {
-      throw new ExitError(`${workflowId} is running but no worker answered (is \`npm run worker\` running?): ${(err as Error).message}`, EXIT.unreachable);
+      throw new ExitError(
+        `${workflowId} is running but no worker answered (is \`npm run worker\` running?): ${(err as Error).message}`,
+        EXIT.unreachable
+      );
     }
   }
   try {

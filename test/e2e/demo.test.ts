@@ -22,7 +22,12 @@ function serverProcesses(): Set<string> {
   return found;
 }
 
-const demo = (args: string[]) => execa(process.execPath, ['--import', 'tsx', 'scripts/demo.ts', ...args], { reject: false, all: true, env: { CI: 'true' } });
+const demo = (args: string[]) =>
+  execa(process.execPath, ['--import', 'tsx', 'scripts/demo.ts', ...args], {
+    reject: false,
+    all: true,
+    env: { CI: 'true' },
+  });
 
 describe('npm run demo', () => {
   it('--yes upgrades every cluster, prints the UI link and the final table, and leaves no process', async () => {
@@ -49,7 +54,9 @@ describe('npm run demo', () => {
         }
       });
     });
-    expect(out).toMatch(/TEMPORAL_ADDRESS=127\.0\.0\.1:\d+ npm run approve -- --workflow-id skoala-upgrade-sandbox-0\.19\.2 --all --by "\$USER"/);
+    expect(out).toMatch(
+      /TEMPORAL_ADDRESS=127\.0\.0\.1:\d+ npm run approve -- --workflow-id skoala-upgrade-sandbox-0\.19\.2 --all --by "\$USER"/
+    );
     expect(serverProcesses().size).toBeGreaterThan(before.size);
     child.kill('SIGINT');
     const run = await child;

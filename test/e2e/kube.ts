@@ -10,13 +10,19 @@ export const NS = 'skoala-system';
 export function kube(stack: LocalStack) {
   const { tools, helmEnv } = stack.sandbox;
   const helm = async (c: SandboxCluster, args: string[]) =>
-    (await execa(tools.helm, ['--kubeconfig', c.kubeconfig, '--kube-context', c.context, ...args], { env: helmEnv })).stdout;
-  const kubectl = async (c: SandboxCluster, args: string[]) => (await execa(tools.kubectl, ['--kubeconfig', c.kubeconfig, '--context', c.context, ...args])).stdout;
+    (await execa(tools.helm, ['--kubeconfig', c.kubeconfig, '--kube-context', c.context, ...args], { env: helmEnv }))
+      .stdout;
+  const kubectl = async (c: SandboxCluster, args: string[]) =>
+    (await execa(tools.kubectl, ['--kubeconfig', c.kubeconfig, '--context', c.context, ...args])).stdout;
   return {
     helm,
     kubectl,
     async release(c: SandboxCluster, name: string) {
-      const [r] = JSON.parse(await helm(c, ['list', '-n', NS, '-a', '--filter', `^${name}$`, '-o', 'json'])) as { status: string; chart: string; revision: string }[];
+      const [r] = JSON.parse(await helm(c, ['list', '-n', NS, '-a', '--filter', `^${name}$`, '-o', 'json'])) as {
+        status: string;
+        chart: string;
+        revision: string;
+      }[];
       return r;
     },
     async revisions(c: SandboxCluster, name: string): Promise<number> {
@@ -26,10 +32,24 @@ export function kube(stack: LocalStack) {
       return parse(await helm(c, ['get', 'values', name, '-n', NS, '-o', 'yaml']));
     },
     async image(c: SandboxCluster, deployment: string): Promise<string> {
-      return kubectl(c, ['get', 'deployment', deployment, '-n', NS, '-o', 'jsonpath={.spec.template.spec.containers[0].image}']);
+      return kubectl(c, [
+        'get',
+        'deployment',
+        deployment,
+        '-n',
+        NS,
+        '-o',
+        'jsonpath={.spec.template.spec.containers[0].image}',
+      ]);
     },
     async crdChartVersion(c: SandboxCluster, crd: string): Promise<string> {
-      return kubectl(c, ['get', 'crd', crd, '-o', 'jsonpath={.metadata.annotations.fixtures\\.skoala-upgrade/chart-version}']);
+      return kubectl(c, [
+        'get',
+        'crd',
+        crd,
+        '-o',
+        'jsonpath={.metadata.annotations.fixtures\\.skoala-upgrade/chart-version}',
+      ]);
     },
   };
 }
@@ -37,7 +57,9 @@ export function kube(stack: LocalStack) {
 /** Every event of the upgrade's workflows (parent and children) as JSON text. */
 export async function historiesText(client: Client, workflowId: string, children: string[]): Promise<string> {
   const texts = await Promise.all(
-    [workflowId, ...children.map((c) => `${workflowId}/${c}`)].map(async (id) => JSON.stringify(await client.workflow.getHandle(id).fetchHistory()))
+    [workflowId, ...children.map((c) => `${workflowId}/${c}`)].map(async (id) =>
+      JSON.stringify(await client.workflow.getHandle(id).fetchHistory())
+    )
   );
   return texts.join('\n');
 }

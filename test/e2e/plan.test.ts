@@ -15,7 +15,12 @@ function cli(sb: Sandbox, args: string[]) {
     reject: false,
     all: true,
     // No Temporal anywhere: planning must not need it.
-    env: { ...sb.helmEnv, SKOALA_HELM: sb.tools.helm, SKOALA_KUBECTL: sb.tools.kubectl, TEMPORAL_ADDRESS: '127.0.0.1:1' },
+    env: {
+      ...sb.helmEnv,
+      SKOALA_HELM: sb.tools.helm,
+      SKOALA_KUBECTL: sb.tools.kubectl,
+      TEMPORAL_ADDRESS: '127.0.0.1:1',
+    },
   });
 }
 
@@ -23,7 +28,9 @@ async function revisions(sb: Sandbox): Promise<number[]> {
   return Promise.all(
     [sb.controlPlane, ...sb.workers].map(async (c) => {
       const rel = c === sb.controlPlane ? 'skoala' : 'skoala-init';
-      const out = await execa(sb.tools.helm, ['history', rel, '-n', NS, '--kubeconfig', c.kubeconfig, '-o', 'json'], { env: sb.helmEnv });
+      const out = await execa(sb.tools.helm, ['history', rel, '-n', NS, '--kubeconfig', c.kubeconfig, '-o', 'json'], {
+        env: sb.helmEnv,
+      });
       return (JSON.parse(out.stdout) as unknown[]).length;
     })
   );
@@ -39,7 +46,8 @@ describe('plan from 0.18.0', () => {
     const w1 = sb.workers[0];
     if (!w1) throw new Error('no worker');
     await execa(sb.tools.kubectl, ['--kubeconfig', w1.kubeconfig, 'apply', '-n', 'default', '-f', '-'], {
-      input: 'apiVersion: projectcontour.io/v1\nkind: HTTPProxy\nmetadata: { name: shop }\nspec: { virtualhost: { fqdn: shop.example.com } }\n',
+      input:
+        'apiVersion: projectcontour.io/v1\nkind: HTTPProxy\nmetadata: { name: shop }\nspec: { virtualhost: { fqdn: shop.example.com } }\n',
     });
   });
   afterAll(async () => {
@@ -54,11 +62,19 @@ describe('plan from 0.18.0', () => {
     const cp = sb.controlPlane;
     expect(out).toContain('note: DB-migration Job: runs (required by the runbook for this version range)');
     expect(out).toContain(`control-plane (control-plane, skoala 0.18.0 -> 0.19.2):`);
-    expect(out).toContain(`1. kubectl --kubeconfig ${cp.kubeconfig} --context control-plane apply -n skoala-system -f ${path.resolve('sandbox/fixtures/db-migration-job.yaml')} -o name`);
-    expect(out).toContain(`2. helm --kubeconfig ${cp.kubeconfig} --kube-context control-plane get values skoala -n skoala-system --revision 1 -o yaml`);
-    expect(out).toMatch(/helm --kubeconfig \S+ --kube-context control-plane upgrade --install --create-namespace -n skoala-system skoala skoala --repo http:\/\/127\.0\.0\.1:\d+ --version 0\.19\.2 -f '<values backup of skoala>' --set hive\.image\.tag=v0\.19\.2 --set sesame\.image\.tag=v0\.19\.2 --history-max 10/);
+    expect(out).toContain(
+      `1. kubectl --kubeconfig ${cp.kubeconfig} --context control-plane apply -n skoala-system -f ${path.resolve('sandbox/fixtures/db-migration-job.yaml')} -o name`
+    );
+    expect(out).toContain(
+      `2. helm --kubeconfig ${cp.kubeconfig} --kube-context control-plane get values skoala -n skoala-system --revision 1 -o yaml`
+    );
+    expect(out).toMatch(
+      /helm --kubeconfig \S+ --kube-context control-plane upgrade --install --create-namespace -n skoala-system skoala skoala --repo http:\/\/127\.0\.0\.1:\d+ --version 0\.19\.2 -f '<values backup of skoala>' --set hive\.image\.tag=v0\.19\.2 --set sesame\.image\.tag=v0\.19\.2 --history-max 10/
+    );
     expect(out).toContain('[gate] wait for approval of the CRD re-apply');
-    expect(out).toMatch(/worker-1 \(worker, skoala-init 0\.18\.0 -> 0\.19\.2\):[\s\S]*CRD httpproxies\.projectcontour\.io: change, 1 custom resource\(s\)/);
+    expect(out).toMatch(
+      /worker-1 \(worker, skoala-init 0\.18\.0 -> 0\.19\.2\):[\s\S]*CRD httpproxies\.projectcontour\.io: change, 1 custom resource\(s\)/
+    );
     expect(out).toMatch(/worker-2 \(worker[\s\S]*CRD httpproxies\.projectcontour\.io: change, 0 custom resource\(s\)/);
     expect(await revisions(sb)).toEqual(before);
     const jobs = await execa(sb.tools.kubectl, ['--kubeconfig', cp.kubeconfig, 'get', 'jobs', '-n', NS, '-o', 'name']);

@@ -27,28 +27,74 @@ describe('a release stuck pending-upgrade', () => {
   it('is rolled back to the pre-upgrade revision, then upgraded exactly once', async () => {
     const w = sb.workers[0];
     if (!w) throw new Error('no worker');
-    const helm = (args: string[]) => execa(sb.tools.helm, ['--kubeconfig', w.kubeconfig, '-n', NS, ...args], { env: sb.helmEnv });
+    const helm = (args: string[]) =>
+      execa(sb.tools.helm, ['--kubeconfig', w.kubeconfig, '-n', NS, ...args], { env: sb.helmEnv });
     const history = async () =>
-      JSON.parse((await helm(['history', 'skoala-init', '-o', 'json'])).stdout) as { revision: number; status: string; chart: string; description: string }[];
+      JSON.parse((await helm(['history', 'skoala-init', '-o', 'json'])).stdout) as {
+        revision: number;
+        status: string;
+        chart: string;
+        description: string;
+      }[];
 
     // --wait never ends here (no controllers make Deployments ready): kill helm mid-upgrade.
-    const killed = execa(sb.tools.helm, ['--kubeconfig', w.kubeconfig, '-n', NS, 'upgrade', 'skoala-init', 'skoala-init', '--repo', sb.chartRepo.url, '--version', '0.19.2', '--reuse-values', '--wait', '--timeout', '5m'], {
-      env: sb.helmEnv,
-      reject: false,
-    });
-    for (let i = 0; i < 100 && (await history()).at(-1)?.status !== 'pending-upgrade'; i++) await new Promise((r) => setTimeout(r, 200));
+    const killed = execa(
+      sb.tools.helm,
+      [
+        '--kubeconfig',
+        w.kubeconfig,
+        '-n',
+        NS,
+        'upgrade',
+        'skoala-init',
+        'skoala-init',
+        '--repo',
+        sb.chartRepo.url,
+        '--version',
+        '0.19.2',
+        '--reuse-values',
+        '--wait',
+        '--timeout',
+        '5m',
+      ],
+      {
+        env: sb.helmEnv,
+        reject: false,
+      }
+    );
+    for (let i = 0; i < 100 && (await history()).at(-1)?.status !== 'pending-upgrade'; i++)
+      await new Promise((r) => setTimeout(r, 200));
     killed.kill('SIGKILL');
     await killed;
     expect((await history()).at(-1)).toMatchObject({ revision: 2, status: 'pending-upgrade' });
-    const blocked = await helm(['upgrade', 'skoala-init', 'skoala-init', '--repo', sb.chartRepo.url, '--version', '0.19.2']).catch((e: { stderr: string }) => e.stderr);
+    const blocked = await helm([
+      'upgrade',
+      'skoala-init',
+      'skoala-init',
+      '--repo',
+      sb.chartRepo.url,
+      '--version',
+      '0.19.2',
+    ]).catch((e: { stderr: string }) => e.stderr);
     expect(blocked).toContain('another operation (install/upgrade/rollback) is in progress');
 
     const workDir = path.join(sb.dir, 'work');
     await mkdir(workDir, { recursive: true });
-    const acts = createActivities({ helm: sb.tools.helm, kubectl: sb.tools.kubectl, env: { ...process.env, ...sb.helmEnv }, backupDir: path.join(sb.dir, 'backups'), workDir });
+    const acts = createActivities({
+      helm: sb.tools.helm,
+      kubectl: sb.tools.kubectl,
+      env: { ...process.env, ...sb.helmEnv },
+      backupDir: path.join(sb.dir, 'backups'),
+      workDir,
+    });
     const env = new MockActivityEnvironment();
     const cluster: ClusterRef = { name: w.name, kubeconfig: w.kubeconfig, context: w.context, namespace: NS };
-    const backup: BackupRef = await env.run(acts.backupValues, { upgradeId: 'stuck', cluster, release: 'skoala-init' as const, revision: 1 });
+    const backup: BackupRef = await env.run(acts.backupValues, {
+      upgradeId: 'stuck',
+      cluster,
+      release: 'skoala-init' as const,
+      revision: 1,
+    });
     const step: Step & { kind: 'upgradeRelease' } = {
       kind: 'upgradeRelease',
       release: 'skoala-init',
@@ -62,10 +108,17 @@ describe('a release stuck pending-upgrade', () => {
     };
     expect(await env.run(acts.upgradeRelease, { cluster, step, backup })).toEqual({ revision: 4, alreadyDone: false });
     const after = await history();
-    expect(after.map((h) => [h.revision, h.chart])).toEqual([[1, 'skoala-init-0.18.0'], [2, 'skoala-init-0.19.2'], [3, 'skoala-init-0.18.0'], [4, 'skoala-init-0.19.2']]);
+    expect(after.map((h) => [h.revision, h.chart])).toEqual([
+      [1, 'skoala-init-0.18.0'],
+      [2, 'skoala-init-0.19.2'],
+      [3, 'skoala-init-0.18.0'],
+      [4, 'skoala-init-0.19.2'],
+    ]);
     expect(after[2]?.description).toBe('Rollback to 1');
     expect(after[3]?.status).toBe('deployed');
-    expect(JSON.parse((await helm(['get', 'values', 'skoala-init', '-o', 'json'])).stdout)).toMatchObject({ custom: { marker: w.name } });
+    expect(JSON.parse((await helm(['get', 'values', 'skoala-init', '-o', 'json'])).stdout)).toMatchObject({
+      custom: { marker: w.name },
+    });
 
     // A retry of the same activity (e.g. after a worker crash) finds it done and changes nothing.
     expect(await env.run(acts.upgradeRelease, { cluster, step, backup })).toEqual({ revision: 4, alreadyDone: true });

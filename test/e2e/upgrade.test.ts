@@ -51,27 +51,43 @@ describe.sequential('upgrading a sandbox fleet', () => {
     const revisions = await Promise.all(all().map((c) => k.revisions(c, releaseOf(c.name))));
     const handle = await start('0.20.0');
     const err = await handle.result().catch((e: { cause?: Error }) => e.cause?.message);
-    expect(err).toMatch(/^preflight failed, nothing was changed: chart skoala: chart skoala 0\.20\.0 is not in repository skoala \(http:\/\/127\.0\.0\.1:\d+\)/);
+    expect(err).toMatch(
+      /^preflight failed, nothing was changed: chart skoala: chart skoala 0\.20\.0 is not in repository skoala \(http:\/\/127\.0\.0\.1:\d+\)/
+    );
     expect(await Promise.all(all().map((c) => k.revisions(c, releaseOf(c.name))))).toEqual(revisions);
   });
 
   it('0.18.0 -> 0.19.2: DB migration, backups, one new revision each, custom values kept, CRDs re-applied', async () => {
-    const before = Object.fromEntries(await Promise.all(all().map(async (c) => [c.name, await k.values(c, releaseOf(c.name))] as const)));
+    const before = Object.fromEntries(
+      await Promise.all(all().map(async (c) => [c.name, await k.values(c, releaseOf(c.name))] as const))
+    );
     const handle = await start('0.19.2');
     // A second start for the same fleet and version attaches to the same workflow.
-    const again = await startUpgrade(await buildRequest({ version: '0.19.2', fleet: stack.fleetFile }), client, stack.env);
+    const again = await startUpgrade(
+      await buildRequest({ version: '0.19.2', fleet: stack.fleetFile }),
+      client,
+      stack.env
+    );
     expect(again).toMatchObject({ workflowId: handle.workflowId, attached: true });
     expect(again.runId).toBe((await handle.describe()).runId);
 
     await waitForStatus(handle, (s) => s.pendingApprovals.length === 3, 120_000);
     // The gate holds the CRD step: nothing re-applied yet.
-    for (const w of stack.sandbox.workers) expect(await k.crdChartVersion(w, 'httpproxies.projectcontour.io')).toBe('0.18.0');
+    for (const w of stack.sandbox.workers)
+      expect(await k.crdChartVersion(w, 'httpproxies.projectcontour.io')).toBe('0.18.0');
     await approve({ cluster: 'worker-1', by: 'alice', reason: 'reviewed', workflowId: handle.workflowId }, client);
-    expect((await approve({ all: true, by: 'bob', workflowId: handle.workflowId }, client)).clusters.sort()).toEqual(['worker-2', 'worker-3']);
+    expect((await approve({ all: true, by: 'bob', workflowId: handle.workflowId }, client)).clusters.sort()).toEqual([
+      'worker-2',
+      'worker-3',
+    ]);
     const result = (await handle.result()) as UpgradeResult;
 
     expect(result.counts).toMatchObject({ upgraded: 4, failed: 0, rejected: 0 });
-    expect(result.workers.find((w) => w.cluster === 'worker-1')?.approval).toMatchObject({ approved: true, by: 'alice', reason: 'reviewed' });
+    expect(result.workers.find((w) => w.cluster === 'worker-1')?.approval).toMatchObject({
+      approved: true,
+      by: 'alice',
+      reason: 'reviewed',
+    });
     const cp = stack.sandbox.controlPlane;
     for (const c of all()) {
       const rel = releaseOf(c.name);
@@ -82,13 +98,19 @@ describe.sequential('upgrading a sandbox fleet', () => {
     expect(await k.image(cp, 'hive')).toMatch(/:v0\.19\.2$/);
     expect(await k.image(cp, 'sesame')).toMatch(/:v0\.19\.2$/);
     expect(await k.image(cp, 'ui')).toMatch(/:v0\.8\.0$/); // the UI keeps its own version line
-    expect(await k.values(cp, 'skoala')).toMatchObject({ hive: { configMap: { data: { database: { password: 's3cret-control-plane' } } } } });
+    expect(await k.values(cp, 'skoala')).toMatchObject({
+      hive: { configMap: { data: { database: { password: 's3cret-control-plane' } } } },
+    });
     for (const w of stack.sandbox.workers) {
-      for (const d of ['skoala-agent', 'nacos-operator', 'sentinel-operator']) expect(await k.image(w, d)).toMatch(/:v0\.19\.2$/);
-      for (const crd of ['httpproxies.projectcontour.io', 'gateways.gateway.networking.k8s.io']) expect(await k.crdChartVersion(w, crd)).toBe('0.19.2');
+      for (const d of ['skoala-agent', 'nacos-operator', 'sentinel-operator'])
+        expect(await k.image(w, d)).toMatch(/:v0\.19\.2$/);
+      for (const crd of ['httpproxies.projectcontour.io', 'gateways.gateway.networking.k8s.io'])
+        expect(await k.crdChartVersion(w, crd)).toBe('0.19.2');
     }
     // The DB-migration Job ran (and completed) on the control plane only.
-    const job = JSON.parse(await k.kubectl(cp, ['get', 'job', 'skoala-db-upgrade', '-n', NS, '-o', 'json'])) as { status: { succeeded?: number } };
+    const job = JSON.parse(await k.kubectl(cp, ['get', 'job', 'skoala-db-upgrade', '-n', NS, '-o', 'json'])) as {
+      status: { succeeded?: number };
+    };
     expect(job.status.succeeded).toBe(1);
     // The backups hold exactly the pre-upgrade values, owner-only; history holds no secret.
     for (const r of [result.controlPlane, ...result.workers]) {
@@ -129,7 +151,15 @@ describe.sequential('upgrading a sandbox fleet', () => {
       expect(await k.release(w, 'skoala-init')).toMatchObject({ status: 'deployed', chart: 'skoala-init-0.28.1' });
       expect(await k.image(w, 'seata-operator')).toMatch(/:v0\.28\.1$/);
       // Recreated by the new chart (Job templates are immutable: the old ones had to go first).
-      const image = await k.kubectl(w, ['get', 'job', 'gateway-api-admission', '-n', NS, '-o', 'jsonpath={.spec.template.spec.containers[0].image}']);
+      const image = await k.kubectl(w, [
+        'get',
+        'job',
+        'gateway-api-admission',
+        '-n',
+        NS,
+        '-o',
+        'jsonpath={.spec.template.spec.containers[0].image}',
+      ]);
       expect(image).toMatch(/v0\.28\.1$/);
     }
     const history = await historiesText(client, handle.workflowId, workers);
@@ -141,7 +171,8 @@ describe.sequential('upgrading a sandbox fleet', () => {
     const h1 = await start('0.52.1');
     await approveAllWhenWaiting(h1, 3);
     await h1.result();
-    for (const w of stack.sandbox.workers) expect(await k.crdChartVersion(w, 'mcpbridges.networking.higress.io')).toBe('0.52.1');
+    for (const w of stack.sandbox.workers)
+      expect(await k.crdChartVersion(w, 'mcpbridges.networking.higress.io')).toBe('0.52.1');
 
     const h2 = await start('0.53.0');
     const result = (await h2.result()) as UpgradeResult; // no approval needed

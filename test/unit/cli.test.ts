@@ -9,7 +9,10 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 const cli = (args: string[]) =>
-  execa(process.execPath, ['--import', 'tsx', 'scripts/cli.ts', ...args], { reject: false, env: { TEMPORAL_ADDRESS: '127.0.0.1:1' } });
+  execa(process.execPath, ['--import', 'tsx', 'scripts/cli.ts', ...args], {
+    reject: false,
+    env: { TEMPORAL_ADDRESS: '127.0.0.1:1' },
+  });
 
 let fleet: string;
 let badFleet: string;
@@ -17,22 +20,46 @@ beforeAll(async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'cli-test-'));
   await writeFile(path.join(dir, 'kc'), 'apiVersion: v1\nkind: Config\n');
   fleet = path.join(dir, 'fleet.yaml');
-  await writeFile(fleet, 'name: prod\ncontrolPlane: { name: cp, kubeconfig: kc }\nworkers:\n  - { name: w1, kubeconfig: kc }\n');
+  await writeFile(
+    fleet,
+    'name: prod\ncontrolPlane: { name: cp, kubeconfig: kc }\nworkers:\n  - { name: w1, kubeconfig: kc }\n'
+  );
   badFleet = path.join(dir, 'bad.yaml');
-  await writeFile(badFleet, 'name: prod\ncontrolPlane: { name: cp, kubeconfig: kc }\nworkers:\n  - { name: w1, kubeconfig: kc }\n  - { name: w1, context: other }\n');
+  await writeFile(
+    badFleet,
+    'name: prod\ncontrolPlane: { name: cp, kubeconfig: kc }\nworkers:\n  - { name: w1, kubeconfig: kc }\n  - { name: w1, context: other }\n'
+  );
 });
 
 describe.each([
-  [['start-upgrade', '--version', '0.19.2 --set x=y'], 'skoala-upgrade: --version "0.19.2 --set x=y" is not a version: expected MAJOR.MINOR.PATCH such as 0.19.2'],
+  [
+    ['start-upgrade', '--version', '0.19.2 --set x=y'],
+    'skoala-upgrade: --version "0.19.2 --set x=y" is not a version: expected MAJOR.MINOR.PATCH such as 0.19.2',
+  ],
   [['start-upgrade', '--version', '0.19.2', '--set', 'x=y'], "skoala-upgrade: unknown option '--set'"],
-  [['start-upgrade', '--version', 'v0.19.2'], 'skoala-upgrade: --version "v0.19.2" is not a version: expected MAJOR.MINOR.PATCH such as 0.19.2'],
+  [
+    ['start-upgrade', '--version', 'v0.19.2'],
+    'skoala-upgrade: --version "v0.19.2" is not a version: expected MAJOR.MINOR.PATCH such as 0.19.2',
+  ],
   [['start-upgrade'], 'skoala-upgrade: --version is required, e.g. --version 0.19.2'],
-  [['start-upgrade', '--version', '0.19.2', '--fleet', '/nonexistent/fleet.yaml'], 'skoala-upgrade: /nonexistent/fleet.yaml: cannot read the fleet file (ENOENT)'],
-  [['start-upgrade', '--version', '0.19.2', '--max-parallel', '0'], 'skoala-upgrade: --max-parallel "0" must be a whole number from 1 to 200'],
-  [['start-upgrade', '--version', '0.19.2', '--db-migration', 'sometimes'], 'skoala-upgrade: --db-migration "sometimes" must be auto, always or never'],
+  [
+    ['start-upgrade', '--version', '0.19.2', '--fleet', '/nonexistent/fleet.yaml'],
+    'skoala-upgrade: /nonexistent/fleet.yaml: cannot read the fleet file (ENOENT)',
+  ],
+  [
+    ['start-upgrade', '--version', '0.19.2', '--max-parallel', '0'],
+    'skoala-upgrade: --max-parallel "0" must be a whole number from 1 to 200',
+  ],
+  [
+    ['start-upgrade', '--version', '0.19.2', '--db-migration', 'sometimes'],
+    'skoala-upgrade: --db-migration "sometimes" must be auto, always or never',
+  ],
   [['approve', '--all'], 'skoala-upgrade: --by NAME is required: approvals record who gave them'],
   [['approve', '--by', 'me'], 'skoala-upgrade: name one cluster with --cluster NAME, or pass --all'],
-  [['approve', '--cluster', 'Worker_1', '--by', 'me'], 'skoala-upgrade: --cluster "Worker_1" is not a cluster name (lowercase letters, digits, "-")'],
+  [
+    ['approve', '--cluster', 'Worker_1', '--by', 'me'],
+    'skoala-upgrade: --cluster "Worker_1" is not a cluster name (lowercase letters, digits, "-")',
+  ],
 ])('%j', (args, message) => {
   it('exits 2 with one line', async () => {
     const run = await cli(args);
@@ -50,7 +77,9 @@ describe('fleet files', () => {
 
   it('--db-migration always without a Job manifest is refused before starting', async () => {
     const run = await cli(['start-upgrade', '--version', '0.19.2', '--fleet', fleet, '--db-migration', 'always']);
-    expect(run.stderr).toBe(`skoala-upgrade: ${fleet}: dbMigrationJob: --db-migration always needs the DB-migration Job manifest in the fleet file`);
+    expect(run.stderr).toBe(
+      `skoala-upgrade: ${fleet}: dbMigrationJob: --db-migration always needs the DB-migration Job manifest in the fleet file`
+    );
     expect(run.exitCode).toBe(2);
   });
 

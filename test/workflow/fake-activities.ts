@@ -44,16 +44,27 @@ export class FakeFleet {
   }
 
   count(activity: keyof Activities, cluster?: string): number {
-    return this.calls.filter((c) => c.activity === activity && (cluster === undefined || c.cluster === cluster) && !c.failed).length;
+    return this.calls.filter(
+      (c) => c.activity === activity && (cluster === undefined || c.cluster === cluster) && !c.failed
+    ).length;
   }
 
-  private async record<T>(activity: keyof Activities, cluster: string | undefined, body: () => Promise<T> | T): Promise<T> {
+  private async record<T>(
+    activity: keyof Activities,
+    cluster: string | undefined,
+    body: () => Promise<T> | T
+  ): Promise<T> {
     const call: Call = { activity, cluster, attempt: Context.current().info.attempt, start: Date.now() };
     this.calls.push(call);
     try {
       await this.latches.get(`${activity}:${cluster}`);
       const fault = this.faults.get(`${activity}:${cluster}`)?.shift();
-      if (fault) throw ApplicationFailure.create({ message: `injected ${fault} failure in ${activity} on ${cluster}`, type: 'Injected', nonRetryable: fault === 'nonRetryable' });
+      if (fault)
+        throw ApplicationFailure.create({
+          message: `injected ${fault} failure in ${activity} on ${cluster}`,
+          type: 'Injected',
+          nonRetryable: fault === 'nonRetryable',
+        });
       return await body();
     } catch (err) {
       call.failed = true;
@@ -68,7 +79,11 @@ export class FakeFleet {
     return {
       checkChartVersion: (i) =>
         this.record('checkChartVersion', undefined, () => {
-          if (!versions.includes(i.version)) throw ApplicationFailure.nonRetryable(`chart ${i.chart} ${i.version} is not in repository`, 'ChartVersionNotFound');
+          if (!versions.includes(i.version))
+            throw ApplicationFailure.nonRetryable(
+              `chart ${i.chart} ${i.version} is not in repository`,
+              'ChartVersionNotFound'
+            );
           return { version: i.version };
         }),
       preflightCluster: (i) =>
@@ -78,9 +93,14 @@ export class FakeFleet {
           const { kubeVersion = '1.33.0', ...release } = c;
           return { cluster: i.cluster.name, kubeVersion, release };
         }),
-      runDbMigrationJob: (i) => this.record('runDbMigrationJob', i.cluster.name, () => ({ job: 'job.batch/skoala-db-upgrade' })),
+      runDbMigrationJob: (i) =>
+        this.record('runDbMigrationJob', i.cluster.name, () => ({ job: 'job.batch/skoala-db-upgrade' })),
       backupValues: (i) =>
-        this.record('backupValues', i.cluster.name, () => ({ ref: `${i.upgradeId}/${i.cluster.name}/${i.release}.yaml`, sha256: 'f'.repeat(64), reused: false })),
+        this.record('backupValues', i.cluster.name, () => ({
+          ref: `${i.upgradeId}/${i.cluster.name}/${i.release}.yaml`,
+          sha256: 'f'.repeat(64),
+          reused: false,
+        })),
       addChartRepo: () => this.record('addChartRepo', undefined, () => undefined),
       updateChartRepo: () => this.record('updateChartRepo', undefined, () => undefined),
       deleteAdmissionJobs: (i) => this.record('deleteAdmissionJobs', i.cluster.name, () => ({ deleted: [] })),
@@ -88,14 +108,21 @@ export class FakeFleet {
         this.record('upgradeRelease', i.cluster.name, async () => {
           await new Promise((r) => setTimeout(r, this.opts.upgradeMs ?? 0));
           const c = this.clusters[i.cluster.name] as ReleaseFacts;
-          Object.assign(c, { installed: true, chartVersion: i.step.version, status: 'deployed', revision: (c.revision ?? 0) + 1 });
+          Object.assign(c, {
+            installed: true,
+            chartVersion: i.step.version,
+            status: 'deployed',
+            revision: (c.revision ?? 0) + 1,
+          });
           return { revision: c.revision ?? 1, alreadyDone: false };
         }),
-      reapplyCrds: (i) => this.record('reapplyCrds', i.cluster.name, () => ({ applied: ['httpproxies.projectcontour.io'] })),
+      reapplyCrds: (i) =>
+        this.record('reapplyCrds', i.cluster.name, () => ({ applied: ['httpproxies.projectcontour.io'] })),
       verifyRelease: (i) =>
         this.record('verifyRelease', i.cluster.name, () => {
           const c = this.clusters[i.cluster.name];
-          if (c?.chartVersion !== i.version) throw ApplicationFailure.create({ message: `not at ${i.version}`, type: 'ReleaseNotAtTarget' });
+          if (c?.chartVersion !== i.version)
+            throw ApplicationFailure.create({ message: `not at ${i.version}`, type: 'ReleaseNotAtTarget' });
           return { revision: c.revision ?? 0 };
         }),
     };

@@ -16,12 +16,21 @@ export interface Harness {
 }
 
 export async function startHarness(): Promise<Harness> {
-  const [env, bundle] = await Promise.all([startTemporal(), bundleWorkflowCode({ workflowsPath, logger: quietLogger })]);
+  const [env, bundle] = await Promise.all([
+    startTemporal(),
+    bundleWorkflowCode({ workflowsPath, logger: quietLogger }),
+  ]);
   return {
     env,
     bundle,
     worker: (taskQueue, activities) =>
-      createWorker({ connection: env.nativeConnection, taskQueue, activities, workflowBundle: bundle, shutdownGraceTime: '1s' }),
+      createWorker({
+        connection: env.nativeConnection,
+        taskQueue,
+        activities,
+        workflowBundle: bundle,
+        shutdownGraceTime: '1s',
+      }),
     close: () => env.teardown(),
   };
 }
@@ -30,7 +39,11 @@ const noop = () => {};
 const quietLogger = { trace: noop, debug: noop, info: noop, warn: noop, error: noop, log: noop };
 
 /** Polls the status query until `predicate` holds (the workflow must be running on some worker). */
-export async function waitForStatus(handle: WorkflowHandle, predicate: (s: UpgradeStatus) => boolean, timeoutMs = 30_000): Promise<UpgradeStatus> {
+export async function waitForStatus(
+  handle: WorkflowHandle,
+  predicate: (s: UpgradeStatus) => boolean,
+  timeoutMs = 30_000
+): Promise<UpgradeStatus> {
   const deadline = Date.now() + timeoutMs;
   let last: UpgradeStatus | undefined;
   while (Date.now() < deadline) {
@@ -47,7 +60,9 @@ export async function waitForStatus(handle: WorkflowHandle, predicate: (s: Upgra
 
 /** The largest number of intervals that overlap at one instant. */
 export function maxOverlap(intervals: [number, number][]): number {
-  const points = intervals.flatMap(([s, e]) => [[s, 1] as const, [e, -1] as const]).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  const points = intervals
+    .flatMap(([s, e]) => [[s, 1] as const, [e, -1] as const])
+    .sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   let now = 0;
   let max = 0;
   for (const [, d] of points) max = Math.max(max, (now += d));

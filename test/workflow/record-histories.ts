@@ -20,17 +20,32 @@ try {
   const worker = await h.worker('record', fake.activities());
   await worker.runUntil(async () => {
     const request = requestFor(fleet, { maxParallel: 3 }, 'recorded');
-    const handle = await h.env.client.workflow.start(upgradeEngine, { taskQueue: 'record', workflowId: 'recorded', args: [{ request }] });
+    const handle = await h.env.client.workflow.start(upgradeEngine, {
+      taskQueue: 'record',
+      workflowId: 'recorded',
+      args: [{ request }],
+    });
     await waitForStatus(handle, (s) => s.pendingApprovals.length === 2);
     const child = (name: string) => h.env.client.workflow.getHandle(`recorded/${name}`);
-    await child('worker-1').executeUpdate(decideCrdUpdate, { args: [{ cluster: 'worker-1', approve: true, by: 'alice' }] });
+    await child('worker-1').executeUpdate(decideCrdUpdate, {
+      args: [{ cluster: 'worker-1', approve: true, by: 'alice' }],
+    });
     await handle.executeUpdate(decideAllUpdate, { args: [{ approve: false, by: 'bob', reason: 'recorded reject' }] });
     await handle.result();
     // The same JSON an operator gets from `temporal workflow show -o json` on a real cluster.
     // Replay needs the workflow ID too (children's IDs derive from it): kept in ids.json.
     const ids: Record<string, string> = JSON.parse(await readFile(new URL('ids.json', out), 'utf8').catch(() => '{}'));
     const save = async (name: string, workflowId: string) => {
-      const show = await execa(toolPaths().temporal, ['workflow', 'show', '--workflow-id', workflowId, '--address', h.env.address, '-o', 'json']);
+      const show = await execa(toolPaths().temporal, [
+        'workflow',
+        'show',
+        '--workflow-id',
+        workflowId,
+        '--address',
+        h.env.address,
+        '-o',
+        'json',
+      ]);
       await writeFile(new URL(`${name}.json`, out), show.stdout);
       ids[`${name}.json`] = workflowId;
       await writeFile(new URL('ids.json', out), `${JSON.stringify(ids, null, 2)}\n`);

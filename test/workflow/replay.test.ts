@@ -15,7 +15,10 @@ const files = readdirSync(dir).filter((f) => f.endsWith('.json') && f !== 'ids.j
 describe('recorded histories replay on the current workflow code', () => {
   let workflowBundle: WorkflowBundleWithSourceMap;
   beforeAll(async () => {
-    workflowBundle = await bundleWorkflowCode({ workflowsPath, logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} } });
+    workflowBundle = await bundleWorkflowCode({
+      workflowsPath,
+      logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} },
+    });
   });
 
   it('has recorded histories to replay', () => {

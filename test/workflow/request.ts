@@ -3,7 +3,12 @@ import type { Fleet, ReleaseFacts, UpgradeRequest } from '../../runbook/types';
 import { FakeFleet } from './fake-activities';
 
 export function fleetOf(workers: number): Fleet {
-  const ref = (name: string) => ({ name, kubeconfig: `/nonexistent/${name}.kubeconfig`, context: name, namespace: 'skoala-system' });
+  const ref = (name: string) => ({
+    name,
+    kubeconfig: `/nonexistent/${name}.kubeconfig`,
+    context: name,
+    namespace: 'skoala-system',
+  });
   return {
     name: 'test',
     chartRepo: { name: 'skoala', url: 'http://127.0.0.1:1/charts' },
@@ -15,11 +20,22 @@ export function fleetOf(workers: number): Fleet {
   };
 }
 
-export function requestFor(fleet: Fleet, opts: Partial<UpgradeRequest['options']> = {}, upgradeId = `test-${Math.random().toString(36).slice(2, 8)}`): UpgradeRequest {
+export function requestFor(
+  fleet: Fleet,
+  opts: Partial<UpgradeRequest['options']> = {},
+  upgradeId = `test-${Math.random().toString(36).slice(2, 8)}`
+): UpgradeRequest {
   return {
     upgradeId,
     fleet,
-    options: { targetVersion: '0.19.2', allowDowngrade: false, dbMigration: 'auto', forceCrdReapply: false, maxParallel: 5, ...opts },
+    options: {
+      targetVersion: '0.19.2',
+      allowDowngrade: false,
+      dbMigration: 'auto',
+      forceCrdReapply: false,
+      maxParallel: 5,
+      ...opts,
+    },
     tuning: { retryInitialInterval: '50ms', retryMaximumAttempts: 4, approvalReminder: '1s' },
   };
 }

@@ -23,7 +23,11 @@ let queueCounter = 0;
 const queue = () => `q-${Date.now()}-${queueCounter++}`;
 
 function start(request: UpgradeRequest, taskQueue: string) {
-  return h.env.client.workflow.start(upgradeEngine, { taskQueue, workflowId: `wf-${request.upgradeId}`, args: [{ request }] });
+  return h.env.client.workflow.start(upgradeEngine, {
+    taskQueue,
+    workflowId: `wf-${request.upgradeId}`,
+    args: [{ request }],
+  });
 }
 
 /** Approves every gate as soon as it opens, until stopped. */
@@ -72,8 +76,13 @@ describe('upgradeEngine', () => {
     );
     expect(result.workers.every((w) => w.approval?.by === 'test-operator')).toBe(true);
     // No worker-cluster step starts before the control plane's verify ended.
-    const cpVerified = fake.calls.find((c) => c.activity === 'verifyRelease' && c.cluster === 'control-plane')?.end ?? Infinity;
-    const firstWorkerStep = Math.min(...fake.calls.filter((c) => c.cluster?.startsWith('worker') && c.activity !== 'preflightCluster').map((c) => c.start));
+    const cpVerified =
+      fake.calls.find((c) => c.activity === 'verifyRelease' && c.cluster === 'control-plane')?.end ?? Infinity;
+    const firstWorkerStep = Math.min(
+      ...fake.calls
+        .filter((c) => c.cluster?.startsWith('worker') && c.activity !== 'preflightCluster')
+        .map((c) => c.start)
+    );
     expect(firstWorkerStep).toBeGreaterThanOrEqual(cpVerified);
     // The 0.18.0 -> 0.19.2 rule: the DB-migration Job ran on the control plane only.
     expect(fake.count('runDbMigrationJob')).toBe(1);
@@ -98,7 +107,9 @@ describe('upgradeEngine', () => {
 
       // worker-3 is still upgrading: its gate is not open yet.
       await expect(
-        child('worker-3').executeUpdate(decideCrdUpdate, { args: [{ cluster: 'worker-3', approve: true, by: 'alice' }] })
+        child('worker-3').executeUpdate(decideCrdUpdate, {
+          args: [{ cluster: 'worker-3', approve: true, by: 'alice' }],
+        })
       ).rejects.toThrow(WorkflowUpdateFailedError);
       const notWaiting = await child('worker-3')
         .executeUpdate(decideCrdUpdate, { args: [{ cluster: 'worker-3', approve: true, by: 'alice' }] })
@@ -110,10 +121,14 @@ describe('upgradeEngine', () => {
         .catch((e: WorkflowUpdateFailedError) => e.cause?.message);
       expect(wrong).toBe('this gate belongs to cluster worker-1, not worker-2');
 
-      expect(await child('worker-1').executeUpdate(decideCrdUpdate, { args: [{ cluster: 'worker-1', approve: true, by: 'alice', reason: 'CRDs reviewed' }] })).toBe(
-        'worker-1: CRD step approved by alice'
-      );
-      await child('worker-2').executeUpdate(decideCrdUpdate, { args: [{ cluster: 'worker-2', approve: false, by: 'bob', reason: 'custom gateways' }] });
+      expect(
+        await child('worker-1').executeUpdate(decideCrdUpdate, {
+          args: [{ cluster: 'worker-1', approve: true, by: 'alice', reason: 'CRDs reviewed' }],
+        })
+      ).toBe('worker-1: CRD step approved by alice');
+      await child('worker-2').executeUpdate(decideCrdUpdate, {
+        args: [{ cluster: 'worker-2', approve: false, by: 'bob', reason: 'custom gateways' }],
+      });
       const again = await child('worker-1')
         .executeUpdate(decideCrdUpdate, { args: [{ cluster: 'worker-1', approve: false, by: 'bob' }] })
         .catch((e: WorkflowUpdateFailedError) => e.cause?.message);
@@ -128,11 +143,19 @@ describe('upgradeEngine', () => {
 
       releaseW3();
       await waitForStatus(handle, (s) => s.pendingApprovals.includes('worker-3'));
-      expect(await handle.executeUpdate(decideAllUpdate, { args: [{ approve: true, by: 'carol' }] })).toEqual(['worker-3']);
+      expect(await handle.executeUpdate(decideAllUpdate, { args: [{ approve: true, by: 'carol' }] })).toEqual([
+        'worker-3',
+      ]);
       const result = await handle.result();
       const byName = Object.fromEntries(result.workers.map((w) => [w.cluster, w]));
-      expect(byName['worker-1']).toMatchObject({ outcome: 'upgraded', approval: { approved: true, by: 'alice', reason: 'CRDs reviewed' } });
-      expect(byName['worker-2']).toMatchObject({ outcome: 'rejected', approval: { approved: false, by: 'bob', reason: 'custom gateways' } });
+      expect(byName['worker-1']).toMatchObject({
+        outcome: 'upgraded',
+        approval: { approved: true, by: 'alice', reason: 'CRDs reviewed' },
+      });
+      expect(byName['worker-2']).toMatchObject({
+        outcome: 'rejected',
+        approval: { approved: false, by: 'bob', reason: 'custom gateways' },
+      });
       expect(byName['worker-3']).toMatchObject({ outcome: 'upgraded', approval: { by: 'carol' } });
       // Reject skips the CRD step (and verify) on worker-2 only.
       expect(fake.count('reapplyCrds', 'worker-1')).toBe(1);
@@ -157,8 +180,14 @@ describe('upgradeEngine', () => {
         await stop();
       }
     });
-    const attempts = fake.calls.filter((c) => c.activity === 'upgradeRelease' && c.cluster === 'worker-1').map((c) => [c.attempt, !!c.failed]);
-    expect(attempts).toEqual([[1, true], [2, true], [3, false]]);
+    const attempts = fake.calls
+      .filter((c) => c.activity === 'upgradeRelease' && c.cluster === 'worker-1')
+      .map((c) => [c.attempt, !!c.failed]);
+    expect(attempts).toEqual([
+      [1, true],
+      [2, true],
+      [3, false],
+    ]);
     const byName = Object.fromEntries(result.workers.map((w) => [w.cluster, w]));
     expect(byName['worker-1']?.outcome).toBe('upgraded');
     expect(byName['worker-2']?.outcome).toBe('failed');
@@ -183,7 +212,10 @@ describe('upgradeEngine', () => {
         await stop();
       }
     });
-    expect(result.workers.map((w) => [w.cluster, w.outcome])).toEqual([['worker-1', 'upgraded'], ['worker-2', 'already-at-target']]);
+    expect(result.workers.map((w) => [w.cluster, w.outcome])).toEqual([
+      ['worker-1', 'upgraded'],
+      ['worker-2', 'already-at-target'],
+    ]);
     expect(fake.calls.filter((c) => c.cluster === 'worker-2').map((c) => c.activity)).toEqual(['preflightCluster']);
     const plan = memo?.plan as { targetVersion: string; workers: { skipped?: string; steps: { kind: string }[] }[] };
     expect(plan.targetVersion).toBe('0.19.2');
@@ -201,7 +233,9 @@ describe('upgradeEngine', () => {
       const handle = await start(requestFor(fleet), tq);
       const err = await handle.result().catch((e: unknown) => e);
       expect(err).toBeInstanceOf(WorkflowFailedError);
-      expect((err as WorkflowFailedError).cause?.message).toMatch(/^control plane control-plane failed, no worker cluster was touched: .*injected nonRetryable/);
+      expect((err as WorkflowFailedError).cause?.message).toMatch(
+        /^control plane control-plane failed, no worker cluster was touched: .*injected nonRetryable/
+      );
       const history = await handle.fetchHistory();
       expect(history.events?.some((e) => e.startChildWorkflowExecutionInitiatedEventAttributes)).toBe(false);
     });
@@ -216,9 +250,13 @@ describe('upgradeEngine', () => {
     await worker.runUntil(async () => {
       const handle = await start(requestFor(fleet, { targetVersion: '0.19.3' }), tq);
       const err = (await handle.result().catch((e: unknown) => e)) as WorkflowFailedError;
-      expect(err.cause?.message).toContain('preflight failed, nothing was changed: chart skoala: chart skoala 0.19.3 is not in repository');
+      expect(err.cause?.message).toContain(
+        'preflight failed, nothing was changed: chart skoala: chart skoala 0.19.3 is not in repository'
+      );
     });
-    expect(fake.calls.map((c) => c.activity).filter((a) => a !== 'checkChartVersion' && a !== 'preflightCluster')).toEqual([]);
+    expect(
+      fake.calls.map((c) => c.activity).filter((a) => a !== 'checkChartVersion' && a !== 'preflightCluster')
+    ).toEqual([]);
   });
 
   it('a new worker finishes the upgrade after the first one stopped mid fan-out, repeating no completed step', async () => {
@@ -257,7 +295,10 @@ describe('upgradeEngine', () => {
     const fleet = fleetOf(5);
     const fake = fakeFleetAt(fleet, '0.18.0');
     const tq = queue();
-    const request: UpgradeRequest = { ...requestFor(fleet, { maxParallel: 2 }), tuning: { ...requestFor(fleet).tuning, childrenPerRun: 2 } };
+    const request: UpgradeRequest = {
+      ...requestFor(fleet, { maxParallel: 2 }),
+      tuning: { ...requestFor(fleet).tuning, childrenPerRun: 2 },
+    };
     const worker = await h.worker(tq, fake.activities());
     const { result, runs } = await worker.runUntil(async () => {
       const handle = await start(request, tq);
@@ -265,7 +306,8 @@ describe('upgradeEngine', () => {
       try {
         const r = await handle.result();
         const executions = [];
-        for await (const e of h.env.client.workflow.list({ query: `WorkflowId = '${handle.workflowId}'` })) executions.push(e);
+        for await (const e of h.env.client.workflow.list({ query: `WorkflowId = '${handle.workflowId}'` }))
+          executions.push(e);
         return { result: r, runs: executions.length };
       } finally {
         await stop();
