@@ -34,7 +34,7 @@ function reportEnd(end: FollowEnd, workflowId: string): number {
     print(`upgrade failed: ${end.message}`);
     return EXIT.upgradeFailed;
   }
-  print(renderStatus(end.status));
+  if (!end.onScreen) print(renderStatus(end.status));
   if (end.kind === 'running' && end.waitingFor) {
     print('\nWaiting for approval of the CRD re-apply. Approve with one of:');
     for (const c of end.waitingFor)

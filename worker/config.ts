@@ -11,6 +11,8 @@ export interface WorkerConfig {
   kubectl: string;
   backupDir: string;
   workDir: string;
+  /** A bundle from `npm run build` (SKOALA_WORKFLOW_BUNDLE=dist/workflow-bundle.js); bundled at start otherwise. */
+  workflowBundle?: string;
 }
 
 export function workerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
@@ -23,5 +25,6 @@ export function workerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig
     kubectl: env.SKOALA_KUBECTL ?? 'kubectl',
     backupDir: env.SKOALA_BACKUP_DIR ?? path.join(state, 'skoala-upgrade', 'backups'),
     workDir: env.SKOALA_WORK_DIR ?? path.join(state, 'skoala-upgrade', 'work'),
+    workflowBundle: env.SKOALA_WORKFLOW_BUNDLE,
   };
 }

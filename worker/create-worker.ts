@@ -8,6 +8,8 @@ import type { Activities } from '../activities';
 
 export const DEFAULT_TASK_QUEUE = 'skoala-upgrade';
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+/** Written by `npm run build`; `npm run worker` uses it when SKOALA_WORKFLOW_BUNDLE names it. */
+export const workflowBundlePath = fileURLToPath(new URL('../dist/workflow-bundle.js', import.meta.url));
 
 export interface CreateWorkerOptions {
   connection: NativeConnection;

@@ -15,6 +15,8 @@ try {
     namespace: config.namespace,
     taskQueue: config.taskQueue,
     activities: createActivities(config),
+    // Opt-in: a stale bundle would run old workflow code, so it is used only when named.
+    ...(config.workflowBundle ? { workflowBundle: { codePath: config.workflowBundle } } : {}),
   });
   console.log(`worker polling task queue ${config.taskQueue} on ${config.address} (namespace ${config.namespace})`);
   await worker.run(); // the SDK stops it gracefully on SIGINT/SIGTERM

@@ -8,7 +8,8 @@ import type { UpgradeStatus } from '../../runbook/types';
 import { renderStatus } from './render';
 import { readUpgrade, type UpgradeState } from './upgrade-state';
 
-export type FollowEnd = UpgradeState & { waitingFor?: string[] };
+/** `onScreen`: the live table already shows this final status, so it need not be printed again. */
+export type FollowEnd = UpgradeState & { waitingFor?: string[]; onScreen?: boolean };
 
 const liveOutput = (): boolean => Boolean(process.stdout.isTTY) && !process.env.CI;
 
@@ -48,7 +49,7 @@ export async function follow(client: Client, workflowId: string, opts: FollowOpt
       prev = state.status;
       if (opts.untilApproval !== false && state.status.pendingApprovals.length > 0) {
         if (live) logUpdate.done();
-        return { ...state, waitingFor: state.status.pendingApprovals };
+        return { ...state, waitingFor: state.status.pendingApprovals, onScreen: live };
       }
       await opts.onStatus?.(state.status);
     } else {

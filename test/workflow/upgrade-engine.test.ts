@@ -10,6 +10,7 @@ import { maxOverlap, startHarness, waitForStatus, type Harness } from './harness
 import { fakeFleetAt, fleetOf, requestFor } from './request';
 import type { FakeFleet } from './fake-activities';
 import type { UpgradeRequest } from '../../runbook/types';
+import type { PlanMemo } from '../../workflows/upgrade-engine';
 
 let h: Harness;
 beforeAll(async () => {
@@ -217,10 +218,18 @@ describe('upgradeEngine', () => {
       ['worker-2', 'already-at-target'],
     ]);
     expect(fake.calls.filter((c) => c.cluster === 'worker-2').map((c) => c.activity)).toEqual(['preflightCluster']);
-    const plan = memo?.plan as { targetVersion: string; workers: { skipped?: string; steps: { kind: string }[] }[] };
+    const plan = memo?.plan as PlanMemo;
     expect(plan.targetVersion).toBe('0.19.2');
-    expect(plan.workers[0]?.steps.map((st) => st.kind)).toContain('awaitCrdApproval');
-    expect(plan.workers[1]?.skipped).toBe('already at target');
+    expect(plan.controlPlane.steps[0]).toBe('runDbMigrationJob');
+    expect(plan.workerGroups).toEqual([
+      {
+        from: '0.18.0',
+        steps: expect.arrayContaining(['upgradeRelease', 'awaitCrdApproval', 'reapplyCrds']),
+        count: 1,
+        clusters: ['worker-1'],
+      },
+      { from: '0.19.2', skipped: 'already at target', steps: [], count: 1, clusters: ['worker-2'] },
+    ]);
   });
 
   it('a failed control plane starts no child', async () => {

@@ -1,0 +1,28 @@
+/** The plan memo must stay far below the server's 32 KiB memo limit, whatever the fleet size. */
+import { describe, expect, it } from 'vitest';
+import { planUpgrade } from '../../runbook/plan';
+import type { ClusterFacts } from '../../runbook/types';
+import { memoOf } from '../../workflows/upgrade-engine';
+import { fleetOf, requestFor } from '../workflow/request';
+
+describe('memoOf', () => {
+  it('groups 1,000 workers on mixed versions into a few KiB', () => {
+    const fleet = fleetOf(1000);
+    const facts = (name: string, i: number): ClusterFacts => ({
+      cluster: name,
+      kubeVersion: '1.30.0',
+      release: { installed: true, chartVersion: i % 3 === 0 ? '0.19.2' : '0.18.0', revision: 1 + (i % 7), status: 'deployed' },
+    });
+    const plan = planUpgrade(requestFor(fleet), {
+      controlPlane: facts('control-plane', 1),
+      workers: fleet.workers.map((w, i) => facts(w.name, i)),
+    });
+    const memo = memoOf(plan);
+    expect(JSON.stringify(memo).length).toBeLessThan(4096);
+    expect(memo.workerGroups.map((g) => [g.from, g.skipped ?? 'upgrade', g.count])).toEqual([
+      ['0.19.2', 'already at target', 334],
+      ['0.18.0', 'upgrade', 666],
+    ]);
+    expect(memo.workerGroups[1]?.clusters).toHaveLength(10);
+  });
+});
