@@ -11,7 +11,12 @@ describe('memoOf', () => {
     const facts = (name: string, i: number): ClusterFacts => ({
       cluster: name,
       kubeVersion: '1.30.0',
-      release: { installed: true, chartVersion: i % 3 === 0 ? '0.19.2' : '0.18.0', revision: 1 + (i % 7), status: 'deployed' },
+      release: {
+        installed: true,
+        chartVersion: i % 3 === 0 ? '0.19.2' : '0.18.0',
+        revision: 1 + (i % 7),
+        status: 'deployed',
+      },
     });
     const plan = planUpgrade(requestFor(fleet), {
       controlPlane: facts('control-plane', 1),
