@@ -5,6 +5,10 @@ import { toolPaths } from '../../sandbox/tools';
 export interface DevServerOptions {
   /** Serve the Temporal UI on this port. */
   uiPort?: number;
+  /** Fixed frontend port (default: a free one). */
+  port?: number;
+  /** SQLite file: the server's state outlives the process (default: in memory). */
+  dbFilename?: string;
 }
 
 /** The SDK's readiness wait is short; a cold start on 2 busy cores may need another try. */
@@ -17,6 +21,8 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<TestW
           executable: { type: 'existing-path', path: toolPaths().temporal },
           ip: '127.0.0.1',
           ...(opts.uiPort ? { ui: true, uiPort: opts.uiPort } : { ui: false }),
+          ...(opts.port ? { port: opts.port } : {}),
+          ...(opts.dbFilename ? { dbFilename: opts.dbFilename } : {}),
           log: { format: 'pretty', level: 'warn' },
         },
       });

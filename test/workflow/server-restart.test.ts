@@ -1,0 +1,83 @@
+/**
+ * The Temporal server goes away mid-upgrade (two clusters at their gates) and comes back with its
+ * persisted state: a new worker finishes the upgrade and no completed step runs again.
+ */
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { startDevServer } from '../../scripts/lib/dev-server';
+import { freePort } from '../../sandbox/procs';
+import { createWorker, workflowsPath } from '../../worker/create-worker';
+import { upgradeEngine } from '../../workflows';
+import { decideAllUpdate } from '../../workflows/messages';
+import { waitForStatus } from './harness';
+import { fakeFleetAt, fleetOf, requestFor } from './request';
+
+describe('Temporal server restart', () => {
+  it('an upgrade waiting at its gates survives the server going down and finishes after', async () => {
+    const dbFilename = path.join(await mkdtemp(path.join(tmpdir(), 'temporal-db-')), 'temporal.db');
+    const port = await freePort();
+    const bundle = await bundleWorkflowCode({
+      workflowsPath,
+      logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} },
+    });
+    const fleet = fleetOf(3);
+    const fake = fakeFleetAt(fleet, '0.18.0');
+    const request = requestFor(fleet, { maxParallel: 2 });
+    const workflowId = `restart-${request.upgradeId}`;
+
+    const first = await startDevServer({ port, dbFilename });
+    try {
+      const worker = await createWorker({
+        connection: first.nativeConnection,
+        taskQueue: 'restart',
+        activities: fake.activities(),
+        workflowBundle: bundle,
+        shutdownGraceTime: '1s',
+      });
+      await worker.runUntil(async () => {
+        const handle = await first.client.workflow.start(upgradeEngine, {
+          taskQueue: 'restart',
+          workflowId,
+          args: [{ request }],
+        });
+        await waitForStatus(handle, (s) => s.pendingApprovals.length === 2);
+      });
+    } finally {
+      await first.teardown(); // the server process is gone; only its SQLite file remains
+    }
+    const stepsBefore = fake.calls.filter((c) => !c.failed).length;
+
+    const second = await startDevServer({ port, dbFilename });
+    try {
+      const worker = await createWorker({
+        connection: second.nativeConnection,
+        taskQueue: 'restart',
+        activities: fake.activities(),
+        workflowBundle: bundle,
+        shutdownGraceTime: '1s',
+      });
+      const result = await worker.runUntil(async () => {
+        const handle = second.client.workflow.getHandle<typeof upgradeEngine>(workflowId);
+        for (let approved = 0; approved < 3;) {
+          await waitForStatus(handle, (s) => s.pendingApprovals.length > 0);
+          approved += (await handle.executeUpdate(decideAllUpdate, { args: [{ approve: true, by: 'after-restart' }] }))
+            .length;
+        }
+        return handle.result();
+      });
+      expect(stepsBefore).toBeGreaterThan(0);
+      expect(result.workers.map((w) => [w.outcome, w.approval?.by])).toEqual(
+        Array(3).fill(['upgraded', 'after-restart'])
+      );
+      for (const name of ['control-plane', 'worker-1', 'worker-2', 'worker-3']) {
+        expect(fake.count('upgradeRelease', name), name).toBe(1);
+        expect(fake.count('backupValues', name), name).toBe(1);
+      }
+    } finally {
+      await second.teardown();
+    }
+  });
+});
