@@ -26,7 +26,13 @@ const arrow = (plan: ClusterPlan) => `${plan.from ?? 'none'} -> ${plan.to}`;
 export async function runSteps(plan: ClusterPlan, acts: Proxies, hooks: StepHooks): Promise<StepsOutcome> {
   const cluster = plan.cluster;
   const outcome: StepsOutcome = { rejected: false };
-  const { options } = acts;
+  // A cluster on a per-site task queue runs every activity there, the control plane included.
+  const site = plan.cluster.taskQueue ? { taskQueue: plan.cluster.taskQueue } : {};
+  const options = {
+    quick: { ...acts.options.quick, ...site },
+    helm: { ...acts.options.helm, ...site },
+    job: { ...acts.options.job, ...site },
+  };
   for (const step of plan.steps) {
     hooks.onStep(step.kind);
     switch (step.kind) {
@@ -46,10 +52,16 @@ export async function runSteps(plan: ClusterPlan, acts: Proxies, hooks: StepHook
         );
         break;
       case 'addChartRepo':
-        await acts.quick.addChartRepo({ repo: step.repo });
+        await acts.quick.addChartRepo.executeWithOptions(
+          { ...options.quick, summary: `helm repo add ${step.repo.name}` },
+          [{ repo: step.repo }]
+        );
         break;
       case 'updateChartRepo':
-        await acts.quick.updateChartRepo({ repo: step.repo });
+        await acts.quick.updateChartRepo.executeWithOptions(
+          { ...options.quick, summary: `helm repo update ${step.repo.name}` },
+          [{ repo: step.repo }]
+        );
         break;
       case 'deleteAdmissionJobs':
         await acts.quick.deleteAdmissionJobs.executeWithOptions(
@@ -82,7 +94,10 @@ export async function runSteps(plan: ClusterPlan, acts: Proxies, hooks: StepHook
         ).applied.length;
         break;
       case 'verifyRelease':
-        await acts.quick.verifyRelease({ cluster, release: step.release, version: step.version });
+        await acts.quick.verifyRelease.executeWithOptions(
+          { ...options.quick, summary: `verify ${step.release} ${step.version} on ${cluster.name}` },
+          [{ cluster, release: step.release, version: step.version }]
+        );
         break;
       default: {
         const unknown: never = step;

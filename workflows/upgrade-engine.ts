@@ -180,8 +180,17 @@ async function preflight(request: UpgradeRequest, acts: Proxies, status: FleetSt
       )
     ),
     Promise.allSettled([
-      acts.quick.preflightCluster({ cluster: fleet.controlPlane, release: 'skoala' }),
-      ...fleet.workers.map((cluster) => acts.quick.preflightCluster({ cluster, release: 'skoala-init' })),
+      // Each cluster is read from its own site's task queue: only workers there may reach it.
+      ...[fleet.controlPlane, ...fleet.workers].map((cluster, i) =>
+        acts.quick.preflightCluster.executeWithOptions(
+          {
+            ...acts.options.quick,
+            ...(cluster.taskQueue ? { taskQueue: cluster.taskQueue } : {}),
+            summary: `preflight ${cluster.name}`,
+          },
+          [{ cluster, release: i === 0 ? 'skoala' : 'skoala-init' }]
+        )
+      ),
     ]),
   ]);
   const names = ['chart skoala', 'chart skoala-init', fleet.controlPlane.name, ...fleet.workers.map((w) => w.name)];

@@ -232,6 +232,34 @@ describe('upgradeEngine', () => {
     ]);
   });
 
+  it('runs a cluster with its own taskQueue on the workers of that site only', async () => {
+    const fleet = fleetOf(2);
+    const site = queue();
+    fleet.workers[1] = { ...(fleet.workers[1] as (typeof fleet.workers)[number]), taskQueue: site };
+    const central = fakeFleetAt(fleet, '0.18.0');
+    const remote = fakeFleetAt(fleet, '0.18.0');
+    const tq = queue();
+    const [w1, w2] = await Promise.all([h.worker(tq, central.activities()), h.worker(site, remote.activities())]);
+    const result = await w2.runUntil(() =>
+      w1.runUntil(async () => {
+        const handle = await start(requestFor(fleet), tq);
+        const stop = autoApprove(handle);
+        try {
+          return await handle.result();
+        } finally {
+          await stop();
+        }
+      })
+    );
+    expect(result.workers.map((w) => w.outcome)).toEqual(['upgraded', 'upgraded']);
+    // Every step touching worker-2, its preflight included, ran at its site, none centrally.
+    expect(central.calls.filter((c) => c.cluster === 'worker-2')).toEqual([]);
+    expect(remote.count('preflightCluster', 'worker-2')).toBe(1);
+    expect(remote.count('upgradeRelease', 'worker-2')).toBe(1);
+    expect(remote.count('reapplyCrds', 'worker-2')).toBe(1);
+    expect(remote.calls.filter((c) => c.cluster === 'worker-1')).toEqual([]);
+  });
+
   it('a failed control plane starts no child', async () => {
     const fleet = fleetOf(2);
     const fake = fakeFleetAt(fleet, '0.18.0');
