@@ -37,6 +37,7 @@ import {
   statusQuery,
   type CrdDecisionForAll,
 } from './messages';
+import { memoOf } from './plan-memo';
 import { runSteps } from './run-steps';
 import { upgradeWorkerCluster } from './upgrade-worker-cluster';
 
@@ -300,39 +301,4 @@ function countOutcomes(results: ClusterResult[]): UpgradeResult['counts'] {
   const counts = { upgraded: 0, 'already-at-target': 0, rejected: 0, failed: 0, 'not-started': 0 };
   for (const r of results) counts[r.outcome]++;
   return counts;
-}
-
-/**
- * The plan as the Temporal UI shows it. The server refuses memos over 32 KiB, so workers are
- * grouped by (installed version, steps); each child's input holds its cluster's full plan.
- */
-export function memoOf(plan: Plan): PlanMemo {
-  const kinds = (p: ClusterPlan) => p.steps.map((s) => s.kind);
-  const groups = new Map<string, PlanMemo['workerGroups'][number]>();
-  for (const w of plan.workers) {
-    const key = JSON.stringify([w.from, w.skipped, kinds(w)]);
-    const g = groups.get(key) ?? { from: w.from, skipped: w.skipped, steps: kinds(w), count: 0, clusters: [] };
-    g.count++;
-    if (g.clusters.length < 10) g.clusters.push(w.cluster.name);
-    groups.set(key, g);
-  }
-  return {
-    targetVersion: plan.targetVersion,
-    notes: plan.notes,
-    controlPlane: {
-      cluster: plan.controlPlane.cluster.name,
-      from: plan.controlPlane.from,
-      skipped: plan.controlPlane.skipped,
-      steps: kinds(plan.controlPlane),
-    },
-    workerGroups: [...groups.values()],
-  };
-}
-
-export interface PlanMemo {
-  targetVersion: string;
-  notes: string[];
-  controlPlane: { cluster: string; from?: string; skipped?: string; steps: string[] };
-  /** `clusters` names the first ten of `count`. */
-  workerGroups: { from?: string; skipped?: string; steps: string[]; count: number; clusters: string[] }[];
 }

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { planUpgrade } from '../../runbook/plan';
 import type { ClusterFacts } from '../../runbook/types';
-import { memoOf } from '../../workflows/upgrade-engine';
+import { memoOf } from '../../workflows/plan-memo';
 import { fleetOf, requestFor } from '../workflow/request';
 
 describe('memoOf', () => {

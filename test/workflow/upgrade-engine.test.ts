@@ -10,7 +10,7 @@ import { maxOverlap, startHarness, waitForStatus, type Harness } from './harness
 import { fakeFleetAt, fleetOf, requestFor } from './request';
 import type { FakeFleet } from './fake-activities';
 import type { UpgradeRequest } from '../../runbook/types';
-import type { PlanMemo } from '../../workflows/upgrade-engine';
+import type { PlanMemo } from '../../workflows/plan-memo';
 
 let h: Harness;
 beforeAll(async () => {
@@ -50,6 +50,16 @@ function autoApprove(handle: ReturnType<typeof start> extends Promise<infer H> ?
   };
 }
 
+/** Waits for the upgrade's result, approving every gate as it opens. */
+async function resultApprovingAll(handle: Awaited<ReturnType<typeof start>>) {
+  const stop = autoApprove(handle);
+  try {
+    return await handle.result();
+  } finally {
+    await stop();
+  }
+}
+
 const clusterSpan = (fake: FakeFleet, cluster: string, except: string): [number, number] => {
   const calls = fake.calls.filter((c) => c.cluster === cluster && c.activity !== except);
   return [Math.min(...calls.map((c) => c.start)), Math.max(...calls.map((c) => c.end ?? Date.now()))];
@@ -63,12 +73,7 @@ describe('upgradeEngine', () => {
     const worker = await h.worker(tq, fake.activities());
     const result = await worker.runUntil(async () => {
       const handle = await start(requestFor(fleet, { maxParallel: 2 }), tq);
-      const stop = autoApprove(handle);
-      try {
-        return await handle.result();
-      } finally {
-        await stop();
-      }
+      return resultApprovingAll(handle);
     });
 
     expect(result.controlPlane.outcome).toBe('upgraded');
@@ -174,12 +179,7 @@ describe('upgradeEngine', () => {
     const worker = await h.worker(tq, fake.activities());
     const result = await worker.runUntil(async () => {
       const handle = await start(requestFor(fleet), tq);
-      const stop = autoApprove(handle);
-      try {
-        return await handle.result();
-      } finally {
-        await stop();
-      }
+      return resultApprovingAll(handle);
     });
     const attempts = fake.calls
       .filter((c) => c.activity === 'upgradeRelease' && c.cluster === 'worker-1')
@@ -243,12 +243,7 @@ describe('upgradeEngine', () => {
     const result = await w2.runUntil(() =>
       w1.runUntil(async () => {
         const handle = await start(requestFor(fleet), tq);
-        const stop = autoApprove(handle);
-        try {
-          return await handle.result();
-        } finally {
-          await stop();
-        }
+        return resultApprovingAll(handle);
       })
     );
     expect(result.workers.map((w) => w.outcome)).toEqual(['upgraded', 'upgraded']);
@@ -311,12 +306,7 @@ describe('upgradeEngine', () => {
     const before = fake.calls.length;
     const second = await h.worker(tq, fake.activities());
     const result = await second.runUntil(async () => {
-      const stop = autoApprove(handle);
-      try {
-        return await handle.result();
-      } finally {
-        await stop();
-      }
+      return resultApprovingAll(handle);
     });
     expect(before).toBeGreaterThan(0);
     expect(result.workers.every((w) => w.outcome === 'upgraded')).toBe(true);
