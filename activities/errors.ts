@@ -41,7 +41,7 @@ const KINDS: [RegExp, FailureKind][] = [
   ],
   [/no such file or directory|does not exist/i, { type: 'FileNotFound', nonRetryable: true }],
   [
-    /connection refused|i\/o timeout|connection reset|TLS handshake timeout|EOF|service unavailable|the server is currently unable|context deadline exceeded|too many requests|etcdserver|cluster unreachable/i,
+    /connection refused|connection to the server .* was refused|i\/o timeout|connection reset|TLS handshake timeout|EOF|service unavailable|the server is currently unable|context deadline exceeded|too many requests|etcdserver|cluster unreachable/i,
     { type: 'ClusterUnreachable', nonRetryable: false },
   ],
 ];

@@ -47,6 +47,11 @@ describe('classifyStderr', () => {
       'InvalidValues',
       true,
     ],
+    [
+      'The connection to the server 127.0.0.1:43121 was refused - did you specify the right host or port?',
+      'ClusterUnreachable',
+      false,
+    ],
     ['something nobody has seen before', 'CommandFailed', false],
   ] as const)('%s -> %s', (stderr, type, nonRetryable) => {
     expect(classifyStderr(stderr)).toMatchObject({ type, nonRetryable });
