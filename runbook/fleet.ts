@@ -7,12 +7,13 @@ import { z } from 'zod';
 import type { Fleet } from './types';
 
 export const DEFAULT_NAMESPACE = 'skoala-system';
+/** Task queue of the workers, unless a cluster names its site's own. */
+export const DEFAULT_TASK_QUEUE = 'skoala-upgrade';
 export const DEFAULT_CHART_REPO = { name: 'skoala', url: 'https://release.daocloud.io/chartrepo/skoala' };
 
-// DNS-1123 label: cluster names end up in workflow IDs and backup paths.
-const name = z
-  .string()
-  .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a DNS-1123 label (lowercase letters, digits, "-")');
+/** DNS-1123 label: cluster names end up in workflow IDs and backup paths. */
+export const CLUSTER_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const name = z.string().regex(CLUSTER_NAME, 'must be a DNS-1123 label (lowercase letters, digits, "-")');
 
 const cluster = z
   .object({

@@ -5,8 +5,9 @@
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { fileURLToPath } from 'node:url';
 import type { Activities } from '../activities';
+import { DEFAULT_TASK_QUEUE } from '../runbook/fleet';
 
-export const DEFAULT_TASK_QUEUE = 'skoala-upgrade';
+export { DEFAULT_TASK_QUEUE };
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 /** Written by `npm run build`; `npm run worker` uses it when SKOALA_WORKFLOW_BUNDLE names it. */
 export const workflowBundlePath = fileURLToPath(new URL('../dist/workflow-bundle.js', import.meta.url));

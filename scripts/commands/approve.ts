@@ -3,6 +3,7 @@
  * gates. A refused decision (not waiting, wrong cluster) comes back at once as an error.
  */
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { CLUSTER_NAME } from '../../runbook/fleet';
 import { decideAllUpdate, decideCrdUpdate } from '../../workflows/messages';
 import { ExitError } from '../lib/errors';
 import { resolveUpgradeId } from '../lib/temporal';
@@ -26,7 +27,7 @@ export interface ApproveResult {
 export function validateApprove(opts: ApproveOptions): void {
   if (!!opts.cluster === !!opts.all) throw new ExitError('name one cluster with --cluster NAME, or pass --all');
   if (!opts.by?.trim()) throw new ExitError('--by NAME is required: approvals record who gave them');
-  if (opts.cluster !== undefined && !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(opts.cluster)) {
+  if (opts.cluster !== undefined && !CLUSTER_NAME.test(opts.cluster)) {
     throw new ExitError(`--cluster "${opts.cluster}" is not a cluster name (lowercase letters, digits, "-")`);
   }
 }

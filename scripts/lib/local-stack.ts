@@ -9,7 +9,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { createActivities } from '../../activities';
 import { SANDBOX_NAMESPACE, startJobStandIn, startSandbox, writeFleetFile, type Sandbox } from '../../sandbox';
-import { createWorker } from '../../worker/create-worker';
+import { createWorker, DEFAULT_TASK_QUEUE } from '../../worker/create-worker';
 import { startDevServer } from './dev-server';
 import type { TemporalEnv } from './temporal';
 
@@ -51,7 +51,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     startDevServer({ uiPort: opts.uiPort }),
   ]);
   const stops: (() => Promise<unknown>)[] = [() => sandbox.stop(), () => temporal.teardown()];
-  const taskQueue = 'skoala-upgrade';
+  const taskQueue = DEFAULT_TASK_QUEUE;
   const backupDir = path.join(sandbox.dir, 'backups');
   const workDir = path.join(sandbox.dir, 'work');
   await mkdir(backupDir, { recursive: true, mode: 0o700 });

@@ -1,5 +1,6 @@
 /** Connecting to Temporal and finding the upgrade an operator means. */
 import { Client, Connection } from '@temporalio/client';
+import { DEFAULT_TASK_QUEUE } from '../../runbook/fleet';
 import { EXIT, ExitError } from './errors';
 
 export interface TemporalEnv {
@@ -14,7 +15,7 @@ export function temporalEnv(env: NodeJS.ProcessEnv = process.env): TemporalEnv {
     address: env.TEMPORAL_ADDRESS ?? 'localhost:7233',
     namespace: env.TEMPORAL_NAMESPACE ?? 'default',
     uiUrl: env.TEMPORAL_UI_URL ?? 'http://localhost:8233',
-    taskQueue: env.SKOALA_TASK_QUEUE ?? 'skoala-upgrade',
+    taskQueue: env.SKOALA_TASK_QUEUE ?? DEFAULT_TASK_QUEUE,
   };
 }
 
