@@ -12,6 +12,8 @@ export interface BackupKey {
   upgradeId: string;
   cluster: string;
   release: ReleaseName;
+  /** The revision whose values the backup holds: a later upgrade's backup never overwrites it. */
+  revision: number;
 }
 
 export const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
@@ -20,7 +22,7 @@ export class BackupStore {
   constructor(readonly dir: string) {}
 
   ref(key: BackupKey): string {
-    return path.join(key.upgradeId, key.cluster, `${key.release}.yaml`);
+    return path.join(key.upgradeId, key.cluster, `${key.release}-revision-${key.revision}.yaml`);
   }
 
   pathOf(ref: string): string {

@@ -1,6 +1,7 @@
 /**
  * Turns a failed helm/kubectl process into a Temporal failure an operator can act on: what ran
- * (secrets redacted), the exit code, the telling stderr lines, and whether retrying can help.
+ * (secrets redacted), the exit code, the telling stderr lines (secrets scrubbed, truncated), and
+ * whether retrying can help. Messages and details land in workflow history and worker logs.
  */
 import { ApplicationFailure } from '@temporalio/common';
 
@@ -12,6 +13,15 @@ export interface FailureKind {
 
 /** First match wins: specific, permanent causes before the transient ones they may contain. */
 const KINDS: [RegExp, FailureKind][] = [
+  // The webhook's own error text says "connection refused", "Invalid", ...: this must win.
+  [
+    /failed calling webhook/i,
+    {
+      type: 'AdmissionWebhookUnavailable',
+      nonRetryable: false,
+      hint: "the cluster's admission webhook is not answering; the step will be retried",
+    },
+  ],
   [/another operation \(install\/upgrade\/rollback\) is in progress/i, { type: 'ReleaseLocked', nonRetryable: false }],
   [
     /chart "[^"]*" (version "[^"]*" )?(matching [^ ]+ )?not found|no chart version found|invalid chart reference|chart version .* not found/i,
@@ -51,7 +61,7 @@ export function classifyStderr(stderr: string): FailureKind {
   return { type: 'CommandFailed', nonRetryable: false };
 }
 
-const SECRET_KEY = /pass(word|wd)?|secret|token|credential|private|apikey|api-key/i;
+const SECRET_KEY = /pass(?:word|wd)?|secret|token|credential|private|apikey|api-key/i;
 
 /** Masks `--set key=value` values whose key looks secret, and any `--password`/`--token` flag value. */
 export function redactArgv(argv: readonly string[]): string[] {
@@ -88,27 +98,104 @@ export function tellingLines(stderr: string, max = 5): string[] {
   return (errors.length > 0 ? errors : lines).slice(-max);
 }
 
+const MASK = '***';
+const KEY = String.raw`[\w.-]*(?:${SECRET_KEY.source})[\w.-]*`;
+// An unterminated quote (a cut line) masks to the end of the line.
+const QUOTED = String.raw`"(?:[^"\\\n]|\\.)*"?|'[^'\n]*'?`;
+const rule = (re: string, flags: string, to: string): [RegExp, string] => [new RegExp(re, flags), to];
+
+/** Each rule masks one way a secret gets printed; the key and everything around the value stay. */
+const SCRUB_RULES: [RegExp, string][] = [
+  // URL credentials: https://user:pass@host
+  rule(String.raw`(\b[a-z][\w+.-]*://[^\s:@/]+:)[^\s@/]+@`, 'gi', `$1${MASK}@`),
+  // Authorization: Bearer x, and a bearer token anywhere
+  rule(String.raw`(\bauthorization\s*[:=]\s*(?:(?:bearer|basic|token)\s+)?)[^\s",]+`, 'gi', `$1${MASK}`),
+  rule(String.raw`(\bbearer\s+)[\w.~+/=-]+`, 'gi', `$1${MASK}`),
+  // --password=x, --token x, --client-secret "x y"
+  rule(String.raw`(--${KEY}(?:=|\s+))(?:${QUOTED}|\S+)`, 'gi', `$1${MASK}`),
+  // JSON and Go maps: "password":"x", "token": 42
+  rule(String.raw`("${KEY}"\s*:\s*)(?:${QUOTED}|[^,}\s]+)`, 'gi', `$1"${MASK}"`),
+  // The same escaped inside a JSON string: \"password\":\"x\"
+  rule(String.raw`(\\"${KEY}\\"\s*:\s*)(?:\\".*?\\"|[^,}\s\\]+)`, 'gi', `$1\\"${MASK}\\"`),
+  // An env var's or a field's value, whatever its name: core.EnvVar{Name:"DB_PASSWORD", Value:"x"},
+  // Invalid value: "x", {"name":"DB_PASSWORD","value":"x"}
+  rule(String.raw`(\bvalue"?\s*:\s*)(?:${QUOTED})`, 'gi', `$1"${MASK}"`),
+  // A YAML line of its own: `  password: two words` (the value runs to the end of the line)
+  rule(String.raw`^([ \t]*(?:-[ \t]+)?${KEY}:[ \t]+)\S.*$`, 'gim', `$1${MASK}`),
+  // Inline key: value and key=value: Go %+v, flow YAML, query strings, --set pairs
+  rule(String.raw`((?:^|[\s{(\[,;&?])${KEY}(?:\s*:\s*|=))(?:${QUOTED}|[^\s,;&}\])]+)`, 'gim', `$1${MASK}`),
+];
+
+/** Masks secret values in tool output (one line or many); everything around them stays readable. */
+export function scrubSecrets(text: string): string {
+  return SCRUB_RULES.reduce((out, [re, to]) => out.replace(re, to), text);
+}
+
+export const MAX_LINE_CHARS = 300;
+export const MAX_STDERR_CHARS = 1_000;
+/** Bounds the regex work on a pathological line. Only its end is cut: that never parts a value from its key. */
+const MAX_SCANNED_CHARS = 4_000;
+
+/** Keeps the head of a line. */
+const cutEnd = (line: string, max: number) => (line.length <= max ? line : `${line.slice(0, max - 1)}…`);
+
+/** Keeps both ends of a line: the API server puts the cause (`connection refused`) last. */
+function cutMiddle(line: string, max = MAX_LINE_CHARS): string {
+  if (line.length <= max) return line;
+  const tail = Math.floor(max / 3);
+  return `${line.slice(0, max - tail - 1)}…${line.slice(-tail)}`;
+}
+
+/** The telling lines of stderr, scrubbed, then truncated: each line and the total. */
+export function shownStderr(stderr: string): string[] {
+  const lines = tellingLines(stderr).map((l) => cutMiddle(scrubSecrets(cutEnd(l, MAX_SCANNED_CHARS))));
+  // The last lines tell most: drop from the front until the total fits.
+  while (lines.length > 1 && lines.join('\n').length > MAX_STDERR_CHARS) lines.shift();
+  return lines;
+}
+
 export interface CommandFailure {
   tool: string;
   argv: readonly string[];
   exitCode?: number;
   stderr: string;
   timedOut?: boolean;
+  /** The fleet cluster the command ran against, named in the message. */
+  cluster?: string;
+}
+
+/** The one `details` entry of a command failure: every string in it is redacted or scrubbed. */
+export interface CommandFailureDetails {
+  tool: string;
+  command: string;
+  /** `helm upgrade`, `kubectl apply`: for grouping failures without parsing `command`. */
+  commandKind: string;
+  exitCode?: number;
+  cluster?: string;
+  stderr: string[];
 }
 
 export function commandFailure(f: CommandFailure): ApplicationFailure {
-  const command = `${f.tool} ${redactArgv(f.argv).join(' ')}`;
-  const lines = tellingLines(f.stderr);
+  const argv = redactArgv(f.argv);
+  const stderr = shownStderr(f.stderr);
+  // Classified on the raw text: masking must not change what kind of failure it is.
   const kind = f.timedOut ? { type: 'CommandTimedOut', nonRetryable: false } : classifyStderr(f.stderr);
   const why = f.timedOut ? 'timed out' : `exited ${f.exitCode ?? '?'}`;
-  const verb = subcommand(f.argv);
-  const message = `${f.tool} ${verb} ${why}: ${lines.at(-1) ?? '(no output)'}${kind.hint ? ` (${kind.hint})` : ''}`;
-  return ApplicationFailure.create({
-    message,
-    type: kind.type,
-    nonRetryable: kind.nonRetryable,
-    details: [{ command, exitCode: f.exitCode, stderr: lines }],
-  });
+  const where = f.cluster ? ` on ${f.cluster}` : '';
+  const hint = kind.hint ? ` (${kind.hint})` : '';
+  // Scrubbed again as a whole: the command's words come from the argv too.
+  const message = scrubSecrets(
+    `${f.tool} ${subcommand(argv)}${where} ${why}: ${stderr.at(-1) ?? '(no output)'}${hint}`
+  );
+  const details: CommandFailureDetails = {
+    tool: f.tool,
+    command: scrubSecrets(`${f.tool} ${argv.join(' ')}`),
+    commandKind: scrubSecrets([f.tool, ...commandWords(argv)].join(' ')),
+    exitCode: f.exitCode,
+    ...(f.cluster ? { cluster: f.cluster } : {}),
+    stderr,
+  };
+  return ApplicationFailure.create({ message, type: kind.type, nonRetryable: kind.nonRetryable, details: [details] });
 }
 
 /** Flags whose next argument is their value, not a word of the command. */
@@ -134,13 +221,18 @@ const VALUE_FLAGS = new Set([
   '--history-max',
 ]);
 
-/** `upgrade skoala-init` out of `--kubeconfig k upgrade --install -n ns skoala-init ...`. */
-function subcommand(argv: readonly string[]): string {
+/** The leading words of a command, skipping flags and their values. */
+function commandWords(argv: readonly string[], max = 1): string[] {
   const words: string[] = [];
-  for (let i = 0; i < argv.length && words.length < 2; i++) {
+  for (let i = 0; i < argv.length && words.length < max; i++) {
     const a = argv[i] as string;
     if (VALUE_FLAGS.has(a)) i++;
     else if (!a.startsWith('-')) words.push(a);
   }
-  return words.join(' ');
+  return words;
+}
+
+/** `upgrade skoala-init` out of `--kubeconfig k upgrade --install -n ns skoala-init ...`. */
+function subcommand(argv: readonly string[]): string {
+  return commandWords(argv, 2).join(' ');
 }

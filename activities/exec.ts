@@ -12,6 +12,8 @@ export type Tool = 'helm' | 'kubectl';
 
 export interface RunOptions {
   timeoutMs?: number;
+  /** The fleet cluster the command targets: named in the failure message. */
+  cluster?: string;
 }
 
 export interface RunResult {
@@ -63,8 +65,10 @@ export function createRunner(deps: RunnerDeps): CommandRunner {
           tool,
           argv,
           exitCode: res.exitCode,
-          stderr: String(res.stderr) || (res.shortMessage ?? ''),
+          // Not shortMessage: it quotes the raw argv, --password values and all.
+          stderr: String(res.stderr) || (res.originalMessage ?? ''),
           timedOut: res.timedOut,
+          cluster: opts.cluster,
         });
       }
       return { stdout: String(res.stdout), stderr: String(res.stderr) };

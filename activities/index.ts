@@ -2,16 +2,25 @@
  * Every side effect of the upgrade, as Temporal activities built by a factory: the worker entry
  * point passes the real dependencies, tests pass their own.
  */
-import { Context, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import path from 'node:path';
+import { access, constants } from 'node:fs/promises';
 import * as cmd from '../runbook/commands';
+import { decideRules, type RuleDecisions } from '../runbook/rules';
 import { parseKubeVersion } from '../runbook/version';
-import type { BackupRef, ChartRepo, ClusterFacts, ClusterRef, ReleaseName, Step, Version } from '../runbook/types';
+import type {
+  BackupRef,
+  ChartRepo,
+  ClusterFacts,
+  ClusterRef,
+  DbMigrationMode,
+  ReleaseName,
+  Version,
+} from '../runbook/types';
 import { BackupStore } from './backup-store';
+import { crdActivities, readCrdRecord } from './crds';
+import { releaseActivities } from './helm-release';
+import { runDbMigrationJob, type DbMigrationJobInput, type DbMigrationJobResult } from './db-migration-job';
 import { createRunner, type CommandRunner } from './exec';
-import { alreadyUpgraded, parseHelmList } from './releases';
 
 export interface ActivityDeps {
   helm: string;
@@ -25,21 +34,47 @@ export interface ActivityDeps {
   /** Replaces the real process runner: unit tests check the exact argument arrays with it. */
   run?: CommandRunner;
   jobPollMs?: number;
+  /** helm's own `--timeout` for upgrade and rollback (default 10 minutes). */
   helmTimeoutMs?: number;
+  /** How old a pending revision of ours must be before it is rolled back (default helm timeout + 2 minutes). */
+  pendingGraceMs?: number;
 }
 
-type UpgradeStep = Step & { kind: 'upgradeRelease' };
-type CrdStep = Step & { kind: 'reapplyCrds' };
+/** A file the fleet names, checked on the worker host that will use it. */
+export interface NeededFile {
+  field: string;
+  path: string;
+}
 
 export function createActivities(deps: ActivityDeps) {
   const run = deps.run ?? createRunner({ helm: deps.helm, kubectl: deps.kubectl, env: deps.env });
   const store = new BackupStore(deps.backupDir);
   const helmTimeoutMs = deps.helmTimeoutMs ?? 10 * 60_000;
-
-  const readRelease = async (cluster: ClusterRef, release: ReleaseName) =>
-    parseHelmList((await run('helm', cmd.helmListRelease(cluster, release))).stdout, release);
+  const releases = releaseActivities({
+    run,
+    store,
+    helmTimeoutMs,
+    pendingGraceMs: deps.pendingGraceMs ?? helmTimeoutMs + 2 * 60_000,
+  });
+  const { readState, ...releaseSteps } = releases;
 
   return {
+    ...releaseSteps,
+    ...crdActivities({ run, workDir: deps.workDir }),
+
+    /**
+     * What the version rules say for this upgrade. Run once as a local activity, so the decision is
+     * recorded in history and an edit of runbook/rules.ts never changes a running upgrade's plan.
+     */
+    async decideRules(input: {
+      from?: Version;
+      to: Version;
+      dbMigration: DbMigrationMode;
+      uiVersion?: Version;
+    }): Promise<RuleDecisions> {
+      return decideRules(input.from, input.to, input);
+    },
+
     /** The target chart version must exist before anything changes. */
     async checkChartVersion(input: {
       repo: ChartRepo;
@@ -60,54 +95,58 @@ export function createActivities(deps: ActivityDeps) {
       return { version: input.version };
     },
 
-    /** Read-only: Kubernetes version and the installed release. Proves helm and kubectl reach the cluster. */
-    async preflightCluster(input: { cluster: ClusterRef; release: ReleaseName }): Promise<ClusterFacts> {
-      const { stdout } = await run('kubectl', cmd.kubectlServerVersion(input.cluster));
+    /**
+     * Read-only: Kubernetes version, the release's history (and which revisions are ours), the CRD
+     * record of a worker, and the fleet's files as this worker host sees them (it is the host that
+     * will use them: preflight runs on the cluster's own task queue).
+     */
+    async preflightCluster(input: {
+      upgradeId: string;
+      cluster: ClusterRef;
+      release: ReleaseName;
+      files?: NeededFile[];
+    }): Promise<ClusterFacts> {
+      const { cluster } = input;
+      for (const f of input.files ?? []) {
+        await access(f.path, constants.R_OK).catch(() => {
+          throw ApplicationFailure.nonRetryable(
+            `${f.field}: ${f.path} does not exist or cannot be read on this worker host`,
+            'FileNotFound'
+          );
+        });
+      }
+      const { stdout } = await run('kubectl', cmd.kubectlServerVersion(cluster));
       const gitVersion =
         (JSON.parse(stdout) as { serverVersion?: { gitVersion?: string } }).serverVersion?.gitVersion ?? '';
       const kubeVersion = parseKubeVersion(gitVersion);
       if (!kubeVersion)
-        throw ApplicationFailure.nonRetryable(
-          `${input.cluster.name}: cannot read the Kubernetes version ("${gitVersion}")`
-        );
-      return { cluster: input.cluster.name, kubeVersion, release: await readRelease(input.cluster, input.release) };
+        throw ApplicationFailure.nonRetryable(`${cluster.name}: cannot read the Kubernetes version ("${gitVersion}")`);
+      const { facts } = await readState(cluster, input.release, input.upgradeId);
+      const crds = input.release === 'skoala-init' ? await readCrdRecord(run, cluster) : undefined;
+      return { cluster: cluster.name, kubeVersion, release: facts, ...(crds ? { crds } : {}) };
     },
 
-    /** Applies the operator's migration Job (a no-op if it exists) and waits for it to finish. */
-    async runDbMigrationJob(input: { cluster: ClusterRef; manifest: string }): Promise<{ job: string }> {
-      const name =
-        (await run('kubectl', cmd.kubectlApplyJob(input.cluster, input.manifest))).stdout.trim().split('\n')[0] ?? '';
-      if (!name.startsWith('job'))
-        throw ApplicationFailure.nonRetryable(
-          `${input.manifest} is not a Job manifest (applied ${name || 'nothing'})`,
-          'InvalidManifest'
-        );
-      for (;;) {
-        const job = JSON.parse((await run('kubectl', cmd.kubectlGetJson(input.cluster, name))).stdout) as {
-          status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[] };
-        };
-        const cond = (type: string) => job.status?.conditions?.find((c) => c.type === type && c.status === 'True');
-        if (cond('Complete')) return { job: name };
-        const failed = cond('Failed');
-        if (failed) {
-          throw ApplicationFailure.nonRetryable(
-            `DB-migration ${name} failed on ${input.cluster.name}: ${failed.reason ?? 'Failed'}${failed.message ? `: ${failed.message}` : ''}`,
-            'DbMigrationJobFailed'
-          );
-        }
-        Context.current().heartbeat({ waitingFor: name });
-        await Context.current().sleep(deps.jobPollMs ?? 5_000);
-      }
+    /** Applies this upgrade's migration Job (replacing a finished one of another upgrade) and waits for it. */
+    async runDbMigrationJob(input: DbMigrationJobInput): Promise<DbMigrationJobResult> {
+      return runDbMigrationJob({ run, pollMs: deps.jobPollMs ?? 5_000, workDir: deps.workDir }, input);
     },
 
-    /** Saves the pre-upgrade values once per (upgrade, cluster, release); a retry reuses the saved copy. */
+    /**
+     * Saves the values of the pre-upgrade revision, once per (upgrade, cluster, release, revision): a
+     * retry reuses the saved copy, and a backup of another revision is never mistaken for this one.
+     */
     async backupValues(input: {
       upgradeId: string;
       cluster: ClusterRef;
       release: ReleaseName;
       revision: number;
     }): Promise<BackupRef> {
-      const key = { upgradeId: input.upgradeId, cluster: input.cluster.name, release: input.release };
+      const key = {
+        upgradeId: input.upgradeId,
+        cluster: input.cluster.name,
+        release: input.release,
+        revision: input.revision,
+      };
       const existing = await store.find(key);
       if (existing) return existing;
       const { stdout } = await run('helm', cmd.helmGetValues(input.cluster, input.release, input.revision));
@@ -129,107 +168,7 @@ export function createActivities(deps: ActivityDeps) {
       return { deleted: stdout.split('\n').filter((l) => l.includes('deleted')) };
     },
 
-    /**
-     * `helm upgrade --install`, at most once per release: a retry finds a release already deployed at
-     * the target (after the pre-upgrade revision) and returns; a release left pending by a killed
-     * helm is rolled back to the pre-upgrade revision first.
-     */
-    async upgradeRelease(input: {
-      cluster: ClusterRef;
-      step: UpgradeStep;
-      backup?: BackupRef;
-    }): Promise<{ revision: number; alreadyDone: boolean }> {
-      const { cluster, step } = input;
-      const before = await readRelease(cluster, step.release);
-      if (alreadyUpgraded(before, step.version, step.fromRevision))
-        return { revision: before.revision ?? 0, alreadyDone: true };
-      if (before.status?.startsWith('pending-')) {
-        if (before.status === 'pending-install' || step.fromRevision === undefined) {
-          throw ApplicationFailure.nonRetryable(
-            `${step.release} on ${cluster.name} is stuck ${before.status}; check it with helm history before retrying`,
-            'ReleaseStuck'
-          );
-        }
-        log.warn('release left pending by an interrupted helm; rolling back to the pre-upgrade revision', {
-          cluster: cluster.name,
-          release: step.release,
-          status: before.status,
-          revision: step.fromRevision,
-        });
-        await run('helm', cmd.helmRollback(cluster, step.release, step.fromRevision), { timeoutMs: helmTimeoutMs });
-      }
-      let backupFile: string | undefined;
-      if (step.useBackup) {
-        if (!input.backup)
-          throw ApplicationFailure.nonRetryable(
-            `no values backup for ${step.release} on ${cluster.name}`,
-            'BackupMissing'
-          );
-        backupFile = await store.verified(input.backup);
-      }
-      await run('helm', cmd.helmUpgrade(cluster, step, backupFile), { timeoutMs: helmTimeoutMs });
-      const after = await readRelease(cluster, step.release);
-      return { revision: after.revision ?? 0, alreadyDone: false };
-    },
-
-    /** Updates the CRDs in place from the target chart; never deletes one. */
-    async reapplyCrds(input: { cluster: ClusterRef; step: CrdStep }): Promise<{ applied: string[] }> {
-      const { cluster, step } = input;
-      const tmp = await mkdtemp(path.join(deps.workDir, 'chart-'));
-      try {
-        await run('helm', cmd.helmPullChart(step.repo, step.chart, step.version, tmp));
-        const files = [...step.chartFiles.map((f) => path.join(tmp, step.chart, f)), ...step.extraFiles];
-        const applied: string[] = [];
-        for (const file of files) {
-          await stat(file).catch(() => {
-            throw ApplicationFailure.nonRetryable(
-              `CRD manifest ${path.relative(tmp, file)} is missing (chart ${step.chart} ${step.version})`,
-              'FileNotFound'
-            );
-          });
-          const out = await run('kubectl', cmd.kubectlApplyCrd(cluster, file)).catch((err: unknown) => {
-            if (err instanceof ApplicationFailure && err.nonRetryable) {
-              throw ApplicationFailure.nonRetryable(
-                `the API server refused to update CRDs from ${path.basename(file)} in place on ${cluster.name}: ${err.message}`,
-                'CrdRefused'
-              );
-            }
-            throw err;
-          });
-          applied.push(...appliedNames(out.stdout));
-          Context.current().heartbeat({ applied: applied.length });
-        }
-        return { applied };
-      } finally {
-        await rm(tmp, { recursive: true, force: true });
-      }
-    },
-
-    async verifyRelease(input: {
-      cluster: ClusterRef;
-      release: ReleaseName;
-      version: Version;
-    }): Promise<{ revision: number }> {
-      const facts = await readRelease(input.cluster, input.release);
-      if (facts.status !== 'deployed' || facts.chartVersion !== input.version) {
-        throw ApplicationFailure.create({
-          message: `${input.release} on ${input.cluster.name} is ${facts.installed ? `${facts.status} at ${facts.chartVersion}` : 'not installed'}, expected deployed at ${input.version}`,
-          type: 'ReleaseNotAtTarget',
-        });
-      }
-      return { revision: facts.revision ?? 0 };
-    },
   };
 }
 
 export type Activities = ReturnType<typeof createActivities>;
-
-function appliedNames(stdout: string): string[] {
-  const doc = JSON.parse(stdout) as {
-    kind?: string;
-    metadata?: { name?: string };
-    items?: { metadata?: { name?: string } }[];
-  };
-  const items = doc.kind === 'List' ? (doc.items ?? []) : [doc];
-  return items.map((i) => i.metadata?.name ?? '?');
-}

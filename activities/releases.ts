@@ -1,32 +1,78 @@
-/** Reading a Helm release's state from `helm list -a -o json`. */
+/**
+ * Reading a Helm release's state from `helm history -o json` and the labels of its release Secrets,
+ * and recognising the revisions this product made.
+ */
 import { ApplicationFailure } from '@temporalio/common';
+import { createHash } from 'node:crypto';
 import type { ReleaseFacts, ReleaseName } from '../runbook/types';
 
-interface HelmListEntry {
-  name: string;
-  revision: string;
+export interface HistoryEntry {
+  revision: number;
+  updated: string;
   status: string;
   chart: string;
+  description: string;
 }
 
-export function parseHelmList(stdout: string, release: ReleaseName): ReleaseFacts {
-  let entries: HelmListEntry[];
+/** The label helm stores on the release Secret of every revision we create (helm `--labels`). */
+export const OWNER_LABEL = 'skoala-upgrade.io/revision';
+
+/**
+ * The owner label's value for revision `revision` of this upgrade. helm copies a release's labels to
+ * later revisions, so the value names the revision too: a copied label never matches another revision.
+ */
+export const ownerLabelValue = (upgradeId: string, revision: number): string =>
+  `${createHash('sha256').update(upgradeId).digest('hex').slice(0, 20)}.r${revision}`;
+
+export function parseHistory(stdout: string): HistoryEntry[] {
   try {
-    entries = JSON.parse(stdout || '[]') as HelmListEntry[];
+    const entries = JSON.parse(stdout || '[]') as HistoryEntry[];
+    return [...entries].sort((a, b) => a.revision - b.revision);
   } catch {
     throw ApplicationFailure.nonRetryable(
-      `helm list printed something that is not JSON: ${stdout.slice(0, 200)}`,
+      `helm history printed something that is not JSON: ${stdout.slice(0, 200)}`,
       'UnexpectedOutput'
     );
   }
-  const entry = entries.find((e) => e.name === release);
-  if (!entry) return { installed: false };
-  const prefix = `${release}-`;
+}
+
+/** Parses the `{.metadata.labels}` lines that kubectl prints for the release Secrets: revision -> labels. */
+export function parseSecretLabels(stdout: string): Map<number, Record<string, string>> {
+  const out = new Map<number, Record<string, string>>();
+  for (const line of stdout.split('\n')) {
+    if (!line.trim()) continue;
+    const labels = JSON.parse(line) as Record<string, string>;
+    if (labels.version) out.set(Number(labels.version), labels);
+  }
+  return out;
+}
+
+const versionOf = (release: ReleaseName, chart: string): string =>
+  chart.startsWith(`${release}-`) ? chart.slice(release.length + 1) : chart;
+
+/** `revision 2 (pending-upgrade, skoala-init-0.19.2, 2026-11-29T22:07:16Z): Preparing upgrade` */
+export const historyLine = (e: HistoryEntry): string =>
+  `revision ${e.revision} (${e.status}, ${e.chart}, ${e.updated}): ${e.description}`;
+
+/** The facts an upgrade plans from: the newest revision, and the last one that was deployed. */
+export function releaseFacts(
+  release: ReleaseName,
+  history: HistoryEntry[],
+  isOurs: (e: HistoryEntry) => boolean
+): ReleaseFacts {
+  const current = history.at(-1);
+  if (!current) return { installed: false };
+  const deployed = [...history].reverse().find((e) => e.status === 'deployed' || e.status === 'superseded');
   return {
     installed: true,
-    chartVersion: entry.chart.startsWith(prefix) ? entry.chart.slice(prefix.length) : entry.chart,
-    revision: Number(entry.revision),
-    status: entry.status,
+    chartVersion: versionOf(release, current.chart),
+    revision: current.revision,
+    status: current.status,
+    description: current.description,
+    historyLine: historyLine(current),
+    ours: isOurs(current),
+    updated: current.updated,
+    ...(deployed ? { lastDeployed: { revision: deployed.revision, chartVersion: versionOf(release, deployed.chart) } } : {}),
   };
 }
 

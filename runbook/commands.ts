@@ -31,6 +31,62 @@ export const helmListRelease = (c: ClusterRef, release: ReleaseName): Argv => [
   'json',
 ];
 
+/** The newest revisions, whatever their status: enough to find the last deployed one (we keep 10). */
+export const helmHistory = (c: ClusterRef, release: ReleaseName): Argv => [
+  ...helmTarget(c),
+  'history',
+  release,
+  '-n',
+  c.namespace,
+  '--max',
+  '20',
+  '-o',
+  'json',
+];
+
+/** Only the labels of the release Secrets (never their data, which holds the values). */
+export const kubectlReleaseLabels = (c: ClusterRef, release: ReleaseName): Argv => [
+  ...kubectlTarget(c),
+  'get',
+  'secrets',
+  '-n',
+  c.namespace,
+  '-l',
+  `owner=helm,name=${release}`,
+  '-o',
+  'jsonpath={range .items[*]}{.metadata.labels}{"\\n"}{end}',
+];
+
+/** Where the product records a completed CRD step on a worker cluster, so a later run can see it. */
+export const CRD_RECORD = 'skoala-upgrade-crds';
+
+export const kubectlGetCrdRecord = (c: ClusterRef): Argv => [
+  ...kubectlTarget(c),
+  'get',
+  'configmap',
+  CRD_RECORD,
+  '-n',
+  c.namespace,
+  '--ignore-not-found',
+  '-o',
+  'json',
+];
+
+export const kubectlApplyFile = (c: ClusterRef, file: string): Argv => [
+  ...kubectlTarget(c),
+  'apply',
+  '--server-side',
+  '--field-manager',
+  'skoala-upgrade',
+  '--force-conflicts',
+  '-n',
+  c.namespace,
+  '-f',
+  file,
+  '-o',
+  'name',
+];
+
 export const helmShowChart = (repo: ChartRepo, chart: ReleaseName, version: Version): Argv => [
   'show',
   'chart',
@@ -89,11 +145,61 @@ export const kubectlDeleteJobs = (c: ClusterRef, jobs: string[]): Argv => [
   '--ignore-not-found',
 ];
 
+/** One Job by name; prints nothing (exit 0) when it does not exist. */
+export const kubectlGetJobJson = (c: ClusterRef, name: string): Argv => [
+  ...kubectlTarget(c),
+  'get',
+  'job',
+  name,
+  '-n',
+  c.namespace,
+  '--ignore-not-found',
+  '-o',
+  'json',
+];
+
+/** The plain delete, as an operator would type it. */
+export const kubectlDeleteJob = (c: ClusterRef, name: string): Argv => [
+  ...kubectlTarget(c),
+  '-n',
+  c.namespace,
+  'delete',
+  'job',
+  name,
+];
+
+/**
+ * Background propagation: the Job object goes at once and the garbage collector removes its Pods
+ * later. Foreground would keep the Job (finalizer) until its Pods are gone, i.e. forever where no
+ * garbage collector runs. No --wait: the activity polls for the Job to be gone, heartbeating.
+ */
+export const kubectlDeleteJobBackground = (c: ClusterRef, name: string): Argv => [
+  ...kubectlDeleteJob(c, name),
+  '--cascade=background',
+  '--wait=false',
+  '--ignore-not-found',
+];
+
 /**
  * `--repo URL` instead of `<repo>/<chart>`: the upgrade must not depend on which worker host ran
  * `helm repo add`. Values: the backup first, then the operator's files, then the image tags.
  */
-export function helmUpgrade(c: ClusterRef, step: Step & { kind: 'upgradeRelease' }, backupFile?: string): Argv {
+/** How the product marks and bounds a helm upgrade it runs. */
+export interface HelmRunMarks {
+  /** `helm history` shows it for the revision: who made it. */
+  description: string;
+  /** Release labels (`--labels`): how a pending revision is recognised as ours. */
+  labels: Record<string, string>;
+  /** helm's own `--timeout`, e.g. '10m0s'. */
+  timeout: string;
+}
+
+export function helmUpgrade(
+  c: ClusterRef,
+  step: Step & { kind: 'upgradeRelease' },
+  backupFile?: string,
+  marks?: HelmRunMarks
+): Argv {
   return [
     ...helmTarget(c),
     'upgrade',
@@ -113,16 +219,33 @@ export function helmUpgrade(c: ClusterRef, step: Step & { kind: 'upgradeRelease'
     // Release Secrets over 1 MiB are refused by the API server: keep history short.
     '--history-max',
     '10',
+    ...(marks
+      ? [
+          '--description',
+          marks.description,
+          '--labels',
+          Object.entries(marks.labels)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(','),
+          '--timeout',
+          marks.timeout,
+        ]
+      : []),
   ];
 }
 
-export const helmRollback = (c: ClusterRef, release: ReleaseName, revision: number): Argv => [
+/** The description helm records for every revision this upgrade makes. */
+export const upgradeDescription = (upgradeId: string): string => `skoala-upgrade ${upgradeId}`;
+
+export const helmRollback = (c: ClusterRef, release: ReleaseName, revision: number, timeout = '5m0s'): Argv => [
   ...helmTarget(c),
   'rollback',
   release,
   String(revision),
   '-n',
   c.namespace,
+  '--timeout',
+  timeout,
 ];
 
 export const helmPullChart = (repo: ChartRepo, chart: ReleaseName, version: Version, dir: string): Argv => [
@@ -167,7 +290,14 @@ export function commandsOfStep(c: ClusterRef, step: Step): { tool: 'helm' | 'kub
       return [{ tool: 'kubectl', argv: kubectlDeleteJobs(c, step.jobs) }];
     case 'upgradeRelease':
       return [
-        { tool: 'helm', argv: helmUpgrade(c, step, step.useBackup ? `<values backup of ${step.release}>` : undefined) },
+        {
+          tool: 'helm',
+          argv: helmUpgrade(c, step, step.useBackup ? `<values backup of ${step.release}>` : undefined, {
+            description: '<upgrade ID>',
+            labels: { 'skoala-upgrade.io/revision': '<owner mark>' },
+            timeout: '10m0s',
+          }),
+        },
       ];
     case 'awaitCrdApproval':
       return [{ tool: 'gate', argv: ['wait for approval of the CRD re-apply'] }];

@@ -15,6 +15,76 @@ export const DEFAULT_CHART_REPO = { name: 'skoala', url: 'https://release.daoclo
 export const CLUSTER_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const name = z.string().regex(CLUSTER_NAME, 'must be a DNS-1123 label (lowercase letters, digits, "-")');
 
+/**
+ * Refused before the file is read: parsing a multi-megabyte YAML file takes seconds. 4 MiB holds
+ * thousands of clusters with long paths and comments.
+ */
+export const MAX_FLEET_FILE_BYTES = 4 * 1024 * 1024;
+/**
+ * Workers one upgrade takes. The product is designed and measured for up to 1,000 (see the bench
+ * in the README); 5,000 leaves headroom without letting a generated file run for minutes.
+ */
+export const MAX_WORKER_CLUSTERS = 5000;
+
+/** `helm repo add NAME`: a leading "-" would read as an option. */
+const REPO_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+/** Characters a shell, a log line or helm's own parsing could read as something else. */
+const URL_UNSAFE = /[\s;'"`$\\\p{Cc}]/u;
+const DNS_NAME = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/i;
+const IPV4 = /^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+const URL_ACCEPTED = 'must be an http://, https:// or oci:// URL with a host';
+
+/** Why `raw` is not an acceptable chart repository URL, or undefined if it is. */
+function chartRepoUrlProblem(raw: string): string | undefined {
+  const got = (s: string) => `(got ${JSON.stringify(s.length > 100 ? `${s.slice(0, 100)}...` : s)})`;
+  const unsafe = URL_UNSAFE.exec(raw);
+  if (unsafe) return `must not contain ${JSON.stringify(unsafe[0])} ${got(raw)}`;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return `${URL_ACCEPTED} ${got(raw)}`;
+  }
+  // URL also takes "http:host" and "http:/host"; helm and the reader expect scheme://host.
+  const scheme = /^(https?|oci):\/\//i.exec(raw);
+  if (!scheme || !['http:', 'https:', 'oci:'].includes(url.protocol)) return `${URL_ACCEPTED} ${got(raw)}`;
+  // Checked as written, not as URL normalizes it (lowercase, punycode, "0x7f.1" -> "127.0.0.1"): helm gets the text.
+  const authority = raw.slice(scheme[0].length).split(/[/?#]/)[0] ?? '';
+  const at = authority.lastIndexOf('@');
+  if (at >= 0 || url.username !== '' || url.password !== '') {
+    // Echoed without the secret.
+    const shown = `${scheme[0]}***@${authority.slice(at + 1)}${raw.slice(scheme[0].length + authority.length)}`;
+    return `credentials do not belong in the URL: it is shown in plans, logs and workflow history ${got(shown)}`;
+  }
+  const host = authority.replace(/:\d*$/, '');
+  const hostOk = host.startsWith('[')
+    ? url.hostname.startsWith('[') // URL has checked the IPv6 address
+    : host.toLowerCase() === url.hostname.toLowerCase() &&
+      (/^[\d.]+$/.test(host) ? IPV4.test(host) : DNS_NAME.test(host));
+  return hostOk ? undefined : `${URL_ACCEPTED} ${got(raw)}`;
+}
+
+const chartRepoUrl = z.string().superRefine((raw, ctx) => {
+  const problem = chartRepoUrlProblem(raw);
+  if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+});
+
+/**
+ * The count is checked before any cluster is: z.array(cluster).max() would still validate every
+ * element of a 100,000-entry list. `fatal` keeps the fleet-level checks off the unchecked list.
+ */
+const workers = z
+  .array(z.unknown())
+  .min(1, 'needs at least one worker cluster')
+  .superRefine((ws, ctx) => {
+    if (ws.length > MAX_WORKER_CLUSTERS)
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        message: `${ws.length} clusters is more than the ${MAX_WORKER_CLUSTERS} one upgrade can take; split the fleet file`,
+        fatal: true,
+      });
+  });
+
 const cluster = z
   .object({
     name,
@@ -32,11 +102,19 @@ const fleetSchema = z
   .object({
     name,
     chartRepo: z
-      .object({ name: z.string().min(1), url: z.string().url() })
+      .object({
+        name: z
+          .string()
+          .regex(
+            REPO_NAME,
+            'must be a simple repository name (letters, digits, "-", "_", "."), as in helm repo add NAME'
+          ),
+        url: chartRepoUrl,
+      })
       .strict()
       .default(DEFAULT_CHART_REPO),
     controlPlane: cluster,
-    workers: z.array(cluster).min(1, 'needs at least one worker cluster'),
+    workers: workers.pipe(z.array(cluster)),
     valuesFiles: z
       .object({ skoala: z.array(z.string().min(1)).default([]), skoalaInit: z.array(z.string().min(1)).default([]) })
       .strict()
@@ -109,6 +187,11 @@ export function parseFleet(text: string, file: string, resolvePath: (p: string) 
   };
 }
 
-/** Workflow ID: one upgrade per fleet and target version, so a second start attaches. */
-export const upgradeWorkflowId = (fleetName: string, version: string): string =>
-  `skoala-upgrade-${fleetName}-${version}`;
+/** Workflow ID: one upgrade per fleet at a time, whatever the version, so two versions never race on its clusters. */
+export const upgradeWorkflowId = (fleetName: string): string => `skoala-upgrade-${fleetName}`;
+
+/**
+ * The upgrade ID: this fleet going to this version. It marks what the upgrade makes (helm revisions,
+ * the DB-migration Job, backups), so a rerun of the same upgrade recognises its own work.
+ */
+export const upgradeIdFor = (fleetName: string, version: string): string => `${upgradeWorkflowId(fleetName)}-${version}`;

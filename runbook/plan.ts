@@ -1,21 +1,11 @@
 /**
- * planUpgrade: a pure function from (request, facts read by preflight) to the ordered steps of
- * every cluster. `npm run plan` prints it; the workflow executes exactly this object.
+ * planUpgrade: a pure function from (request, facts read by preflight, rule decisions) to the
+ * ordered steps of every cluster. `npm run plan` prints it; the workflow executes exactly this
+ * object, planned from the facts and rule decisions recorded in its history.
  */
-import {
-  ADMISSION_JOBS,
-  chartManagesCrds,
-  crdFilesInChart,
-  dbMigrationNeed,
-  deletesAdmissionJobs,
-  runsDbMigration,
-  skoalaImageValues,
-  skoalaInitImageValues,
-  workerKubeVersionSupported,
-  MIN_WORKER_KUBE_VERSION,
-} from './rules';
+import { decideRules, type RuleDecisions } from './rules';
 import type { ClusterFacts, ClusterPlan, ClusterRef, FleetFacts, Plan, Step, UpgradeRequest } from './types';
-import { compareVersions } from './version';
+import { compareVersions, isBelow } from './version';
 
 /** The upgrade must not start: every problem found, each naming what to fix. */
 export class PlanRefused extends Error {
@@ -25,63 +15,111 @@ export class PlanRefused extends Error {
   }
 }
 
-export function planUpgrade(request: UpgradeRequest, facts: FleetFacts): Plan {
+type UpgradeStep = Step & { kind: 'upgradeRelease' };
+
+/** The version the cluster runs: the last deployed revision's, not a failed or pending one's. */
+export const installedVersion = (f: ClusterFacts): string | undefined =>
+  f.release.lastDeployed?.chartVersion ?? (f.release.status === 'deployed' ? f.release.chartVersion : undefined);
+
+/** The rules for this request, from the control plane's installed version. */
+export const rulesFor = (request: UpgradeRequest, facts: FleetFacts): RuleDecisions =>
+  decideRules(installedVersion(facts.controlPlane), request.options.targetVersion, request.options);
+
+export function planUpgrade(
+  request: UpgradeRequest,
+  facts: FleetFacts,
+  rules: RuleDecisions = rulesFor(request, facts)
+): Plan {
   const { fleet, options } = request;
   const to = options.targetVersion;
   const problems: string[] = [];
   const notes: string[] = [];
 
   const all = [
-    { ref: fleet.controlPlane, facts: facts.controlPlane },
-    ...fleet.workers.map((ref, i) => ({ ref, facts: facts.workers[i] })),
+    { ref: fleet.controlPlane, facts: facts.controlPlane, release: 'skoala' },
+    ...fleet.workers.map((ref, i) => ({ ref, facts: facts.workers[i], release: 'skoala-init' })),
   ];
-  for (const { ref, facts: f } of all) {
+  for (const { ref, facts: f, release } of all) {
     if (!f || f.cluster !== ref.name) {
       problems.push(`no preflight facts for cluster ${ref.name}`);
       continue;
     }
-    const from = f.release.chartVersion;
-    if (from !== undefined && compareVersions(to, from) < 0 && !options.allowDowngrade) {
-      problems.push(`${ref.name}: ${to} is older than the installed ${from}; pass --allow-downgrade to go down`);
-    }
+    problems.push(...releaseProblems(ref.name, release, f, request));
   }
   for (const [i, ref] of fleet.workers.entries()) {
     const f = facts.workers[i];
-    if (f && !workerKubeVersionSupported(f.kubeVersion)) {
+    if (f && isBelow(f.kubeVersion, rules.minWorkerKubeVersion)) {
       problems.push(
-        `${ref.name}: Kubernetes ${f.kubeVersion} is below ${MIN_WORKER_KUBE_VERSION}, which the Gateway-API CRDs need`
+        `${ref.name}: Kubernetes ${f.kubeVersion} is below ${rules.minWorkerKubeVersion}, which the Gateway-API CRDs need`
       );
     }
   }
 
   const cpFacts = facts.controlPlane;
-  const need = dbMigrationNeed(cpFacts.release.chartVersion, to);
-  const runDb = runsDbMigration(need, options.dbMigration);
+  const runDb = rules.runDbMigration;
   if (runDb && fleet.dbMigrationJob === undefined && !isAtTarget(cpFacts, to)) {
     problems.push(
-      need === 'required'
-        ? `the DB-migration Job is required from ${cpFacts.release.chartVersion} to ${to}: set dbMigrationJob in the fleet file to the Job manifest (or pass --db-migration never if it already ran)`
+      rules.dbMigrationNeed === 'required'
+        ? `the DB-migration Job is required from ${installedVersion(cpFacts)} to ${to}: set dbMigrationJob in the fleet file to the Job manifest (or pass --db-migration never if it already ran)`
         : `--db-migration always needs dbMigrationJob in the fleet file`
     );
   }
   if (problems.length > 0) throw new PlanRefused(problems);
 
-  notes.push(dbMigrationNote(need, runDb, options.dbMigration));
-  if (chartManagesCrds(to)) {
+  notes.push(dbMigrationNote(rules, options.dbMigration));
+  const installs = all.filter(({ facts: f }) => f && !f.release.installed).map(({ ref }) => ref.name);
+  if (installs.length > 0) {
+    notes.push(
+      `fresh install on ${installs.join(', ')} (--allow-install): no values backup; a fresh skoala creates its own database schema, so the DB-migration Job is not run for it`
+    );
+  }
+  if (rules.chartManagesCrds) {
     notes.push(
       options.forceCrdReapply
         ? `${to} updates its own CRDs; re-applying them anyway (--force-crd-reapply)`
         : `${to} updates its own CRDs: no CRD step and no approval gate`
     );
   }
+  const workers = fleet.workers.map((ref, i) => planWorker(request, rules, ref, facts.workers[i] as ClusterFacts));
+  const finishing = workers.filter((w) => !w.skipped && w.steps[0]?.kind === 'awaitCrdApproval');
+  if (finishing.length > 0) {
+    notes.push(
+      `already at ${to} but their CRD step is not recorded as done, so only the gate and the CRD re-apply run: ${finishing.map((w) => w.cluster.name).join(', ')}`
+    );
+  }
 
   return {
     upgradeId: request.upgradeId,
     targetVersion: to,
-    controlPlane: planControlPlane(request, cpFacts, runDb),
-    workers: fleet.workers.map((ref, i) => planWorker(request, ref, facts.workers[i] as ClusterFacts)),
+    controlPlane: planControlPlane(request, rules, cpFacts),
+    workers,
     notes,
   };
+}
+
+/** A release we must not touch, or may not install without being asked. */
+function releaseProblems(cluster: string, release: string, f: ClusterFacts, request: UpgradeRequest): string[] {
+  const { options } = request;
+  const r = f.release;
+  if (!r.installed) {
+    return options.allowInstall
+      ? []
+      : [`${cluster}: ${release} is not installed; pass --allow-install to install it instead of upgrading`];
+  }
+  const problems: string[] = [];
+  // A pending or failed revision that another helm (or person) left: only they know whether it is safe.
+  if ((r.status?.startsWith('pending-') || r.status === 'failed') && !r.ours) {
+    problems.push(
+      `${cluster}: ${release} is ${r.status} and not by this upgrade (helm history: ${r.historyLine ?? `revision ${r.revision}`}); finish or roll it back first`
+    );
+  }
+  const from = installedVersion(f);
+  if (from !== undefined && compareVersions(options.targetVersion, from) < 0 && !options.allowDowngrade) {
+    problems.push(
+      `${cluster}: ${options.targetVersion} is older than the installed ${from}; pass --allow-downgrade to go down`
+    );
+  }
+  return problems;
 }
 
 const isAtTarget = (f: ClusterFacts, to: string): boolean =>
@@ -99,31 +137,45 @@ function skippedPlan(ref: ClusterRef, role: ClusterPlan['role'], f: ClusterFacts
   };
 }
 
-function backupStep(release: Step & { kind: 'upgradeRelease' }, f: ClusterFacts): Step[] {
-  // Nothing to back up on a fresh install; the revision pins the backup to the pre-upgrade values.
-  return f.release.revision === undefined
-    ? []
-    : [{ kind: 'backupValues', release: release.release, revision: f.release.revision }];
+function upgradeStepFor(
+  request: UpgradeRequest,
+  f: ClusterFacts,
+  release: 'skoala' | 'skoala-init',
+  set: [string, string][]
+): UpgradeStep {
+  const { fleet, options } = request;
+  // Upgrade from the last deployed revision: a failed or pending one on top of it is not a base.
+  const fromRevision = f.release.installed ? (f.release.lastDeployed?.revision ?? f.release.revision) : undefined;
+  return {
+    kind: 'upgradeRelease',
+    release,
+    chart: release,
+    repo: fleet.chartRepo,
+    version: options.targetVersion,
+    set: [...set, ...registryValues(fleet.imageRegistry)],
+    useBackup: fromRevision !== undefined,
+    valuesFiles: release === 'skoala' ? fleet.valuesFiles.skoala : fleet.valuesFiles.skoalaInit,
+    fromRevision,
+    ...(f.release.installed ? {} : { install: true }),
+  };
 }
 
-function planControlPlane(request: UpgradeRequest, f: ClusterFacts, runDb: boolean): ClusterPlan {
+function backupStep(upgrade: UpgradeStep): Step[] {
+  // Nothing to back up on a fresh install; the revision pins the backup to the pre-upgrade values.
+  return upgrade.fromRevision === undefined
+    ? []
+    : [{ kind: 'backupValues', release: upgrade.release, revision: upgrade.fromRevision }];
+}
+
+function planControlPlane(request: UpgradeRequest, rules: RuleDecisions, f: ClusterFacts): ClusterPlan {
   const { fleet, options } = request;
   const to = options.targetVersion;
   if (isAtTarget(f, to)) return skippedPlan(fleet.controlPlane, 'control-plane', f, to);
-  const upgrade: Step & { kind: 'upgradeRelease' } = {
-    kind: 'upgradeRelease',
-    release: 'skoala',
-    chart: 'skoala',
-    repo: fleet.chartRepo,
-    version: to,
-    set: [...skoalaImageValues(to, options.uiVersion), ...registryValues(fleet.imageRegistry)],
-    useBackup: f.release.revision !== undefined,
-    valuesFiles: fleet.valuesFiles.skoala,
-    fromRevision: f.release.revision,
-  };
+  const upgrade = upgradeStepFor(request, f, 'skoala', rules.skoalaSet);
+  const runDb = rules.runDbMigration && fleet.dbMigrationJob !== undefined && f.release.installed;
   const steps: Step[] = [
-    ...(runDb && fleet.dbMigrationJob ? [{ kind: 'runDbMigrationJob', manifest: fleet.dbMigrationJob } as const] : []),
-    ...backupStep(upgrade, f),
+    ...(runDb ? [{ kind: 'runDbMigrationJob', manifest: fleet.dbMigrationJob as string } as const] : []),
+    ...backupStep(upgrade),
     { kind: 'addChartRepo', repo: fleet.chartRepo },
     { kind: 'updateChartRepo', repo: fleet.chartRepo },
     upgrade,
@@ -133,61 +185,68 @@ function planControlPlane(request: UpgradeRequest, f: ClusterFacts, runDb: boole
     cluster: fleet.controlPlane,
     role: 'control-plane',
     release: 'skoala',
-    from: f.release.chartVersion,
+    from: installedVersion(f),
     to,
     steps,
   };
 }
 
-function planWorker(request: UpgradeRequest, ref: ClusterRef, f: ClusterFacts): ClusterPlan {
+function crdSteps(request: UpgradeRequest, rules: RuleDecisions): Step[] {
   const { fleet, options } = request;
-  const to = options.targetVersion; // skoala-init always follows skoala: no skew, ever
-  if (isAtTarget(f, to)) return skippedPlan(ref, 'worker', f, to);
-  const upgrade: Step & { kind: 'upgradeRelease' } = {
-    kind: 'upgradeRelease',
-    release: 'skoala-init',
-    chart: 'skoala-init',
-    repo: fleet.chartRepo,
-    version: to,
-    set: [...skoalaInitImageValues(to), ...registryValues(fleet.imageRegistry)],
-    useBackup: f.release.revision !== undefined,
-    valuesFiles: fleet.valuesFiles.skoalaInit,
-    fromRevision: f.release.revision,
-  };
-  const steps: Step[] = [
-    ...backupStep(upgrade, f),
-    { kind: 'addChartRepo', repo: fleet.chartRepo },
-    { kind: 'updateChartRepo', repo: fleet.chartRepo },
-    ...(deletesAdmissionJobs(to) ? [{ kind: 'deleteAdmissionJobs', jobs: ADMISSION_JOBS } as const] : []),
-    upgrade,
+  return [
+    { kind: 'awaitCrdApproval', manifests: [...rules.crdFiles, ...fleet.extraCrds] },
+    {
+      kind: 'reapplyCrds',
+      chart: 'skoala-init',
+      repo: fleet.chartRepo,
+      version: options.targetVersion,
+      chartFiles: rules.crdFiles,
+      extraFiles: fleet.extraCrds,
+    },
   ];
-  if (!chartManagesCrds(to) || options.forceCrdReapply) {
-    const chartFiles = crdFilesInChart(to);
-    steps.push(
-      { kind: 'awaitCrdApproval', manifests: [...chartFiles, ...fleet.extraCrds] },
-      {
-        kind: 'reapplyCrds',
-        chart: 'skoala-init',
-        repo: fleet.chartRepo,
-        version: to,
-        chartFiles,
-        extraFiles: fleet.extraCrds,
-      }
-    );
+}
+
+function planWorker(request: UpgradeRequest, rules: RuleDecisions, ref: ClusterRef, f: ClusterFacts): ClusterPlan {
+  const { options } = request;
+  const to = options.targetVersion; // skoala-init always follows skoala: no skew, ever
+  const wantsCrdStep = !rules.chartManagesCrds || options.forceCrdReapply;
+  if (isAtTarget(f, to)) {
+    // A rerun finishes what an earlier run left: a CRD step rejected, failed or never reached.
+    const crdsDone = f.crds?.version === to && !options.forceCrdReapply;
+    if (!wantsCrdStep || crdsDone) return skippedPlan(ref, 'worker', f, to);
+    return {
+      cluster: ref,
+      role: 'worker',
+      release: 'skoala-init',
+      from: f.release.chartVersion,
+      to,
+      steps: [...crdSteps(request, rules), { kind: 'verifyRelease', release: 'skoala-init', version: to }],
+    };
   }
-  steps.push({ kind: 'verifyRelease', release: 'skoala-init', version: to });
-  return { cluster: ref, role: 'worker', release: 'skoala-init', from: f.release.chartVersion, to, steps };
+  const upgrade = upgradeStepFor(request, f, 'skoala-init', rules.skoalaInitSet);
+  const steps: Step[] = [
+    ...backupStep(upgrade),
+    { kind: 'addChartRepo', repo: request.fleet.chartRepo },
+    { kind: 'updateChartRepo', repo: request.fleet.chartRepo },
+    ...(rules.deletesAdmissionJobs && f.release.installed
+      ? [{ kind: 'deleteAdmissionJobs', jobs: rules.admissionJobs } as const]
+      : []),
+    upgrade,
+    ...(wantsCrdStep ? crdSteps(request, rules) : []),
+    { kind: 'verifyRelease', release: 'skoala-init', version: to },
+  ];
+  return { cluster: ref, role: 'worker', release: 'skoala-init', from: installedVersion(f), to, steps };
 }
 
 const registryValues = (registry: string | undefined): [string, string][] =>
   registry === undefined ? [] : [['global.imageRegistry', registry]];
 
-function dbMigrationNote(need: ReturnType<typeof dbMigrationNeed>, runs: boolean, mode: string): string {
+function dbMigrationNote(rules: RuleDecisions, mode: string): string {
   const why = {
     required: 'required by the runbook for this version range',
     'only-if-release-notes-say-so': 'only needed if the release notes say so (none found that do)',
     'not-needed': 'not needed',
     'engine-migrates-itself': 'not needed: the engine migrates its own tables from 0.22.0',
-  }[need];
-  return `DB-migration Job: ${runs ? 'runs' : 'skipped'} (${why}${mode === 'auto' ? '' : `; --db-migration ${mode}`})`;
+  }[rules.dbMigrationNeed];
+  return `DB-migration Job: ${rules.runDbMigration ? 'runs' : 'skipped'} (${why}${mode === 'auto' ? '' : `; --db-migration ${mode}`})`;
 }

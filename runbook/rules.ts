@@ -73,3 +73,39 @@ export function crdFilesInChart(to: Version): string[] {
 
 export const workerKubeVersionSupported = (kubeVersion: Version): boolean =>
   isAtLeast(kubeVersion, MIN_WORKER_KUBE_VERSION);
+
+/**
+ * What the rules say for one upgrade, decided once. The workflow records this (a local activity)
+ * and plans from it, so an edit of this file never changes the plan of an upgrade already running.
+ */
+export interface RuleDecisions {
+  dbMigrationNeed: DbMigrationNeed;
+  runDbMigration: boolean;
+  skoalaSet: [string, string][];
+  skoalaInitSet: [string, string][];
+  deletesAdmissionJobs: boolean;
+  admissionJobs: string[];
+  chartManagesCrds: boolean;
+  crdFiles: string[];
+  minWorkerKubeVersion: Version;
+}
+
+/** `from` is the control plane's installed (last deployed) version: only the DB rule depends on it. */
+export function decideRules(
+  from: Version | undefined,
+  to: Version,
+  opts: { dbMigration: DbMigrationMode; uiVersion?: Version }
+): RuleDecisions {
+  const need = dbMigrationNeed(from, to);
+  return {
+    dbMigrationNeed: need,
+    runDbMigration: runsDbMigration(need, opts.dbMigration),
+    skoalaSet: skoalaImageValues(to, opts.uiVersion),
+    skoalaInitSet: skoalaInitImageValues(to),
+    deletesAdmissionJobs: deletesAdmissionJobs(to),
+    admissionJobs: ADMISSION_JOBS,
+    chartManagesCrds: chartManagesCrds(to),
+    crdFiles: crdFilesInChart(to),
+    minWorkerKubeVersion: MIN_WORKER_KUBE_VERSION,
+  };
+}

@@ -45,6 +45,8 @@ export type DbMigrationMode = 'auto' | 'always' | 'never';
 export interface UpgradeOptions {
   targetVersion: Version;
   allowDowngrade: boolean;
+  /** A cluster without its release gets a fresh install instead of being refused. */
+  allowInstall?: boolean;
   dbMigration: DbMigrationMode;
   /** `ui.image.tag` is not the engine version: it is set only when the operator names one. */
   uiVersion?: Version;
@@ -73,15 +75,35 @@ export interface UpgradeRequest {
 /** What preflight read from one cluster (read-only). */
 export interface ReleaseFacts {
   installed: boolean;
+  /** Chart version, revision and status of the newest revision (whatever its status). */
   chartVersion?: Version;
   revision?: number;
   status?: string;
+  /** helm's description of the newest revision: ours carry the upgrade ID. */
+  description?: string;
+  /** The newest revision as `helm history` prints it, for messages that must say why. */
+  historyLine?: string;
+  /** The newest revision was made by this upgrade (helm labels it, see activities/releases.ts). */
+  ours?: boolean;
+  /** When the newest revision was written (helm's clock, RFC 3339). */
+  updated?: string;
+  /** The last revision that was `deployed` (or superseded): what an upgrade starts from. */
+  lastDeployed?: { revision: number; chartVersion: Version };
+}
+
+/** What the product wrote on a worker cluster when its CRD step completed. */
+export interface CrdRecord {
+  version: Version;
+  upgradeId: string;
+  at: string;
 }
 
 export interface ClusterFacts {
   cluster: string;
   kubeVersion: Version;
   release: ReleaseFacts;
+  /** Worker clusters only: the last CRD step this product completed there. */
+  crds?: CrdRecord;
 }
 
 export interface FleetFacts {
@@ -110,6 +132,8 @@ export type Step =
       valuesFiles: string[];
       /** Revision before the upgrade (undefined for a fresh install): the retry logic compares against it. */
       fromRevision?: number;
+      /** Fresh install (--allow-install): the release does not exist yet. */
+      install?: boolean;
     }
   | { kind: 'awaitCrdApproval'; manifests: string[] }
   | {
@@ -154,7 +178,7 @@ export interface Approval {
   at: string;
 }
 
-export type ClusterOutcome = 'upgraded' | 'already-at-target' | 'rejected' | 'failed' | 'not-started';
+export type ClusterOutcome = 'upgraded' | 'already-at-target' | 'rejected' | 'failed' | 'cancelled' | 'not-started';
 
 export interface ClusterResult {
   cluster: string;
@@ -200,7 +224,7 @@ export interface ClusterStatus {
   approval?: Approval;
 }
 
-export type Phase = 'preflight' | 'control-plane' | 'workers' | 'done' | 'failed';
+export type Phase = 'preflight' | 'control-plane' | 'workers' | 'done' | 'failed' | 'cancelled';
 
 export interface UpgradeStatus {
   upgradeId: string;

@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { approve, validateApprove } from './commands/approve';
+import { cancel } from './commands/cancel';
 import { buildRequest, plan } from './commands/plan';
 import { startUpgrade } from './commands/start-upgrade';
 import { status } from './commands/status';
@@ -20,6 +21,7 @@ const upgradeFlags = (cmd: Command) =>
     .option('--version <version>', 'target engine version, e.g. 0.19.2 (skoala and skoala-init both go there)')
     .option('--fleet <file>', 'fleet file', 'fleet.yaml')
     .option('--allow-downgrade', 'allow a target older than an installed release')
+    .option('--allow-install', 'install skoala / skoala-init where missing, instead of refusing')
     .addOption(
       new Option('--db-migration <mode>', 'run the DB-migration Job: auto (by the runbook rules), always, never')
     )
@@ -34,7 +36,8 @@ function reportEnd(end: FollowEnd, workflowId: string): number {
     print(`upgrade failed: ${end.message}`);
     return EXIT.upgradeFailed;
   }
-  if (!end.onScreen) print(renderStatus(end.status));
+  if (!end.onScreen && end.status) print(renderStatus(end.status));
+  if (end.kind === 'cancelled') print('upgrade cancelled');
   if (end.kind === 'running' && end.waitingFor) {
     print('\nWaiting for approval of the CRD re-apply. Approve with one of:');
     for (const c of end.waitingFor)
@@ -46,8 +49,13 @@ function reportEnd(end: FollowEnd, workflowId: string): number {
   }
   const bad =
     end.kind === 'completed'
-      ? end.result.counts.failed + end.result.counts.rejected + end.result.counts['not-started']
-      : 0;
+      ? end.result.counts.failed +
+        end.result.counts.rejected +
+        end.result.counts.cancelled +
+        end.result.counts['not-started']
+      : end.kind === 'cancelled'
+        ? 1
+        : 0;
   return bad > 0 ? EXIT.upgradeFailed : EXIT.ok;
 }
 
@@ -96,11 +104,24 @@ program
     validateApprove(opts);
     const client = await connectClient(temporalEnv());
     const result = await approve(opts, client);
-    if (opts.json) json(result);
-    else
-      print(
-        `${result.approved ? 'approved' : 'rejected'} the CRD step of ${result.clusters.join(', ')} (${result.workflowId})`
-      );
+    if (opts.json) return json(result);
+    print(
+      `${result.approved ? 'approved' : 'rejected'} the CRD step of ${result.clusters.join(', ') || 'no cluster'} (${result.workflowId})`
+    );
+    for (const n of result.notDecided) print(`  not decided: ${n.cluster}: ${n.reason}`);
+  });
+
+program
+  .command('cancel')
+  .description('cancel the upgrade: a running helm finishes, nothing new starts, every cluster ends in a named state')
+  .option('--workflow-id <id>', 'the upgrade (default: the one running)')
+  .option('--no-wait', 'return once the cancel is requested')
+  .option('--json', 'print JSON')
+  .action(async (opts) => {
+    const result = await cancel(opts, await connectClient(temporalEnv()));
+    if (opts.json) return json(result);
+    print(`${result.workflowId}: ${result.status.toLowerCase()}`);
+    if (result.final) print(renderStatus(result.final));
   });
 
 program
@@ -112,7 +133,7 @@ program
     const { workflowId, state } = await status(opts, await connectClient(temporalEnv()));
     if (opts.json) return json({ workflowId, ...state });
     if (state.kind === 'failed') print(`${workflowId}: failed: ${state.message}`);
-    else print(renderStatus(state.status));
+    if (state.status) print(renderStatus(state.status));
     if (state.kind === 'running' && state.status.failures.length > 0) process.exitCode = EXIT.upgradeFailed;
   });
 

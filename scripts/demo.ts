@@ -85,7 +85,7 @@ try {
     say(`upgrade failed: ${end.message}`);
     await shutdown(EXIT.upgradeFailed);
   } else {
-    console.log(renderStatus(end.status));
+    if (end.status) console.log(renderStatus(end.status));
     const ok = end.kind === 'completed' && end.result.counts.upgraded === workers + 1;
     await shutdown(ok ? EXIT.ok : EXIT.upgradeFailed);
   }

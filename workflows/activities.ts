@@ -1,12 +1,20 @@
 /**
  * Activity proxies with explicit timeouts and retry policies. Retries back off exponentially and
  * stop after a bounded number of attempts; failures the activities mark non-retryable stop at once.
+ *
+ * Timeouts nest: every process an activity runs is stopped before the attempt's start-to-close
+ * timeout (activities/exec.ts), and helm gets its own `--timeout` below that. Every activity runs
+ * processes and heartbeats every 2 s, so a dead worker is noticed after the 10 s heartbeat
+ * timeout and the retry starts on another worker; a cancelled activity kills its process and the
+ * workflow waits for that (WAIT_CANCELLATION_COMPLETED), so an attempt never overlaps its retry.
  */
-import { proxyActivities, type ActivityOptions } from '@temporalio/workflow';
+import { ActivityCancellationType, proxyActivities, proxyLocalActivities, type ActivityOptions } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { Tuning } from '../runbook/types';
 
 export type { Activities };
+
+export const HEARTBEAT_TIMEOUT = '10 seconds';
 
 export function activityOptions(tuning: Tuning | undefined) {
   const retry = {
@@ -15,10 +23,15 @@ export function activityOptions(tuning: Tuning | undefined) {
     maximumInterval: '2 minutes',
     maximumAttempts: tuning?.retryMaximumAttempts ?? 6,
   };
-  const quick: ActivityOptions = { startToCloseTimeout: '3 minutes', retry };
-  // Long commands heartbeat: a dead worker is noticed in a minute, not at the end of the timeout.
-  const helm: ActivityOptions = { startToCloseTimeout: '15 minutes', heartbeatTimeout: '1 minute', retry };
-  const job: ActivityOptions = { startToCloseTimeout: '1 hour', heartbeatTimeout: '1 minute', retry };
+  const common = {
+    heartbeatTimeout: HEARTBEAT_TIMEOUT,
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry,
+  };
+  const quick: ActivityOptions = { ...common, startToCloseTimeout: '3 minutes' };
+  // helm's own --timeout is 10 minutes (activities/index.ts); the attempt outlives it.
+  const helm: ActivityOptions = { ...common, startToCloseTimeout: '15 minutes' };
+  const job: ActivityOptions = { ...common, startToCloseTimeout: '1 hour' };
   return { quick, helm, job };
 }
 
@@ -29,6 +42,8 @@ export function proxies(tuning: Tuning | undefined) {
     quick: proxyActivities<Activities>(o.quick),
     helm: proxyActivities<Activities>(o.helm),
     job: proxyActivities<Activities>(o.job),
+    /** Pure decisions recorded in history (a marker), no I/O. */
+    local: proxyLocalActivities<Activities>({ startToCloseTimeout: '10 seconds' }),
   };
 }
 

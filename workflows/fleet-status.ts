@@ -1,11 +1,27 @@
-/** The parent's view of every cluster, fed by child progress signals; answers the `status` query. */
-import type { ClusterPlan, ClusterResult, ClusterStatus, Phase, Plan, UpgradeStatus, Version } from '../runbook/types';
+/**
+ * The parent's view of every cluster: the one owner of the fleet's status. Fed by the phases of the
+ * parent and by child progress signals; answers the `status` query.
+ */
+import type {
+  ClusterPlan,
+  ClusterResult,
+  ClusterState,
+  ClusterStatus,
+  Phase,
+  Plan,
+  UpgradeStatus,
+  Version,
+} from '../runbook/types';
 import type { ClusterProgress } from './messages';
+
+const FINAL: ClusterState[] = ['upgraded', 'already-at-target', 'rejected', 'failed', 'cancelled', 'not-started'];
 
 export class FleetStatus {
   phase: Phase = 'preflight';
   private readonly clusters = new Map<string, ClusterStatus>();
   private readonly lastSeq = new Map<string, number>();
+  /** Answers of children to approve-all decisions, by request. */
+  private readonly acks = new Map<string, Map<string, { decided: boolean; reason?: string }>>();
 
   constructor(
     private readonly upgradeId: string,
@@ -33,12 +49,24 @@ export class FleetStatus {
   }
 
   progress(p: ClusterProgress): void {
+    if (p.ack) this.acks.get(p.ack.requestId)?.set(p.cluster, { decided: p.ack.decided, reason: p.ack.reason });
     const current = this.clusters.get(p.cluster);
     // A late signal must not move a finished cluster back to running.
-    if (!current || ['upgraded', 'already-at-target', 'rejected', 'failed'].includes(current.state)) return;
+    if (!current || FINAL.includes(current.state)) return;
     if ((this.lastSeq.get(p.cluster) ?? 0) >= p.seq) return;
     this.lastSeq.set(p.cluster, p.seq);
-    this.update(p.cluster, { state: p.state, step: p.step, error: p.error });
+    this.update(p.cluster, { state: p.state, step: p.state === 'waiting-approval' ? 'awaitCrdApproval' : undefined });
+  }
+
+  /** Starts collecting the children's answers to one approve-all request. */
+  expectAcks(requestId: string): Map<string, { decided: boolean; reason?: string }> {
+    const answers = new Map<string, { decided: boolean; reason?: string }>();
+    this.acks.set(requestId, answers);
+    return answers;
+  }
+
+  forgetAcks(requestId: string): void {
+    this.acks.delete(requestId);
   }
 
   running(plan: ClusterPlan): void {
@@ -49,7 +77,19 @@ export class FleetStatus {
     this.update(r.cluster, { state: r.outcome, step: undefined, error: r.error, approval: r.approval, from: r.from });
   }
 
-  isWaiting = (cluster: string): boolean => this.clusters.get(cluster)?.state === 'waiting-approval';
+  /** Every cluster not finished yet ends `cancelled`, naming what it had reached. */
+  cancelled(): void {
+    this.phase = 'cancelled';
+    for (const c of this.clusters.values()) {
+      if (FINAL.includes(c.state)) continue;
+      const why = c.state === 'pending' ? 'not started: the upgrade was cancelled' : `cancelled${c.step ? ` (last step: ${c.step})` : ''}`;
+      this.update(c.cluster, { state: 'cancelled', error: why });
+    }
+  }
+
+  state(cluster: string): ClusterState | undefined {
+    return this.clusters.get(cluster)?.state;
+  }
 
   waiting(): string[] {
     return [...this.clusters.values()].filter((c) => c.state === 'waiting-approval').map((c) => c.cluster);

@@ -2,7 +2,7 @@
  * Every message the upgrade workflows accept, defined once and imported by the CLI too.
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { ClusterState, StepKind, UpgradeStatus, Version } from '../runbook/types';
+import type { ClusterState, StepKind, UpgradeStatus } from '../runbook/types';
 
 /** A decision at a worker cluster's CRD gate. `cluster` must name the cluster the gate belongs to. */
 export interface CrdDecision {
@@ -10,6 +10,8 @@ export interface CrdDecision {
   approve: boolean;
   by: string;
   reason?: string;
+  /** Set by the parent's approve-all: the child answers whether this decision took effect. */
+  requestId?: string;
 }
 
 export interface CrdDecisionForAll {
@@ -18,18 +20,26 @@ export interface CrdDecisionForAll {
   reason?: string;
 }
 
-/** Progress a child reports to its parent, so one `status` query sees the whole fleet. */
-export interface ClusterProgress {
-  cluster: string;
-  /** Signals sent in one workflow task may arrive out of order: the parent keeps the highest. */
-  seq: number;
-  state: ClusterState;
-  step?: StepKind;
-  from?: Version;
-  error?: string;
+/** What one approve-all call did: only the clusters it decided, and why the others were not. */
+export interface DecideAllResult {
+  decided: string[];
+  notDecided: { cluster: string; reason: string }[];
 }
 
-/** Parent: the whole upgrade's state. */
+/**
+ * Child -> parent, sent only when the cluster's state changes (waiting at the gate, decided), so the
+ * parent's history grows by a few events per cluster, not one per step.
+ */
+export interface ClusterProgress {
+  cluster: string;
+  /** Signals may arrive out of order: the parent keeps the highest. */
+  seq: number;
+  state: ClusterState;
+  /** The answer to an approve-all decision that carried a requestId. */
+  ack?: { requestId: string; decided: boolean; reason?: string };
+}
+
+/** Parent: the whole upgrade's state (also answered after the upgrade closed, cancelled included). */
 export const statusQuery = defineQuery<UpgradeStatus>('status');
 
 /**
@@ -41,8 +51,11 @@ export const decideCrdUpdate = defineUpdate<string, [CrdDecision]>('decideCrd');
 /** Child: the same decision as a signal, for the Temporal UI and for the parent's approve-all. */
 export const crdDecisionSignal = defineSignal<[CrdDecision]>('crdDecision');
 
-/** Parent: decide every gate that is waiting now; answers with the clusters decided. */
-export const decideAllUpdate = defineUpdate<string[], [CrdDecisionForAll]>('decideAll');
+/**
+ * Parent: decide every gate that is waiting now. Answers with the clusters this call decided (each
+ * child confirms) and the ones it could not decide (closed, not waiting, already decided).
+ */
+export const decideAllUpdate = defineUpdate<DecideAllResult, [CrdDecisionForAll]>('decideAll');
 
 /** Parent: the same as a signal, for the Temporal UI. */
 export const decideAllSignal = defineSignal<[CrdDecisionForAll]>('decideAllSignal');
@@ -50,5 +63,5 @@ export const decideAllSignal = defineSignal<[CrdDecisionForAll]>('decideAllSigna
 /** Child -> parent progress. */
 export const clusterProgressSignal = defineSignal<[ClusterProgress]>('clusterProgress');
 
-/** Child: what its gate waits for now (also queryable from the `temporal` CLI). */
+/** Child: what it does now (also queryable from the `temporal` CLI). */
 export const gateQuery = defineQuery<{ cluster: string; state: ClusterState; step?: StepKind }>('gate');

@@ -2,7 +2,7 @@
  * Executes one cluster's plan, step by step, exactly as planUpgrade ordered it. Shared by the
  * parent (control plane) and the child (worker cluster).
  */
-import { ApplicationFailure } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancellationScope, CancelledFailure } from '@temporalio/workflow';
 import type { Approval, BackupRef, ClusterPlan, Step, StepKind } from '../runbook/types';
 import type { Proxies } from './activities';
 
@@ -21,6 +21,9 @@ export interface StepsOutcome {
   crdsReapplied?: number;
 }
 
+const failureType = (err: unknown): string | undefined =>
+  err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause.type ?? undefined : undefined;
+
 const arrow = (plan: ClusterPlan) => `${plan.from ?? 'none'} -> ${plan.to}`;
 
 export async function runSteps(plan: ClusterPlan, acts: Proxies, hooks: StepHooks): Promise<StepsOutcome> {
@@ -34,12 +37,14 @@ export async function runSteps(plan: ClusterPlan, acts: Proxies, hooks: StepHook
     job: { ...acts.options.job, ...site },
   };
   for (const step of plan.steps) {
+    // A cancel that came in during the last step stops here, before the next one starts.
+    if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('the upgrade was cancelled');
     hooks.onStep(step.kind);
     switch (step.kind) {
       case 'runDbMigrationJob':
         await acts.job.runDbMigrationJob.executeWithOptions(
           { ...options.job, summary: `DB-migration Job on ${cluster.name}` },
-          [{ cluster, manifest: step.manifest }]
+          [{ upgradeId: hooks.upgradeId, cluster, manifest: step.manifest }]
         );
         break;
       case 'backupValues':
@@ -69,12 +74,32 @@ export async function runSteps(plan: ClusterPlan, acts: Proxies, hooks: StepHook
           [{ cluster, jobs: step.jobs }]
         );
         break;
-      case 'upgradeRelease':
-        await acts.helm.upgradeRelease.executeWithOptions(
-          { ...options.helm, summary: `helm upgrade ${step.release} on ${cluster.name} ${arrow(plan)}` },
-          [{ cluster, step, backup: outcome.backup }]
-        );
+      case 'upgradeRelease': {
+        const input = { upgradeId: hooks.upgradeId, cluster, step, backup: outcome.backup };
+        // A cancel lets a running helm finish (never leaves a release pending by us); the cancel
+        // takes effect at the next step.
+        const upgrade = () =>
+          CancellationScope.nonCancellable(() =>
+            acts.helm.upgradeRelease.executeWithOptions(
+              { ...options.helm, summary: `helm upgrade ${step.release} on ${cluster.name} ${arrow(plan)}` },
+              [input]
+            )
+          );
+        try {
+          await upgrade();
+        } catch (err) {
+          if (failureType(err) !== 'PendingRollbackNeeded' || step.fromRevision === undefined) throw err;
+          // Our earlier helm died mid-upgrade: roll its pending revision back (its own activity), then upgrade.
+          await CancellationScope.nonCancellable(() =>
+            acts.helm.rollbackRelease.executeWithOptions(
+              { ...options.helm, summary: `helm rollback ${step.release} on ${cluster.name} to ${step.fromRevision}` },
+              [{ upgradeId: hooks.upgradeId, cluster, release: step.release, revision: step.fromRevision as number }]
+            )
+          );
+          await upgrade();
+        }
         break;
+      }
       case 'awaitCrdApproval':
         if (!hooks.awaitApproval)
           throw ApplicationFailure.nonRetryable(`plan for ${cluster.name} has a gate but no approver`);
@@ -89,7 +114,7 @@ export async function runSteps(plan: ClusterPlan, acts: Proxies, hooks: StepHook
         outcome.crdsReapplied = (
           await acts.helm.reapplyCrds.executeWithOptions(
             { ...options.helm, summary: `re-apply CRDs of ${step.chart} ${step.version} on ${cluster.name}` },
-            [{ cluster, step }]
+            [{ upgradeId: hooks.upgradeId, cluster, step }]
           )
         ).applied.length;
         break;

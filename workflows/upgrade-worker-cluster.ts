@@ -5,12 +5,14 @@
  */
 import {
   ApplicationFailure,
+  CancellationScope,
   condition,
   getExternalWorkflowHandle,
   isCancellation,
   log,
   setCurrentDetails,
   setHandler,
+  sleep,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Approval, ClusterPlan, ClusterResult, ClusterState, StepKind, Tuning } from '../runbook/types';
@@ -49,19 +51,35 @@ export async function upgradeWorkerCluster(input: UpgradeWorkerClusterInput): Pr
   let step: StepKind | undefined;
   let waiting = false;
   let decision: Approval | undefined;
+  let decidedBy: string | undefined; // the approve-all request that decided, if one did
 
   let seq = 0;
-  const report = (p: Omit<ClusterProgress, 'cluster' | 'from' | 'seq'>) => {
+  /**
+   * Tells the parent about a state change. Retried: the parent's view of who waits must not miss a
+   * gate; a parent that stays unreachable (closed) only loses its status view, never the upgrade.
+   */
+  const report = async (p: Omit<ClusterProgress, 'cluster' | 'seq'>): Promise<void> => {
     if (!parent) return;
-    seq++;
-    // Fire and forget: the parent's status view must never block or fail the upgrade itself.
-    getExternalWorkflowHandle(parent.workflowId)
-      .signal(clusterProgressSignal, { cluster, from: plan.from, seq, ...p })
-      .catch((err: unknown) => log.warn('could not report progress to the parent', { error: String(err) }));
+    const signal = { cluster, seq: ++seq, ...p };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await CancellationScope.nonCancellable(() =>
+          getExternalWorkflowHandle(parent.workflowId).signal(clusterProgressSignal, signal)
+        );
+        return;
+      } catch (err) {
+        if (attempt >= 5) {
+          log.warn('could not report progress to the parent', { error: String(err) });
+          return;
+        }
+        await CancellationScope.nonCancellable(() => sleep(attempt * 1000));
+      }
+    }
   };
 
   const decide = (d: CrdDecision): string => {
     decision = { approved: d.approve, by: d.by, reason: d.reason, at: new Date().toISOString() };
+    decidedBy = d.requestId;
     log.info(`CRD step ${d.approve ? 'approved' : 'rejected'}`, { cluster, by: d.by, reason: d.reason });
     return `${cluster}: CRD step ${d.approve ? 'approved' : 'rejected'} by ${d.by}`;
   };
@@ -71,10 +89,11 @@ export async function upgradeWorkerCluster(input: UpgradeWorkerClusterInput): Pr
       if (why) throw ApplicationFailure.nonRetryable(why, 'ApprovalRefused');
     },
   });
-  setHandler(crdDecisionSignal, (d) => {
+  setHandler(crdDecisionSignal, async (d) => {
     const why = refusal(d, cluster, waiting, decision);
-    if (why) log.warn(`ignored CRD decision: ${why}`, { cluster, by: d.by });
-    else decide(d);
+    if (!why) return void decide(d); // the gate reports it, with the ack, when it opens
+    log.warn(`ignored CRD decision: ${why}`, { cluster, by: d.by });
+    if (d.requestId) await report({ state, ack: { requestId: d.requestId, decided: false, reason: why } });
   });
   setHandler(gateQuery, () => ({ cluster, state, step }));
 
@@ -85,7 +104,6 @@ export async function upgradeWorkerCluster(input: UpgradeWorkerClusterInput): Pr
       onStep: (kind) => {
         step = kind;
         setCurrentDetails(`${cluster}: ${kind}`);
-        report({ state: 'running', step: kind });
       },
       awaitApproval: async () => {
         waiting = true;
@@ -93,19 +111,20 @@ export async function upgradeWorkerCluster(input: UpgradeWorkerClusterInput): Pr
         setCurrentDetails(
           `${cluster}: waiting for approval of the CRD re-apply (npm run approve -- --cluster ${cluster} --by NAME)`
         );
-        report({ state, step: 'awaitCrdApproval' });
+        await report({ state });
         const every = input.tuning?.approvalReminder ?? '30 minutes';
         // No deadline: a person decides. The reminder keeps the wait visible in logs.
         while (!(await condition(() => decision !== undefined, every))) {
           log.warn(`still waiting for approval of the CRD re-apply`, { cluster, since: startedAt });
         }
         waiting = false;
-        state = 'running';
+        state = decision?.approved ? 'running' : 'rejected';
+        await report({ state, ...(decidedBy ? { ack: { requestId: decidedBy, decided: true } } : {}) });
         return decision as Approval;
       },
     });
     state = outcome.rejected ? 'rejected' : 'upgraded';
-    const result: ClusterResult = {
+    return {
       cluster,
       role: 'worker',
       outcome: state,
@@ -117,13 +136,13 @@ export async function upgradeWorkerCluster(input: UpgradeWorkerClusterInput): Pr
       startedAt,
       finishedAt: new Date().toISOString(),
     };
-    report({ state, step: undefined });
-    return result;
   } catch (err) {
-    if (isCancellation(err)) throw err;
+    if (isCancellation(err)) {
+      state = 'cancelled';
+      throw err; // the child ends CANCELLED; the parent names the cluster `cancelled`
+    }
     state = 'failed';
     const message = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
-    report({ state, step, error: message });
     throw ApplicationFailure.nonRetryable(
       `${cluster}: ${step ?? 'upgrade'} failed: ${message}`,
       'ClusterUpgradeFailed'

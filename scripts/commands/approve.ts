@@ -21,7 +21,10 @@ export interface ApproveOptions {
 export interface ApproveResult {
   workflowId: string;
   approved: boolean;
+  /** The clusters this call decided (each confirmed by its own workflow). */
   clusters: string[];
+  /** With --all: the waiting clusters this call could not decide, and why. */
+  notDecided: { cluster: string; reason: string }[];
 }
 
 export function validateApprove(opts: ApproveOptions): void {
@@ -43,11 +46,11 @@ export async function approve(opts: ApproveOptions, client: Client): Promise<App
   const approved = !opts.reject;
   const by = (opts.by as string).trim();
   if (opts.all) {
-    const clusters = await client.workflow
+    const { decided, notDecided } = await client.workflow
       .getHandle(workflowId)
       .executeUpdate(decideAllUpdate, { args: [{ approve: approved, by, reason: opts.reason }] })
       .catch(refused);
-    return { workflowId, approved, clusters };
+    return { workflowId, approved, clusters: decided, notDecided };
   }
   const cluster = opts.cluster as string;
   const state = await readUpgrade(client, workflowId);
@@ -63,5 +66,5 @@ export async function approve(opts: ApproveOptions, client: Client): Promise<App
         throw new ExitError(`refused: cluster ${cluster} is not waiting for approval (its upgrade has not started)`);
       return refused(err);
     });
-  return { workflowId, approved, clusters: [cluster] };
+  return { workflowId, approved, clusters: [cluster], notDecided: [] };
 }

@@ -6,15 +6,19 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import pLimit from 'p-limit';
 import { createActivities } from '../../activities';
 import { previewCrds, type CrdChange } from '../../activities/crd-preview';
 import { createRunner } from '../../activities/exec';
-import { upgradeWorkflowId } from '../../runbook/fleet';
+import { upgradeIdFor } from '../../runbook/fleet';
 import { PlanRefused, planUpgrade } from '../../runbook/plan';
 import type { FleetFacts, Plan, UpgradeRequest } from '../../runbook/types';
 import { EXIT, ExitError } from '../lib/errors';
 import { loadFleet, upgradeOptions, type UpgradeFlags } from '../lib/inputs';
 import { workerConfig } from '../../worker/config';
+
+/** Clusters read at once: a fleet of 1,000 must not start 1,000 helm and kubectl processes together. */
+const CLUSTERS_AT_ONCE = 16;
 
 export interface PlanResult {
   request: UpgradeRequest;
@@ -33,7 +37,7 @@ export async function buildRequest(flags: UpgradeFlags): Promise<UpgradeRequest>
       `${flags.fleet}: dbMigrationJob: --db-migration always needs the DB-migration Job manifest in the fleet file`
     );
   }
-  return { upgradeId: upgradeWorkflowId(fleet.name, options.targetVersion), fleet, options };
+  return { upgradeId: upgradeIdFor(fleet.name, options.targetVersion), fleet, options };
 }
 
 export async function plan(flags: UpgradeFlags, env: NodeJS.ProcessEnv = process.env): Promise<PlanResult> {
@@ -56,13 +60,19 @@ export async function plan(flags: UpgradeFlags, env: NodeJS.ProcessEnv = process
           .catch(failIf(`chart ${chart}`))
       )
     );
+    const limit = pLimit(CLUSTERS_AT_ONCE);
+    const bounded = <T>(fn: () => Promise<T>): Promise<T> =>
+      limit(fn).catch((err: unknown) => {
+        limit.clearQueue(); // the plan fails on the first error: read no more clusters
+        throw err;
+      });
     const facts: FleetFacts = {
       controlPlane: await acts
-        .preflightCluster({ cluster: fleet.controlPlane, release: 'skoala' })
+        .preflightCluster({ upgradeId: request.upgradeId, cluster: fleet.controlPlane, release: 'skoala' })
         .catch(failIf(fleet.controlPlane.name)),
       workers: await Promise.all(
         fleet.workers.map((cluster) =>
-          acts.preflightCluster({ cluster, release: 'skoala-init' }).catch(failIf(cluster.name))
+          bounded(() => acts.preflightCluster({ upgradeId: request.upgradeId, cluster, release: 'skoala-init' }).catch(failIf(cluster.name)))
         )
       ),
     };
@@ -73,15 +83,17 @@ export async function plan(flags: UpgradeFlags, env: NodeJS.ProcessEnv = process
       if (err instanceof PlanRefused) throw new ExitError(`upgrade refused: ${err.message}`);
       throw err;
     }
-    const crds: CrdChange[] = [];
-    for (const w of result.workers) {
-      const step = w.steps.find((s) => s.kind === 'reapplyCrds');
-      if (step?.kind === 'reapplyCrds')
-        crds.push(
-          ...(await previewCrds(run, workDir, w.cluster, step).catch(failIf(`CRD preview on ${w.cluster.name}`)))
+    // Each preview pulls into its own temp dir and only reads the cluster, so they can overlap; order is kept.
+    const previews = await Promise.all(
+      result.workers.map((w) => {
+        const step = w.steps.find((s) => s.kind === 'reapplyCrds');
+        if (step?.kind !== 'reapplyCrds') return [];
+        return bounded(() =>
+          previewCrds(run, workDir, w.cluster, step).catch(failIf(`CRD preview on ${w.cluster.name}`))
         );
-    }
-    return { request, plan: result, crds };
+      })
+    );
+    return { request, plan: result, crds: previews.flat() };
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }

@@ -1,36 +1,53 @@
 /**
  * `npm run start-upgrade -- --version 0.19.2 [--fleet fleet.yaml] [--max-parallel N] [--follow] [--dry-run]`:
- * validates everything, then starts (or attaches to) the one upgrade of this fleet to this version.
+ * validates everything, then starts the one upgrade of this fleet, or attaches to it when it is
+ * already running to the same version. A running upgrade to another version is refused.
  */
-import { WorkflowIdConflictPolicy, type Client } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowIdConflictPolicy, type Client } from '@temporalio/client';
+import { upgradeWorkflowId } from '../../runbook/fleet';
 import type { UpgradeRequest } from '../../runbook/types';
 import { upgradeEngine } from '../../workflows';
+import { statusQuery } from '../../workflows/messages';
+import { ExitError } from '../lib/errors';
 import { workflowUrl, type TemporalEnv } from '../lib/temporal';
 
 export interface StartResult {
   workflowId: string;
   runId: string;
   url: string;
-  /** True when an upgrade of this fleet to this version was already running: we attached to it. */
+  /** True when this fleet's upgrade to this version was already running: we attached to it. */
   attached: boolean;
 }
 
 /** `request` comes from buildRequest (plan.ts): validated before any connection is made. */
 export async function startUpgrade(request: UpgradeRequest, client: Client, t: TemporalEnv): Promise<StartResult> {
-  const workflowId = request.upgradeId;
-  const running = await client.workflow
-    .getHandle(workflowId)
-    .describe()
-    .then((d) => d.status.name === 'RUNNING')
-    .catch(() => false);
-  // USE_EXISTING makes a second start attach even if two operators race past the check above.
-  const handle = await client.workflow.start(upgradeEngine, {
-    taskQueue: t.taskQueue,
-    workflowId,
-    args: [{ request }],
-    workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
-    staticSummary: `skoala + skoala-init -> ${request.options.targetVersion} on fleet ${request.fleet.name} (${request.fleet.workers.length} worker clusters)`,
-    staticDetails: `control plane: ${request.fleet.controlPlane.name}\nworkers: ${request.fleet.workers.map((w) => w.name).join(', ')}\nmax parallel: ${request.options.maxParallel}`,
-  });
-  return { workflowId, runId: handle.firstExecutionRunId, url: workflowUrl(t, workflowId), attached: running };
+  const workflowId = upgradeWorkflowId(request.fleet.name);
+  const version = request.options.targetVersion;
+  try {
+    // FAIL, not USE_EXISTING: the server decides atomically whether this call started the upgrade,
+    // so two operators starting at the same instant see one "started" and one "attached".
+    const handle = await client.workflow.start(upgradeEngine, {
+      taskQueue: t.taskQueue,
+      workflowId,
+      args: [{ request }],
+      workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
+      memo: { targetVersion: version, upgradeId: request.upgradeId },
+      staticSummary: `skoala + skoala-init -> ${version} on fleet ${request.fleet.name} (${request.fleet.workers.length} worker clusters)`,
+      staticDetails: `control plane: ${request.fleet.controlPlane.name}\nworkers: ${request.fleet.workers.map((w) => w.name).join(', ')}\nmax parallel: ${request.options.maxParallel}`,
+    });
+    return { workflowId, runId: handle.firstExecutionRunId, url: workflowUrl(t, workflowId), attached: false };
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+  }
+  const handle = client.workflow.getHandle(workflowId);
+  const running = await handle.describe();
+  const live = await handle.query(statusQuery).catch(() => undefined);
+  const runningVersion = running.memo?.targetVersion ?? live?.targetVersion;
+  if (runningVersion !== version) {
+    const phase = live?.phase ?? 'unknown: no worker answered';
+    throw new ExitError(
+      `refused: upgrade ${workflowId} to ${String(runningVersion)} is running (phase ${phase}); one upgrade per fleet at a time: let it finish or cancel it (npm run cancel) before starting ${version}`
+    );
+  }
+  return { workflowId, runId: running.runId, url: workflowUrl(t, workflowId), attached: true };
 }

@@ -1,7 +1,9 @@
 /** Validation of command-line input: one clear line naming the problem, before anything starts. */
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, open, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { FleetError, parseFleet } from '../../runbook/fleet';
+import pLimit from 'p-limit';
+import { FleetError, MAX_FLEET_FILE_BYTES, parseFleet } from '../../runbook/fleet';
 import type { DbMigrationMode, Fleet, UpgradeOptions } from '../../runbook/types';
 import { parseVersion } from '../../runbook/version';
 import { EXIT, ExitError } from './errors';
@@ -28,14 +30,60 @@ export function dbMigrationOption(value: string | undefined): DbMigrationMode {
   return v;
 }
 
+/** Files named by the fleet checked at once: enough to keep the disk busy, few enough for the fd limit. */
+const FILE_CHECKS_AT_ONCE = 32;
+
+const mib = (bytes: number) => `${Number((bytes / 1024 / 1024).toFixed(1))} MiB`;
+const errCode = (err: unknown) => (err as NodeJS.ErrnoException).code ?? String(err);
+
+/** At most `max` bytes of `file`, or undefined if it has more (a FIFO or device has no size to stat). */
+async function readAtMost(file: string, max: number): Promise<Buffer | undefined> {
+  const fh = await open(file, 'r');
+  try {
+    const buf = Buffer.alloc(max + 1);
+    let n = 0;
+    while (n < buf.length) {
+      const { bytesRead } = await fh.read(buf, n, buf.length - n);
+      if (bytesRead === 0) break;
+      n += bytesRead;
+    }
+    return n > max ? undefined : buf.subarray(0, n);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Why `p` cannot be used as a file, or undefined if it can. */
+async function fileProblem(p: string): Promise<string | undefined> {
+  try {
+    await access(p, constants.R_OK);
+    if ((await stat(p)).isDirectory()) return `${p} is a directory, not a file`;
+    return undefined;
+  } catch {
+    return `file ${p} does not exist or cannot be read`;
+  }
+}
+
 /** Reads and validates the fleet file; checks that every file it names exists, before anything starts. */
 export async function loadFleet(file: string): Promise<Fleet> {
-  let text: string;
+  const tooBig = (size?: number) => {
+    const is = size === undefined ? 'more than' : `${mib(size)} (${size} bytes), more than`;
+    return new ExitError(
+      `${file}: the fleet file is ${is} the ${mib(MAX_FLEET_FILE_BYTES)} limit; split the fleet file`
+    );
+  };
+  let data: Buffer | undefined;
   try {
-    text = await readFile(file, 'utf8');
+    // By size first: reading and parsing a huge file would take a minute before saying anything.
+    const { size } = await stat(file);
+    if (size > MAX_FLEET_FILE_BYTES) throw tooBig(size);
+    data = await readAtMost(file, MAX_FLEET_FILE_BYTES);
   } catch (err) {
-    throw new ExitError(`${file}: cannot read the fleet file (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    if (err instanceof ExitError) throw err;
+    throw new ExitError(`${file}: cannot read the fleet file (${errCode(err)})`);
   }
+  if (data === undefined) throw tooBig();
+  const text = data.toString('utf8');
   const dir = path.dirname(path.resolve(file));
   let fleet: Fleet;
   try {
@@ -52,14 +100,17 @@ export async function loadFleet(file: string): Promise<Fleet> {
     ...fleet.valuesFiles.skoala.map((f, i): [string, string] => [`valuesFiles.skoala[${i}]`, f]),
     ...fleet.valuesFiles.skoalaInit.map((f, i): [string, string] => [`valuesFiles.skoalaInit[${i}]`, f]),
   ];
-  for (const [field, p] of files) {
-    if (p === undefined) continue;
-    try {
-      await readFile(p);
-    } catch {
-      throw new ExitError(`${file}: ${field}: file ${p} does not exist or cannot be read`);
-    }
-  }
+  // Checked, not read (thousands of kubeconfigs), each path once (workers often share one).
+  const limit = pLimit(FILE_CHECKS_AT_ONCE);
+  const checked = new Map<string, Promise<string | undefined>>();
+  const check = (p: string) => {
+    let c = checked.get(p);
+    if (!c) checked.set(p, (c = limit(() => fileProblem(p))));
+    return c;
+  };
+  const problems = await Promise.all(files.map(([, p]) => (p === undefined ? undefined : check(p))));
+  const first = problems.findIndex((p) => p !== undefined);
+  if (first >= 0) throw new ExitError(`${file}: ${files[first]?.[0]}: ${problems[first]}`);
   return fleet;
 }
 
@@ -68,6 +119,7 @@ export interface UpgradeFlags {
   fleet: string;
   maxParallel?: string;
   allowDowngrade?: boolean;
+  allowInstall?: boolean;
   dbMigration?: string;
   uiVersion?: string;
   forceCrdReapply?: boolean;
@@ -78,6 +130,7 @@ export function upgradeOptions(flags: UpgradeFlags): UpgradeOptions {
     targetVersion: versionOption('--version', flags.version),
     maxParallel: intOption('--max-parallel', flags.maxParallel, 5, 1, 200),
     allowDowngrade: flags.allowDowngrade ?? false,
+    allowInstall: flags.allowInstall ?? false,
     dbMigration: dbMigrationOption(flags.dbMigration),
     uiVersion: flags.uiVersion === undefined ? undefined : versionOption('--ui-version', flags.uiVersion),
     forceCrdReapply: flags.forceCrdReapply ?? false,

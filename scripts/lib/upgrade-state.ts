@@ -8,7 +8,8 @@ import { statusOfResult } from './render';
 export type UpgradeState =
   | { kind: 'running'; status: UpgradeStatus }
   | { kind: 'completed'; status: UpgradeStatus; result: UpgradeResult }
-  | { kind: 'failed'; message: string; status?: UpgradeStatus };
+  | { kind: 'failed'; message: string; status?: UpgradeStatus }
+  | { kind: 'cancelled'; status?: UpgradeStatus };
 
 export async function readUpgrade(client: Client, workflowId: string): Promise<UpgradeState> {
   const handle = client.workflow.getHandle(workflowId);
@@ -27,6 +28,10 @@ export async function readUpgrade(client: Client, workflowId: string): Promise<U
         EXIT.unreachable
       );
     }
+  }
+  if (description.status.name === 'CANCELLED') {
+    // A closed workflow still answers queries (a worker replays it): every cluster's final state.
+    return { kind: 'cancelled', status: await handle.query(statusQuery).catch(() => undefined) };
   }
   try {
     const result = (await handle.result()) as UpgradeResult;

@@ -4,6 +4,7 @@ import { parse } from 'yaml';
 import type { Client } from '@temporalio/client';
 import type { LocalStack } from '../../scripts/lib/local-stack';
 import type { SandboxCluster } from '../../sandbox';
+import { decodedHistoriesText } from '../helpers/history-text';
 
 export const NS = 'skoala-system';
 
@@ -54,12 +55,11 @@ export function kube(stack: LocalStack) {
   };
 }
 
-/** Every event of the upgrade's workflows (parent and children) as JSON text. */
+/** Every event of the upgrade's workflows (parent and children) as JSON text, payloads decoded. */
 export async function historiesText(client: Client, workflowId: string, children: string[]): Promise<string> {
-  const texts = await Promise.all(
-    [workflowId, ...children.map((c) => `${workflowId}/${c}`)].map(async (id) =>
-      JSON.stringify(await client.workflow.getHandle(id).fetchHistory())
-    )
+  return decodedHistoriesText(
+    client,
+    workflowId,
+    children.map((c) => `${workflowId}/${c}`)
   );
-  return texts.join('\n');
 }

@@ -120,6 +120,8 @@ describe.sequential('upgrading a sandbox fleet', () => {
     }
     const history = await historiesText(client, handle.workflowId, workers);
     expect(history).not.toContain('s3cret');
+    // Positive control: the upgradeRelease input's --set pairs are payload text, found only when decoded.
+    expect(history).toContain('hive.image.tag');
     expect(history).toContain('backupValues');
   });
 

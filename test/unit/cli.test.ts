@@ -7,6 +7,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { MAX_FLEET_FILE_BYTES, MAX_WORKER_CLUSTERS } from '../../runbook/fleet';
 
 const cli = (args: string[]) =>
   execa(process.execPath, ['--import', 'tsx', 'scripts/cli.ts', ...args], {
@@ -16,8 +17,9 @@ const cli = (args: string[]) =>
 
 let fleet: string;
 let badFleet: string;
+let dir: string;
 beforeAll(async () => {
-  const dir = await mkdtemp(path.join(tmpdir(), 'cli-test-'));
+  dir = await mkdtemp(path.join(tmpdir(), 'cli-test-'));
   await writeFile(path.join(dir, 'kc'), 'apiVersion: v1\nkind: Config\n');
   fleet = path.join(dir, 'fleet.yaml');
   await writeFile(
@@ -87,5 +89,53 @@ describe('fleet files', () => {
     const run = await cli(['start-upgrade', '--version', '0.19.2', '--fleet', fleet]);
     expect(run.stderr).toMatch(/^skoala-upgrade: cannot reach Temporal at 127\.0\.0\.1:1 \(set TEMPORAL_ADDRESS\)/);
     expect(run.exitCode).toBe(3);
+  });
+
+  it('a fleet file over the size limit is refused by its size, at once', async () => {
+    // 100,000 clusters: read, parsed and checked one by one, this took over 30 s before failing.
+    const big = path.join(dir, 'big.yaml');
+    const text = `name: prod\ncontrolPlane: { name: cp, kubeconfig: kc }\nworkers:\n${Array.from(
+      { length: 100_000 },
+      (_, i) => `  - { name: worker-${i}, kubeconfig: kc }\n`
+    ).join('')}`;
+    await writeFile(big, text);
+    const size = Buffer.byteLength(text);
+    expect(size).toBeGreaterThan(MAX_FLEET_FILE_BYTES);
+    const run = await cli(['plan', '--version', '0.19.2', '--fleet', big]);
+    expect(run.stderr).toBe(
+      `skoala-upgrade: ${big}: the fleet file is ${(size / 2 ** 20).toFixed(1)} MiB (${size} bytes), more than the 4 MiB limit; split the fleet file`
+    );
+    expect(run.exitCode).toBe(2);
+    expect(run.durationMs).toBeLessThan(15_000); // Node and tsx starting: 2-3 s on this 2-core machine
+  });
+
+  it('more workers than one upgrade takes is refused before any file or cluster is looked at', async () => {
+    const many = path.join(dir, 'many.yaml');
+    const n = MAX_WORKER_CLUSTERS + 1;
+    await writeFile(
+      many,
+      `name: prod\ncontrolPlane: { name: cp, kubeconfig: kc }\nworkers:\n${Array.from(
+        { length: n },
+        (_, i) => `  - { name: w${i}, kubeconfig: missing-${i} }\n`
+      ).join('')}`
+    );
+    const run = await cli(['start-upgrade', '--version', '0.19.2', '--fleet', many]);
+    expect(run.stderr).toBe(
+      `skoala-upgrade: ${many}: workers: ${n} clusters is more than the ${MAX_WORKER_CLUSTERS} one upgrade can take; split the fleet file`
+    );
+    expect(run.exitCode).toBe(2);
+  });
+
+  it('a chart repository URL that is not http(s) or oci is refused', async () => {
+    const fileUrl = path.join(dir, 'file-url.yaml');
+    await writeFile(
+      fileUrl,
+      'name: prod\nchartRepo: { name: skoala, url: "file:///etc" }\ncontrolPlane: { name: cp, kubeconfig: kc }\nworkers:\n  - { name: w1, kubeconfig: kc }\n'
+    );
+    const run = await cli(['start-upgrade', '--version', '0.19.2', '--fleet', fileUrl]);
+    expect(run.stderr).toBe(
+      `skoala-upgrade: ${fileUrl}: chartRepo.url: must be an http://, https:// or oci:// URL with a host (got "file:///etc")`
+    );
+    expect(run.exitCode).toBe(2);
   });
 });

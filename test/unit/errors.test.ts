@@ -5,10 +5,22 @@
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { describe, expect, it } from 'vitest';
-import { classifyStderr, commandFailure, redactArgv, tellingLines } from '../../activities/errors';
+import {
+  classifyStderr,
+  commandFailure,
+  MAX_LINE_CHARS,
+  MAX_STDERR_CHARS,
+  redactArgv,
+  scrubSecrets,
+  tellingLines,
+} from '../../activities/errors';
 import { createRunner } from '../../activities/exec';
 import * as cmd from '../../runbook/commands';
 import type { ClusterRef, Step } from '../../runbook/types';
+
+// A webhook that does not answer: the line also says "connection refused" and "InternalError".
+const WEBHOOK_DOWN =
+  'Error from server (InternalError): error when creating "gateway.yaml": Internal error occurred: failed calling webhook "validate.gateway.networking.k8s.io": failed to call webhook: Post "https://gateway-api-admission-server.skoala-system.svc:443/validate?timeout=10s": dial tcp 10.96.0.12:443: connect: connection refused';
 
 const cluster: ClusterRef = { name: 'w1', kubeconfig: '/kc/w1.yaml', context: 'w1-admin', namespace: 'skoala-system' };
 
@@ -52,6 +64,12 @@ describe('classifyStderr', () => {
       'ClusterUnreachable',
       false,
     ],
+    [WEBHOOK_DOWN, 'AdmissionWebhookUnavailable', false],
+    [
+      'Error: UPGRADE FAILED: failed to create resource: Internal error occurred: failed calling webhook "validate.nginx.ingress.kubernetes.io": failed to call webhook: Post "https://ingress-nginx-controller-admission.ingress-nginx.svc:443/networking/v1/ingresses?timeout=10s": context deadline exceeded',
+      'AdmissionWebhookUnavailable',
+      false,
+    ],
     ['something nobody has seen before', 'CommandFailed', false],
   ] as const)('%s -> %s', (stderr, type, nonRetryable) => {
     expect(classifyStderr(stderr)).toMatchObject({ type, nonRetryable });
@@ -64,6 +82,14 @@ describe('classifyStderr', () => {
       'Error: UPGRADE FAILED: another operation (install/upgrade/rollback) is in progress',
     ].join('\n');
     expect(classifyStderr(stderr).type).toBe('ReleaseLocked');
+  });
+
+  it('an unanswering admission webhook wins over the words in its own error, with a hint', () => {
+    expect(classifyStderr(`${WEBHOOK_DOWN}: Invalid value: "x"`)).toEqual({
+      type: 'AdmissionWebhookUnavailable',
+      nonRetryable: false,
+      hint: "the cluster's admission webhook is not answering; the step will be retried",
+    });
   });
 });
 
@@ -119,6 +145,73 @@ describe('redactArgv', () => {
   });
 });
 
+describe('scrubSecrets', () => {
+  // Each case: the line, then a non-secret part of the same line that must survive (the positive control).
+  it.each([
+    [
+      'YAML key: value',
+      'database:\n  host: mysql.skoala-system\n  password: hunter2 and more',
+      'host: mysql.skoala-system',
+    ],
+    ['YAML list item', '- db_password: hunter2', '- db_password: ***'],
+    ['flow YAML', 'error: values differ: {host: mysql, password: hunter2, port: 3306}', 'port: 3306'],
+    ['Go %+v struct', 'config: {Host:mysql Password:hunter2 Port:3306}', 'Host:mysql'],
+    ['key=value', 'bad values: hive.image.tag=v0.28.1,db.password=hunter2', 'hive.image.tag=v0.28.1'],
+    ['env-style key=value', 'DB_PASSWORD=hunter2 DB_HOST=mysql', 'DB_HOST=mysql'],
+    ['query string', 'GET https://10.6.0.1:6443/x?token=hunter2&watch=true', 'watch=true'],
+    ['JSON', '{"kind":"Secret","password":"hunter2","metadata":{"name":"db"}}', '"metadata":{"name":"db"}'],
+    ['JSON number', '{"apiToken": 12345678, "name": "db"}', '"name": "db"'],
+    [
+      'JSON escaped in a string',
+      '{"last-applied":"{\\"clientSecret\\":\\"hunter2\\",\\"name\\":\\"db\\"}"}',
+      '\\"name\\":\\"db\\"',
+    ],
+    [
+      'Go struct value',
+      'spec.template.spec.containers[0].env[0]: Invalid value: core.EnvVar{Name:"DB_PASSWORD", Value:"hunter2", ValueFrom:(*core.EnvVarSource)(nil)}: field is immutable',
+      'Name:"DB_PASSWORD"',
+    ],
+    [
+      'API-server Invalid value',
+      'spec.x.value: Invalid value: "hunter2 \\"quoted\\"": must be no more than 63 characters',
+      'must be no more than 63',
+    ],
+    ['JSON env var', '{"name":"DB_PASSWORD","value":"hunter2"}', '"name":"DB_PASSWORD"'],
+    [
+      'Authorization: Bearer',
+      'curl -H "Authorization: Bearer hunter2.abc-def" https://10.6.0.1:6443/api',
+      'https://10.6.0.1:6443/api',
+    ],
+    ['Authorization: Basic', 'Authorization: Basic aHVudGVyMg== sent to charts.example', 'sent to charts.example'],
+    ['bare bearer token', 'retrying with bearer hunter2 for charts.example', 'for charts.example'],
+    ['--password=', 'helm repo add skoala https://charts.example --password=hunter2 --username ops', '--username ops'],
+    ['--token value', 'kubectl get pods --token hunter2 --namespace skoala-system', '--namespace skoala-system'],
+    ['--password "two words"', 'helm registry login --password "hunter2 x" harbor.local', 'harbor.local'],
+    [
+      'URL credentials',
+      'Error: looks like "https://ops:hunter2@charts.example/skoala" is not a valid chart repository',
+      'ops:***@charts.example/skoala',
+    ],
+    ['an unterminated quote (a cut line)', 'Invalid value: core.EnvVar{Name:"X", Value:"hunter2', 'Name:"X"'],
+  ])('%s', (_, line, kept) => {
+    const out = scrubSecrets(line);
+    expect(out).not.toContain('hunter2');
+    expect(out).not.toContain('aHVudGVyMg');
+    expect(out).toContain(kept);
+    expect(out).toContain('***');
+  });
+
+  it('leaves ordinary errors alone', () => {
+    for (const line of [
+      'Error: UPGRADE FAILED: another operation (install/upgrade/rollback) is in progress',
+      'Error from server (NotFound): secrets "skoala-tls" not found',
+      'Error: chart "skoala-init" version "0.99.0" not found in https://release.daocloud.io/chartrepo/skoala repository',
+      WEBHOOK_DOWN,
+    ])
+      expect(scrubSecrets(line)).toBe(line);
+  });
+});
+
 describe('tellingLines', () => {
   it("keeps helm's Error lines", () => {
     expect(tellingLines('[debug] a\nError: one\n[debug] b\n')).toEqual(['Error: one']);
@@ -158,15 +251,15 @@ describe('commandFailure', () => {
     );
     expect(f.details).toEqual([
       {
+        tool: 'helm',
         command: expect.stringMatching(/^helm --kubeconfig \/kc\/w1\.yaml --kube-context w1-admin upgrade --install /),
+        commandKind: 'helm upgrade',
         exitCode: 1,
         stderr: ['Error: UPGRADE FAILED: another operation (install/upgrade/rollback) is in progress'],
       },
     ]);
   });
 
-  // FAILS on the current tree: errors.ts subcommand() treats the value of `-n` as a word and names
-  // `upgrade skoala-system` (see the report).
   it('names the subcommand and the release, not the namespace', () => {
     const f = commandFailure({ tool: 'helm', argv: cmd.helmUpgrade(cluster, step), exitCode: 1, stderr });
     expect(f.message).toBe(
@@ -208,6 +301,93 @@ describe('commandFailure', () => {
     expect(JSON.stringify(f.details)).not.toContain('hunter2');
     expect(f.message).not.toContain('hunter2');
     expect(JSON.stringify(f.details)).toContain('hive.configMap.data.database.password=***');
+  });
+
+  // What an API server prints when a Job carrying a secret env var cannot be changed, and a values dump.
+  const secretStderr = [
+    'I0509 10:00:00.000000 4242 request.go:1212] Response Body: {"kind":"Status","apiVersion":"v1","status":"Failure"}',
+    'Error from server (Invalid): Job.batch "gateway-api-admission" is invalid: spec.template.spec.containers[0].env[0]: Invalid value: core.EnvVar{Name:"DB_PASSWORD", Value:"hunter2", ValueFrom:nil}: field is immutable',
+    'Error: rendered values differ: database: {host: mysql.skoala-system, password: hunter2}',
+  ].join('\n');
+
+  it('never carries a secret from stderr, in the message or the details', () => {
+    const f = commandFailure({ tool: 'helm', argv: cmd.helmUpgrade(cluster, step), exitCode: 1, stderr: secretStderr });
+    expect(f.message).not.toContain('hunter2');
+    expect(JSON.stringify(f.details)).not.toContain('hunter2');
+    // Positive controls: the scrubbed lines are there, with what an operator needs.
+    expect(f.message).toContain(
+      'exited 1: Error: rendered values differ: database: {host: mysql.skoala-system, password: ***}'
+    );
+    expect(JSON.stringify(f.details)).toContain('Name:\\"DB_PASSWORD\\", Value:\\"***\\"');
+    expect(f.type).toBe('ImmutableField');
+  });
+
+  it('details are one typed object: tool, redacted command, kind, exit code, cluster, scrubbed stderr', () => {
+    const f = commandFailure({
+      tool: 'kubectl',
+      argv: cmd.kubectlDeleteJobs(cluster, ['gateway-api-admission']),
+      exitCode: 1,
+      stderr: secretStderr,
+      cluster: 'worker-2',
+    });
+    expect(f.details).toEqual([
+      {
+        tool: 'kubectl',
+        command:
+          'kubectl --kubeconfig /kc/w1.yaml --context w1-admin delete jobs -n skoala-system gateway-api-admission --ignore-not-found',
+        commandKind: 'kubectl delete',
+        exitCode: 1,
+        cluster: 'worker-2',
+        stderr: [
+          'Error from server (Invalid): Job.batch "gateway-api-admission" is invalid: spec.template.spec.containers[0].env[0]: Invalid value: core.EnvVar{Name:"DB_PASSWORD", Value:"***", ValueFrom:nil}: field is immutable',
+          'Error: rendered values differ: database: {host: mysql.skoala-system, password: ***}',
+        ],
+      },
+    ]);
+  });
+
+  it('names the cluster in the message when given', () => {
+    const f = commandFailure({
+      tool: 'helm',
+      argv: cmd.helmUpgrade(cluster, step),
+      exitCode: 1,
+      stderr,
+      cluster: 'worker-2',
+    });
+    expect(f.message).toBe(
+      'helm upgrade skoala-init on worker-2 exited 1: Error: UPGRADE FAILED: another operation (install/upgrade/rollback) is in progress'
+    );
+  });
+
+  it('an unanswering admission webhook is retryable, with its hint', () => {
+    const f = commandFailure({
+      tool: 'kubectl',
+      argv: cmd.kubectlApplyCrd(cluster, '/tmp/gateway-api.yaml'),
+      exitCode: 1,
+      stderr: WEBHOOK_DOWN,
+      cluster: 'worker-1',
+    });
+    expect(f).toMatchObject({ type: 'AdmissionWebhookUnavailable', nonRetryable: false });
+    expect(f.message).toMatch(
+      /^kubectl apply on worker-1 exited 1: Error from server \(InternalError\): .*connection refused \(the cluster's admission webhook is not answering; the step will be retried\)$/
+    );
+  });
+
+  it('truncates each line and the total, scrubbing first', () => {
+    const long = `Error: ${'x'.repeat(5_000)}`;
+    const lines = [1, 2, 3, 4, 5].map((i) => `Error: ${i} password: hunter2 ${'y'.repeat(400)}`).join('\n');
+    for (const text of [long, lines]) {
+      const f = commandFailure({ tool: 'helm', argv: ['list'], exitCode: 1, stderr: text });
+      const shown = (f.details?.[0] as { stderr: string[] }).stderr;
+      expect(shown.length).toBeGreaterThan(0);
+      for (const l of shown) expect(l.length).toBeLessThanOrEqual(MAX_LINE_CHARS);
+      expect(shown.join('\n').length).toBeLessThanOrEqual(MAX_STDERR_CHARS);
+      expect(f.message.length).toBeLessThan(MAX_LINE_CHARS + 50);
+      expect(JSON.stringify(f.details)).not.toContain('hunter2');
+    }
+    // The last lines are kept: they tell most.
+    const f = commandFailure({ tool: 'helm', argv: ['list'], exitCode: 1, stderr: lines });
+    expect((f.details?.[0] as { stderr: string[] }).stderr.at(-1)).toMatch(/^Error: 5 password: \*\*\* y+…y+$/);
   });
 
   it('a timeout is retryable whatever stderr says', () => {
@@ -263,6 +443,24 @@ describe('createRunner against a real process', () => {
     );
   });
 
+  it('names the cluster given in the run options', async () => {
+    const err = await failureOf(
+      run('kubectl', ['-e', 'console.error("Error: boom"); process.exit(1)'], { cluster: 'worker-3' })
+    );
+    expect((err as ApplicationFailure).message).toMatch(/^kubectl .* on worker-3 exited 1: Error: boom$/);
+    expect((err as ApplicationFailure).details?.[0]).toMatchObject({ cluster: 'worker-3' });
+  });
+
+  it('a secret on stderr of a real process stays out of the failure', async () => {
+    const err = await failureOf(
+      run('helm', ['-e', 'console.error("Error: bad values: password: hunter2, host: mysql"); process.exit(1)'])
+    );
+    expect(
+      JSON.stringify({ m: (err as ApplicationFailure).message, d: (err as ApplicationFailure).details })
+    ).not.toContain('hunter2');
+    expect((err as ApplicationFailure).message).toMatch(/Error: bad values: password: \*\*\*, host: mysql$/);
+  });
+
   it('passes the given environment', async () => {
     const withEnv = createRunner({ helm: node, kubectl: node, env: { HELM_CONFIG_HOME: '/tmp/helm-x' } });
     await expect(
@@ -286,6 +484,15 @@ describe('createRunner against a real process', () => {
     const err = await failureOf(missing('helm', ['version']));
     expect(err).toBeInstanceOf(ApplicationFailure);
     expect((err as ApplicationFailure).message).toMatch(/^helm version exited \?: .*\/nonexistent\/helm/);
+    expect(err).toMatchObject({ type: 'ToolMissing', nonRetryable: true });
+  });
+
+  it("a missing binary's failure does not quote the raw argv (execa's shortMessage does)", async () => {
+    const missing = createRunner({ helm: '/nonexistent/helm', kubectl: node });
+    const argv = ['repo', 'add', 'skoala', 'https://charts.example', '--set', 'a=1,db.password=hunter2,x'];
+    const err = (await failureOf(missing('helm', argv))) as ApplicationFailure;
+    expect(JSON.stringify({ m: err.message, d: err.details })).not.toContain('hunter2');
+    expect(err.details?.[0]).toMatchObject({ command: expect.stringContaining('db.password=***') });
   });
 
   it('heartbeats while the process runs inside an activity', async () => {

@@ -3,7 +3,13 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_CHART_REPO, FleetError, parseFleet, upgradeWorkflowId } from '../../runbook/fleet';
+import {
+  DEFAULT_CHART_REPO,
+  FleetError,
+  MAX_WORKER_CLUSTERS,
+  parseFleet,
+  upgradeWorkflowId,
+} from '../../runbook/fleet';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const resolveIn = (dir: string) => (p: string) => path.resolve(dir, p);
@@ -136,7 +142,15 @@ workers: []`,
 chartRepo: { name: skoala, url: "release.daocloud.io/chartrepo" }
 controlPlane: { name: global, context: g }
 workers: [{ name: w1, context: a }]`,
-      'fleet.yaml: chartRepo.url: Invalid url',
+      'fleet.yaml: chartRepo.url: must be an http://, https:// or oci:// URL with a host (got "release.daocloud.io/chartrepo")',
+    ],
+    [
+      'chart repository name that is not a simple name',
+      `name: prod
+chartRepo: { name: "--debug", url: "https://h/c" }
+controlPlane: { name: global, context: g }
+workers: [{ name: w1, context: a }]`,
+      'fleet.yaml: chartRepo.name: must be a simple repository name (letters, digits, "-", "_", "."), as in helm repo add NAME',
     ],
   ];
 
@@ -182,6 +196,93 @@ workers: [{ name: w1, context: a, kubeConfig: /x }]`);
   it('a file that is not a mapping', () => {
     const err = fleetError('- just\n- a list\n');
     expect(err.message).toMatch(/^fleet\.yaml: Expected object/);
+  });
+});
+
+describe('parseFleet: chart repository URL', () => {
+  const withUrl = (url: string) => `name: prod
+chartRepo: { name: skoala, url: ${JSON.stringify(url)} }
+controlPlane: { name: global, context: g }
+workers: [{ name: w1, context: a }]`;
+  const accepted = (url: string) =>
+    `fleet.yaml: chartRepo.url: must be an http://, https:// or oci:// URL with a host (got ${JSON.stringify(url)})`;
+
+  it.each([
+    ['file:///etc', accepted('file:///etc')],
+    ['javascript:alert(1)', accepted('javascript:alert(1)')],
+    ['ftp://h/x', accepted('ftp://h/x')],
+    ['https://', accepted('https://')],
+    ['oci://', accepted('oci://')],
+    ['oci:///skoala', accepted('oci:///skoala')],
+    ['http:h/charts', accepted('http:h/charts')],
+    ['http://0x7f.1/', accepted('http://0x7f.1/')],
+    ['http://-h/', accepted('http://-h/')],
+    ['http://x;id', 'fleet.yaml: chartRepo.url: must not contain ";" (got "http://x;id")'],
+    ['http://h/$(id)', 'fleet.yaml: chartRepo.url: must not contain "$" (got "http://h/$(id)")'],
+    ['http://h/`id`', 'fleet.yaml: chartRepo.url: must not contain "`" (got "http://h/`id`")'],
+    ["http://h/'x'", `fleet.yaml: chartRepo.url: must not contain "'" (got "http://h/'x'")`],
+    ['http://h /x', 'fleet.yaml: chartRepo.url: must not contain " " (got "http://h /x")'],
+    ['http:\\h/x', 'fleet.yaml: chartRepo.url: must not contain "\\\\" (got "http:\\\\h/x")'],
+    ['http://h:99999/', accepted('http://h:99999/')],
+    [
+      'http://user:pw@h/',
+      'fleet.yaml: chartRepo.url: credentials do not belong in the URL: it is shown in plans, logs and workflow history (got "http://***@h/")',
+    ],
+    [
+      'oci://robot@harbor.example.com/skoala',
+      'fleet.yaml: chartRepo.url: credentials do not belong in the URL: it is shown in plans, logs and workflow history (got "oci://***@harbor.example.com/skoala")',
+    ],
+  ])('refuses %s', (url, message) => {
+    const err = fleetError(withUrl(url));
+    expect(err.message).toBe(message);
+    expect(err.message).not.toContain('pw');
+  });
+
+  it.each([
+    'https://release.daocloud.io/chartrepo/skoala',
+    'http://127.0.0.1:8080',
+    'oci://harbor.example.com/skoala',
+    'https://[::1]:8443/charts',
+    'https://Harbor.Example.COM:443/chartrepo/skoala?x=1#y',
+  ])('accepts %s as written', (url) => {
+    expect(parseFleet(withUrl(url), 'fleet.yaml').chartRepo).toEqual({ name: 'skoala', url });
+  });
+
+  it.each(['harbor', 'my_repo.v2', 'Skoala-1'])('accepts the repository name %s', (repo) => {
+    const text = withUrl('https://h/c').replace('name: skoala', `name: ${repo}`);
+    expect(parseFleet(text, 'fleet.yaml').chartRepo.name).toBe(repo);
+  });
+
+  it.each(['my repo', 'a/b', '.hidden', ''])('refuses the repository name %j', (repo) => {
+    const text = withUrl('https://h/c').replace('name: skoala', `name: ${JSON.stringify(repo)}`);
+    expect(fleetError(text).message).toBe(
+      'fleet.yaml: chartRepo.name: must be a simple repository name (letters, digits, "-", "_", "."), as in helm repo add NAME'
+    );
+  });
+});
+
+describe('parseFleet: fleet size', () => {
+  const fleetOf = (n: number, worker = (i: number) => `{ name: w${i}, context: c }`) =>
+    `name: prod\ncontrolPlane: { name: global, context: g }\nworkers:\n${Array.from(
+      { length: n },
+      (_, i) => `  - ${worker(i)}\n`
+    ).join('')}`;
+
+  it(`takes ${MAX_WORKER_CLUSTERS} workers`, () => {
+    expect(parseFleet(fleetOf(MAX_WORKER_CLUSTERS), 'fleet.yaml').workers).toHaveLength(MAX_WORKER_CLUSTERS);
+  });
+
+  it('refuses one more, naming the count and the limit', () => {
+    expect(fleetError(fleetOf(MAX_WORKER_CLUSTERS + 1)).message).toBe(
+      `fleet.yaml: workers: ${MAX_WORKER_CLUSTERS + 1} clusters is more than the ${MAX_WORKER_CLUSTERS} one upgrade can take; split the fleet file`
+    );
+  });
+
+  it('counts before it looks at any cluster, so bad entries do not hide the count (nor crash)', () => {
+    const text = fleetOf(20_000, (i) => (i % 2 ? 'null' : `{ name: w${i % 7}, context: c }`));
+    expect(fleetError(text).message).toBe(
+      'fleet.yaml: workers: 20000 clusters is more than the 5000 one upgrade can take; split the fleet file'
+    );
   });
 });
 

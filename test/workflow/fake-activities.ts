@@ -5,7 +5,8 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Activities } from '../../activities';
-import type { ReleaseFacts } from '../../runbook/types';
+import { decideRules } from '../../runbook/rules';
+import type { CrdRecord, ReleaseFacts } from '../../runbook/types';
 
 export interface Call {
   activity: keyof Activities;
@@ -19,7 +20,7 @@ export interface Call {
 export type Fault = 'retryable' | 'nonRetryable';
 
 export interface FakeFleetOptions {
-  clusters: Record<string, ReleaseFacts & { kubeVersion?: string }>;
+  clusters: Record<string, ReleaseFacts & { kubeVersion?: string; crds?: CrdRecord }>;
   chartVersions?: string[];
   /** Milliseconds each upgradeRelease takes: long enough to observe overlap. */
   upgradeMs?: number;
@@ -54,8 +55,11 @@ export class FakeFleet {
     cluster: string | undefined,
     body: () => Promise<T> | T
   ): Promise<T> {
-    const call: Call = { activity, cluster, attempt: Context.current().info.attempt, start: Date.now() };
+    const ctx = Context.current();
+    const call: Call = { activity, cluster, attempt: ctx.info.attempt, start: Date.now() };
     this.calls.push(call);
+    // Like the real runner: heartbeat while working, so a held step outlives the heartbeat timeout.
+    const beat = setInterval(() => ctx.heartbeat(), 1000);
     try {
       await this.latches.get(`${activity}:${cluster}`);
       const fault = this.faults.get(`${activity}:${cluster}`)?.shift();
@@ -70,6 +74,7 @@ export class FakeFleet {
       call.failed = true;
       throw err;
     } finally {
+      clearInterval(beat);
       call.end = Date.now();
     }
   }
@@ -90,8 +95,8 @@ export class FakeFleet {
         this.record('preflightCluster', i.cluster.name, () => {
           const c = this.clusters[i.cluster.name];
           if (!c) throw ApplicationFailure.nonRetryable(`unknown cluster ${i.cluster.name}`);
-          const { kubeVersion = '1.33.0', ...release } = c;
-          return { cluster: i.cluster.name, kubeVersion, release };
+          const { kubeVersion = '1.33.0', crds, ...release } = c;
+          return { cluster: i.cluster.name, kubeVersion, release, ...(crds ? { crds } : {}) };
         }),
       runDbMigrationJob: (i) =>
         this.record('runDbMigrationJob', i.cluster.name, () => ({ job: 'job.batch/skoala-db-upgrade' })),
@@ -113,11 +118,18 @@ export class FakeFleet {
             chartVersion: i.step.version,
             status: 'deployed',
             revision: (c.revision ?? 0) + 1,
+            ours: true,
           });
           return { revision: c.revision ?? 1, alreadyDone: false };
         }),
       reapplyCrds: (i) =>
-        this.record('reapplyCrds', i.cluster.name, () => ({ applied: ['httpproxies.projectcontour.io'] })),
+        this.record('reapplyCrds', i.cluster.name, () => {
+          const c = this.clusters[i.cluster.name];
+          if (c) c.crds = { version: i.step.version, upgradeId: i.upgradeId, at: new Date().toISOString() };
+          return { applied: ['httpproxies.projectcontour.io'] };
+        }),
+      rollbackRelease: (i) => this.record('rollbackRelease', i.cluster.name, () => ({ rolledBack: true })),
+      decideRules: async (i) => decideRules(i.from, i.to, i),
       verifyRelease: (i) =>
         this.record('verifyRelease', i.cluster.name, () => {
           const c = this.clusters[i.cluster.name];

@@ -149,9 +149,10 @@ describe('upgradeEngine', () => {
 
       releaseW3();
       await waitForStatus(handle, (s) => s.pendingApprovals.includes('worker-3'));
-      expect(await handle.executeUpdate(decideAllUpdate, { args: [{ approve: true, by: 'carol' }] })).toEqual([
-        'worker-3',
-      ]);
+      expect(await handle.executeUpdate(decideAllUpdate, { args: [{ approve: true, by: 'carol' }] })).toEqual({
+        decided: ['worker-3'],
+        notDecided: [],
+      });
       const result = await handle.result();
       const byName = Object.fromEntries(result.workers.map((w) => [w.cluster, w]));
       expect(byName['worker-1']).toMatchObject({
@@ -201,7 +202,11 @@ describe('upgradeEngine', () => {
   it('skips a release already at the target and keeps the plan in the memo for the UI', async () => {
     const fleet = fleetOf(2);
     const fake = fakeFleetAt(fleet, '0.18.0');
-    Object.assign(fake.clusters['worker-2'] ?? {}, { chartVersion: '0.19.2', revision: 4 });
+    Object.assign(fake.clusters['worker-2'] ?? {}, {
+      chartVersion: '0.19.2',
+      revision: 4,
+      crds: { version: '0.19.2', upgradeId: 'earlier', at: '2026-11-01T00:00:00Z' },
+    });
     const tq = queue();
     const worker = await h.worker(tq, fake.activities());
     const { result, memo } = await worker.runUntil(async () => {

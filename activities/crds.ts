@@ -1,0 +1,95 @@
+/**
+ * The CRD step: update CRDs in place from the target chart (never delete one), then record on the
+ * cluster that this version's CRD step is done, so a later run (a fresh workflow) can see it.
+ */
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { stringify } from 'yaml';
+import * as cmd from '../runbook/commands';
+import type { ClusterRef, CrdRecord, Step } from '../runbook/types';
+import type { CommandRunner } from './exec';
+
+type CrdStep = Step & { kind: 'reapplyCrds' };
+
+export interface CrdDeps {
+  run: CommandRunner;
+  workDir: string;
+}
+
+/** The CRD record a worker cluster holds, if the product ever completed a CRD step there. */
+export async function readCrdRecord(run: CommandRunner, cluster: ClusterRef): Promise<CrdRecord | undefined> {
+  const out = (await run('kubectl', cmd.kubectlGetCrdRecord(cluster))).stdout.trim();
+  if (!out) return undefined;
+  const data = (JSON.parse(out) as { data?: Partial<CrdRecord> }).data ?? {};
+  return data.version ? { version: data.version, upgradeId: data.upgradeId ?? '', at: data.at ?? '' } : undefined;
+}
+
+export function crdActivities(deps: CrdDeps) {
+  const { run } = deps;
+
+  async function recordCrds(cluster: ClusterRef, record: CrdRecord, dir: string): Promise<void> {
+    const file = path.join(dir, 'crd-record.yaml');
+    await writeFile(
+      file,
+      stringify({
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: cmd.CRD_RECORD, labels: { 'app.kubernetes.io/managed-by': 'skoala-upgrade' } },
+        data: record,
+      })
+    );
+    await run('kubectl', cmd.kubectlApplyFile(cluster, file));
+  }
+
+  return {
+    /** Updates the CRDs in place from the target chart, then records the step as done on the cluster. */
+    async reapplyCrds(input: { upgradeId: string; cluster: ClusterRef; step: CrdStep }): Promise<{ applied: string[] }> {
+      const { cluster, step } = input;
+      const tmp = await mkdtemp(path.join(deps.workDir, 'chart-'));
+      try {
+        await run('helm', cmd.helmPullChart(step.repo, step.chart, step.version, tmp));
+        const files = [...step.chartFiles.map((f) => path.join(tmp, step.chart, f)), ...step.extraFiles];
+        const applied: string[] = [];
+        for (const file of files) {
+          await stat(file).catch(() => {
+            throw ApplicationFailure.nonRetryable(
+              `CRD manifest ${path.relative(tmp, file)} is missing (chart ${step.chart} ${step.version})`,
+              'FileNotFound'
+            );
+          });
+          const out = await run('kubectl', cmd.kubectlApplyCrd(cluster, file)).catch((err: unknown) => {
+            if (err instanceof ApplicationFailure && err.nonRetryable) {
+              throw ApplicationFailure.nonRetryable(
+                `the API server refused to update CRDs from ${path.basename(file)} in place on ${cluster.name}: ${err.message}`,
+                'CrdRefused'
+              );
+            }
+            throw err;
+          });
+          applied.push(...appliedNames(out.stdout));
+          Context.current().heartbeat({ applied: applied.length });
+        }
+        await recordCrds(
+          cluster,
+          { version: step.version, upgradeId: input.upgradeId, at: new Date().toISOString() },
+          tmp
+        );
+        return { applied };
+      } finally {
+        await rm(tmp, { recursive: true, force: true });
+      }
+    },
+  };
+}
+
+function appliedNames(stdout: string): string[] {
+  const doc = JSON.parse(stdout) as {
+    kind?: string;
+    metadata?: { name?: string };
+    items?: { metadata?: { name?: string } }[];
+  };
+  const items = doc.kind === 'List' ? (doc.items ?? []) : [doc];
+  return items.map((i) => i.metadata?.name ?? '?');
+}

@@ -1,0 +1,183 @@
+/**
+ * The activities that read and change a Helm release: what preflight reads, the upgrade itself
+ * (at most once, never over someone else's work), the rollback of our own stuck revision, verify.
+ */
+import { log } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import * as cmd from '../runbook/commands';
+import type { BackupRef, ClusterRef, ReleaseFacts, ReleaseName, Step, Version } from '../runbook/types';
+import type { BackupStore } from './backup-store';
+import type { CommandRunner } from './exec';
+import {
+  historyLine,
+  OWNER_LABEL,
+  ownerLabelValue,
+  parseHistory,
+  parseSecretLabels,
+  releaseFacts,
+  type HistoryEntry,
+} from './releases';
+
+type UpgradeStep = Step & { kind: 'upgradeRelease' };
+
+export interface ReleaseDeps {
+  run: CommandRunner;
+  store: BackupStore;
+  /** helm's own `--timeout` for upgrade and rollback. */
+  helmTimeoutMs: number;
+  /** A pending revision of ours younger than this may still have its helm running: wait, don't roll back. */
+  pendingGraceMs: number;
+}
+
+export interface ReleaseState {
+  history: HistoryEntry[];
+  facts: ReleaseFacts;
+}
+
+const helmDuration = (ms: number): string => `${Math.max(1, Math.round(ms / 1000))}s`;
+
+export function releaseActivities(deps: ReleaseDeps) {
+  const { run } = deps;
+
+  /** The release's history and which of its revisions this upgrade made (by the label helm stores). */
+  async function readState(cluster: ClusterRef, release: ReleaseName, upgradeId: string): Promise<ReleaseState> {
+    let history: HistoryEntry[];
+    try {
+      history = parseHistory((await run('helm', cmd.helmHistory(cluster, release))).stdout);
+    } catch (err) {
+      if (err instanceof Error && /release: not found/.test(err.message)) history = [];
+      else throw err;
+    }
+    const labels = history.length
+      ? parseSecretLabels((await run('kubectl', cmd.kubectlReleaseLabels(cluster, release))).stdout)
+      : new Map<number, Record<string, string>>();
+    const isOurs = (e: HistoryEntry) => labels.get(e.revision)?.[OWNER_LABEL] === ownerLabelValue(upgradeId, e.revision);
+    return { history, facts: releaseFacts(release, history, isOurs) };
+  }
+
+  /** The deployed revision the upgrade may start from: the planned one, or our rollback to it. */
+  function baseMoved(history: HistoryEntry[], fromRevision: number | undefined): HistoryEntry | undefined {
+    if (fromRevision === undefined) return undefined;
+    const deployed = [...history].reverse().find((e) => e.status === 'deployed');
+    if (!deployed || deployed.revision === fromRevision) return undefined;
+    // `helm rollback` to the planned revision restores exactly its values.
+    if (deployed.description === `Rollback to ${fromRevision}`) return undefined;
+    return deployed;
+  }
+
+  return {
+    readState,
+
+    /**
+     * `helm upgrade --install`, at most once per release and never over someone else's work: a retry
+     * finds our revision deployed and returns; a pending revision that is not ours, or ours but young
+     * enough that its helm may still run, is waited for (`ReleaseLocked`, retried); an old pending
+     * revision of ours asks the workflow for a rollback (`PendingRollbackNeeded`); values changed by
+     * someone since the plan stop the cluster (`ValuesChanged`).
+     */
+    async upgradeRelease(input: {
+      upgradeId: string;
+      cluster: ClusterRef;
+      step: UpgradeStep;
+      backup?: BackupRef;
+    }): Promise<{ revision: number; alreadyDone: boolean }> {
+      const { cluster, step, upgradeId } = input;
+      const where = `${step.release} on ${cluster.name}`;
+      const { history, facts } = await readState(cluster, step.release, upgradeId);
+      if (facts.ours && facts.status === 'deployed' && facts.chartVersion === step.version)
+        return { revision: facts.revision ?? 0, alreadyDone: true };
+      if (!facts.installed && !step.install)
+        throw ApplicationFailure.nonRetryable(`${where} is not installed any more; re-run plan`, 'ReleaseMissing');
+      const line = facts.historyLine ?? '';
+      if (facts.status?.startsWith('pending-')) {
+        if (!facts.ours)
+          throw ApplicationFailure.retryable(`${where} is held by another helm operation (${line})`, 'ReleaseLocked');
+        const age = Date.now() - Date.parse(facts.updated ?? '');
+        if (!(age > deps.pendingGraceMs))
+          throw ApplicationFailure.retryable(
+            `${where}: our earlier helm may still be running (${line}); waiting ${Math.ceil((deps.pendingGraceMs - age) / 1000)} s more before rolling it back`,
+            'ReleaseLocked'
+          );
+        if (facts.status === 'pending-install' || step.fromRevision === undefined)
+          throw ApplicationFailure.nonRetryable(
+            `${where} is stuck ${facts.status} (${line}); check it with helm history before retrying`,
+            'ReleaseStuck'
+          );
+        throw ApplicationFailure.create({
+          message: `${where} was left pending by our interrupted helm (${line}): roll back to revision ${step.fromRevision} first`,
+          type: 'PendingRollbackNeeded',
+          nonRetryable: true,
+        });
+      }
+      if (facts.status === 'failed' && !facts.ours)
+        throw ApplicationFailure.nonRetryable(`${where} failed by another operation (${line})`, 'ReleaseFailed');
+      const moved = baseMoved(history, step.fromRevision);
+      if (moved)
+        throw ApplicationFailure.nonRetryable(
+          `values changed since the plan: re-run plan (${where} is now at ${historyLine(moved)}, planned from revision ${step.fromRevision})`,
+          'ValuesChanged'
+        );
+      let backupFile: string | undefined;
+      if (step.useBackup) {
+        if (!input.backup)
+          throw ApplicationFailure.nonRetryable(`no values backup for ${where}`, 'BackupMissing');
+        backupFile = await deps.store.verified(input.backup);
+      }
+      const next = (history.at(-1)?.revision ?? 0) + 1;
+      await run(
+        'helm',
+        cmd.helmUpgrade(cluster, step, backupFile, {
+          description: cmd.upgradeDescription(upgradeId),
+          labels: { [OWNER_LABEL]: ownerLabelValue(upgradeId, next) },
+          timeout: helmDuration(deps.helmTimeoutMs),
+        }),
+        // helm stops itself at its --timeout; the process limit only catches a helm that hangs past it.
+        { timeoutMs: deps.helmTimeoutMs + 60_000 }
+      );
+      const after = await readState(cluster, step.release, upgradeId);
+      return { revision: after.facts.revision ?? 0, alreadyDone: false };
+    },
+
+    /** Rolls back a pending revision of ours to the pre-upgrade one; does nothing when that is no longer so. */
+    async rollbackRelease(input: {
+      upgradeId: string;
+      cluster: ClusterRef;
+      release: ReleaseName;
+      revision: number;
+    }): Promise<{ rolledBack: boolean }> {
+      const { facts } = await readState(input.cluster, input.release, input.upgradeId);
+      if (!facts.status?.startsWith('pending-') || !facts.ours) return { rolledBack: false };
+      log.warn('rolling back a revision our interrupted helm left pending', {
+        cluster: input.cluster.name,
+        release: input.release,
+        pending: facts.historyLine,
+        to: input.revision,
+      });
+      await run(
+        'helm',
+        cmd.helmRollback(input.cluster, input.release, input.revision, helmDuration(deps.helmTimeoutMs)),
+        { timeoutMs: deps.helmTimeoutMs + 60_000 }
+      );
+      return { rolledBack: true };
+    },
+
+    async verifyRelease(input: {
+      cluster: ClusterRef;
+      release: ReleaseName;
+      version: Version;
+    }): Promise<{ revision: number }> {
+      const facts = releaseFacts(
+        input.release,
+        parseHistory((await run('helm', cmd.helmHistory(input.cluster, input.release))).stdout),
+        () => false
+      );
+      if (facts.status !== 'deployed' || facts.chartVersion !== input.version) {
+        throw ApplicationFailure.create({
+          message: `${input.release} on ${input.cluster.name} is ${facts.installed ? `${facts.status} at ${facts.chartVersion}` : 'not installed'}, expected deployed at ${input.version}`,
+          type: 'ReleaseNotAtTarget',
+        });
+      }
+      return { revision: facts.revision ?? 0 };
+    },
+  };
+}

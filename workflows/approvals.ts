@@ -1,0 +1,74 @@
+/**
+ * Approve-all on the parent. Workflows can signal other workflows but not send them updates, so the
+ * parent signals each waiting child with a request ID and waits for each child's answer: the reply
+ * lists only the clusters this call decided, and why the others were not (closed, not waiting,
+ * already decided). A child that closed in between never fails the parent.
+ */
+import {
+  ApplicationFailure,
+  condition,
+  getExternalWorkflowHandle,
+  log,
+  setHandler,
+  uuid4,
+} from '@temporalio/workflow';
+import type { FleetStatus } from './fleet-status';
+import { childId } from './fan-out';
+import {
+  crdDecisionSignal,
+  decideAllSignal,
+  decideAllUpdate,
+  type CrdDecisionForAll,
+  type DecideAllResult,
+} from './messages';
+
+/** How long approve-all waits for the children to confirm. */
+const ANSWER_TIMEOUT = '1 minute';
+
+export function handleApprovals(status: FleetStatus): void {
+  const decideAll = async (d: CrdDecisionForAll): Promise<DecideAllResult> => {
+    const requestId = uuid4();
+    const answers = status.expectAcks(requestId);
+    const targets = status.waiting();
+    const notDecided: DecideAllResult['notDecided'] = [];
+    const sent = await Promise.all(
+      targets.map((cluster) =>
+        getExternalWorkflowHandle(childId(cluster))
+          .signal(crdDecisionSignal, { cluster, approve: d.approve, by: d.by, reason: d.reason, requestId })
+          .then(
+            () => cluster,
+            () => {
+              notDecided.push({ cluster, reason: 'its workflow has closed' });
+              return undefined;
+            }
+          )
+      )
+    );
+    const asked = sent.filter((c): c is string => c !== undefined);
+    await condition(() => asked.every((c) => answers.has(c)), ANSWER_TIMEOUT);
+    status.forgetAcks(requestId);
+    const decided: string[] = [];
+    for (const cluster of asked) {
+      const a = answers.get(cluster);
+      if (a?.decided) decided.push(cluster);
+      else notDecided.push({ cluster, reason: a?.reason ?? 'no answer yet (the decision may still apply)' });
+    }
+    log.info(`CRD step ${d.approve ? 'approved' : 'rejected'} for all waiting clusters`, {
+      decided,
+      notDecided,
+      by: d.by,
+    });
+    return { decided, notDecided };
+  };
+  setHandler(decideAllUpdate, decideAll, {
+    validator: (d) => {
+      if (!d.by?.trim())
+        throw ApplicationFailure.nonRetryable('an approval must say who gives it (--by)', 'ApprovalRefused');
+      if (status.waiting().length === 0)
+        throw ApplicationFailure.nonRetryable('no cluster is waiting for approval', 'ApprovalRefused');
+    },
+  });
+  setHandler(decideAllSignal, async (d) => {
+    if (d.by?.trim()) await decideAll(d);
+  });
+}
