@@ -45,7 +45,11 @@ export function crdActivities(deps: CrdDeps) {
 
   return {
     /** Updates the CRDs in place from the target chart, then records the step as done on the cluster. */
-    async reapplyCrds(input: { upgradeId: string; cluster: ClusterRef; step: CrdStep }): Promise<{ applied: string[] }> {
+    async reapplyCrds(input: {
+      upgradeId: string;
+      cluster: ClusterRef;
+      step: CrdStep;
+    }): Promise<{ applied: string[] }> {
       const { cluster, step } = input;
       const tmp = await mkdtemp(path.join(deps.workDir, 'chart-'));
       try {

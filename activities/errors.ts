@@ -147,7 +147,7 @@ function cutMiddle(line: string, max = MAX_LINE_CHARS): string {
 }
 
 /** The telling lines of stderr, scrubbed, then truncated: each line and the total. */
-export function shownStderr(stderr: string): string[] {
+function shownStderr(stderr: string): string[] {
   const lines = tellingLines(stderr).map((l) => cutMiddle(scrubSecrets(cutEnd(l, MAX_SCANNED_CHARS))));
   // The last lines tell most: drop from the front until the total fits.
   while (lines.length > 1 && lines.join('\n').length > MAX_STDERR_CHARS) lines.shift();

@@ -40,22 +40,34 @@ function activityContext(): Context | undefined {
   }
 }
 
+/** Room left for a process's own kill and for reporting before the attempt's timeout. */
+const ATTEMPT_MARGIN_MS = 15_000;
+
+/**
+ * A process never outlives the activity attempt that runs it: its timeout is cut to what is left of
+ * the attempt's start-to-close timeout, so a retry never starts while it still runs.
+ */
+export function processTimeout(ctx: Context | undefined, wantedMs: number): number {
+  const info = ctx?.info;
+  if (!info?.startToCloseTimeoutMs) return wantedMs;
+  const left = info.currentAttemptScheduledTimestampMs + info.startToCloseTimeoutMs - Date.now() - ATTEMPT_MARGIN_MS;
+  return Math.max(1_000, Math.min(wantedMs, left));
+}
+
 export function createRunner(deps: RunnerDeps): CommandRunner {
   const paths: Record<Tool, string> = { helm: deps.helm, kubectl: deps.kubectl };
   return async (tool, argv, opts = {}) => {
     const ctx = activityContext();
-    const beat = ctx
-      ? setInterval(
-          () => ctx.heartbeat({ running: `${tool} ${argv.find((a) => !a.startsWith('-')) ?? ''}` }),
-          deps.heartbeatMs ?? 5_000
-        )
-      : undefined;
+    const running = { running: `${tool} ${argv.find((a) => !a.startsWith('-')) ?? ''}` };
+    ctx?.heartbeat(running);
+    // Often enough for the 10 s heartbeat timeout: a dead worker is noticed in seconds.
+    const beat = ctx ? setInterval(() => ctx.heartbeat(running), deps.heartbeatMs ?? 2_000) : undefined;
     try {
       const res = await execa(paths[tool], argv, {
         env: deps.env,
         stdin: 'ignore',
         reject: false,
-        timeout: opts.timeoutMs ?? deps.defaultTimeoutMs ?? 10 * 60_000,
+        timeout: processTimeout(ctx, opts.timeoutMs ?? deps.defaultTimeoutMs ?? 10 * 60_000),
         cancelSignal: ctx?.cancellationSignal,
         forceKillAfterDelay: 5_000,
       });

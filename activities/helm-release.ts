@@ -51,7 +51,8 @@ export function releaseActivities(deps: ReleaseDeps) {
     const labels = history.length
       ? parseSecretLabels((await run('kubectl', cmd.kubectlReleaseLabels(cluster, release))).stdout)
       : new Map<number, Record<string, string>>();
-    const isOurs = (e: HistoryEntry) => labels.get(e.revision)?.[OWNER_LABEL] === ownerLabelValue(upgradeId, e.revision);
+    const isOurs = (e: HistoryEntry) =>
+      labels.get(e.revision)?.[OWNER_LABEL] === ownerLabelValue(upgradeId, e.revision);
     return { history, facts: releaseFacts(release, history, isOurs) };
   }
 
@@ -119,8 +120,7 @@ export function releaseActivities(deps: ReleaseDeps) {
         );
       let backupFile: string | undefined;
       if (step.useBackup) {
-        if (!input.backup)
-          throw ApplicationFailure.nonRetryable(`no values backup for ${where}`, 'BackupMissing');
+        if (!input.backup) throw ApplicationFailure.nonRetryable(`no values backup for ${where}`, 'BackupMissing');
         backupFile = await deps.store.verified(input.backup);
       }
       const next = (history.at(-1)?.revision ?? 0) + 1;

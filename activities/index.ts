@@ -167,7 +167,6 @@ export function createActivities(deps: ActivityDeps) {
       const { stdout } = await run('kubectl', cmd.kubectlDeleteJobs(input.cluster, input.jobs));
       return { deleted: stdout.split('\n').filter((l) => l.includes('deleted')) };
     },
-
   };
 }
 

@@ -72,7 +72,9 @@ export function releaseFacts(
     historyLine: historyLine(current),
     ours: isOurs(current),
     updated: current.updated,
-    ...(deployed ? { lastDeployed: { revision: deployed.revision, chartVersion: versionOf(release, deployed.chart) } } : {}),
+    ...(deployed
+      ? { lastDeployed: { revision: deployed.revision, chartVersion: versionOf(release, deployed.chart) } }
+      : {}),
   };
 }
 

@@ -194,4 +194,5 @@ export const upgradeWorkflowId = (fleetName: string): string => `skoala-upgrade-
  * The upgrade ID: this fleet going to this version. It marks what the upgrade makes (helm revisions,
  * the DB-migration Job, backups), so a rerun of the same upgrade recognises its own work.
  */
-export const upgradeIdFor = (fleetName: string, version: string): string => `${upgradeWorkflowId(fleetName)}-${version}`;
+export const upgradeIdFor = (fleetName: string, version: string): string =>
+  `${upgradeWorkflowId(fleetName)}-${version}`;

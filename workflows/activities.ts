@@ -8,7 +8,12 @@
  * timeout and the retry starts on another worker; a cancelled activity kills its process and the
  * workflow waits for that (WAIT_CANCELLATION_COMPLETED), so an attempt never overlaps its retry.
  */
-import { ActivityCancellationType, proxyActivities, proxyLocalActivities, type ActivityOptions } from '@temporalio/workflow';
+import {
+  ActivityCancellationType,
+  proxyActivities,
+  proxyLocalActivities,
+  type ActivityOptions,
+} from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { Tuning } from '../runbook/types';
 

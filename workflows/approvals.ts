@@ -4,14 +4,7 @@
  * lists only the clusters this call decided, and why the others were not (closed, not waiting,
  * already decided). A child that closed in between never fails the parent.
  */
-import {
-  ApplicationFailure,
-  condition,
-  getExternalWorkflowHandle,
-  log,
-  setHandler,
-  uuid4,
-} from '@temporalio/workflow';
+import { ApplicationFailure, condition, getExternalWorkflowHandle, log, setHandler, uuid4 } from '@temporalio/workflow';
 import type { FleetStatus } from './fleet-status';
 import { childId } from './fan-out';
 import {

@@ -82,7 +82,10 @@ export class FleetStatus {
     this.phase = 'cancelled';
     for (const c of this.clusters.values()) {
       if (FINAL.includes(c.state)) continue;
-      const why = c.state === 'pending' ? 'not started: the upgrade was cancelled' : `cancelled${c.step ? ` (last step: ${c.step})` : ''}`;
+      const why =
+        c.state === 'pending'
+          ? 'not started: the upgrade was cancelled'
+          : `cancelled${c.step ? ` (last step: ${c.step})` : ''}`;
       this.update(c.cluster, { state: 'cancelled', error: why });
     }
   }

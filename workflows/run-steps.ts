@@ -22,7 +22,7 @@ export interface StepsOutcome {
 }
 
 const failureType = (err: unknown): string | undefined =>
-  err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause.type ?? undefined : undefined;
+  err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? (err.cause.type ?? undefined) : undefined;
 
 const arrow = (plan: ClusterPlan) => `${plan.from ?? 'none'} -> ${plan.to}`;
 

@@ -67,7 +67,8 @@ export async function upgradeEngine(input: UpgradeEngineInput): Promise<UpgradeR
     if (!carried) upsertMemo({ plan: memoOf(plan) });
 
     // 2. Control plane, verified before any worker cluster is touched.
-    const controlPlane = carried?.controlPlane ?? (await upgradeControlPlane(plan.controlPlane, request.upgradeId, acts, status));
+    const controlPlane =
+      carried?.controlPlane ?? (await upgradeControlPlane(plan.controlPlane, request.upgradeId, acts, status));
     status.finished(controlPlane);
 
     // 3. Worker clusters: a sliding window of children.

@@ -72,7 +72,11 @@ export async function plan(flags: UpgradeFlags, env: NodeJS.ProcessEnv = process
         .catch(failIf(fleet.controlPlane.name)),
       workers: await Promise.all(
         fleet.workers.map((cluster) =>
-          bounded(() => acts.preflightCluster({ upgradeId: request.upgradeId, cluster, release: 'skoala-init' }).catch(failIf(cluster.name)))
+          bounded(() =>
+            acts
+              .preflightCluster({ upgradeId: request.upgradeId, cluster, release: 'skoala-init' })
+              .catch(failIf(cluster.name))
+          )
         )
       ),
     };

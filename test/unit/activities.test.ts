@@ -10,10 +10,12 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createActivities } from '../../activities';
+import { parse } from 'yaml';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { createActivities, type ActivityDeps } from '../../activities';
 import { commandFailure } from '../../activities/errors';
 import type { CommandRunner, RunOptions, Tool } from '../../activities/exec';
+import { decideRules } from '../../runbook/rules';
 import type { BackupRef, ClusterRef, Step } from '../../runbook/types';
 
 const REPO = { name: 'skoala', url: 'https://release.daocloud.io/chartrepo/skoala' };
@@ -24,32 +26,108 @@ const global: ClusterRef = {
   context: 'admin',
   namespace: 'skoala-system',
 };
+const UID = 'u-1';
+const T0 = '2025-01-01T00:00:00Z';
 
-const LIST_W1 = [
+const HISTORY_W1 = [
+  'helm',
   '--kubeconfig',
   '/kc/w1.yaml',
-  'list',
+  'history',
+  'skoala-init',
   '-n',
   'skoala-system',
-  '-a',
-  '--filter',
-  '^skoala-init$',
+  '--max',
+  '20',
+  '-o',
+  'json',
+];
+const LABELS_W1 = [
+  'kubectl',
+  '--kubeconfig',
+  '/kc/w1.yaml',
+  'get',
+  'secrets',
+  '-n',
+  'skoala-system',
+  '-l',
+  'owner=helm,name=skoala-init',
+  '-o',
+  'jsonpath={range .items[*]}{.metadata.labels}{"\\n"}{end}',
+];
+const CRD_RECORD_W1 = [
+  'kubectl',
+  '--kubeconfig',
+  '/kc/w1.yaml',
+  'get',
+  'configmap',
+  'skoala-upgrade-crds',
+  '-n',
+  'skoala-system',
+  '--ignore-not-found',
   '-o',
   'json',
 ];
 
-const helmList = (status: string, version: string, revision: number, release = 'skoala-init'): string =>
-  JSON.stringify([
-    {
-      name: release,
-      namespace: 'skoala-system',
-      revision: String(revision),
-      updated: '2025-01-01 00:00:00.000000 +0000 UTC',
-      status,
-      chart: `${release}-${version}`,
-      app_version: version,
-    },
-  ]);
+/** The label helm stores on the release Secret of each revision the product makes. */
+const OWNER = 'skoala-upgrade.io/revision';
+/** Its value, from its definition: 20 hex digits of the upgrade ID's sha256, then the revision. */
+const mark = (upgradeId: string, revision: number): string =>
+  `${createHash('sha256').update(upgradeId).digest('hex').slice(0, 20)}.r${revision}`;
+
+/** One revision of a release, as helm history and its release Secret show it. */
+interface Rev {
+  revision: number;
+  status: string;
+  version: string;
+  updated?: string;
+  description?: string;
+  /** The owner label its release Secret carries (helm `--labels`); none when undefined. */
+  label?: string;
+}
+
+/** `helm history -o json`: oldest first, as helm prints it. */
+const history = (revs: Rev[], release = 'skoala-init'): string =>
+  JSON.stringify(
+    revs.map((r) => ({
+      revision: r.revision,
+      updated: r.updated ?? T0,
+      status: r.status,
+      chart: `${release}-${r.version}`,
+      app_version: r.version,
+      description: r.description ?? 'Upgrade complete',
+    }))
+  );
+
+/** What `kubectl get secrets -o jsonpath={...labels}` prints: one JSON labels map a line. */
+const labels = (revs: Rev[], release = 'skoala-init'): string =>
+  revs
+    .map(
+      (r) =>
+        `${JSON.stringify({
+          modifiedAt: '1735689600',
+          name: release,
+          owner: 'helm',
+          status: r.status,
+          version: String(r.revision),
+          ...(r.label ? { [OWNER]: r.label } : {}),
+        })}\n`
+    )
+    .join('');
+
+/** The two answers of one read of a release: its history, then the labels of its Secrets. */
+const state = (revs: Rev[], release = 'skoala-init'): [string, string] => [
+  history(revs, release),
+  labels(revs, release),
+];
+
+/** How `helm history` of a release that does not exist fails. */
+const notFound = (): ApplicationFailure =>
+  commandFailure({ tool: 'helm', argv: HISTORY_W1.slice(1), exitCode: 1, stderr: 'Error: release: not found' });
+
+/** `revision 4 (pending-upgrade, skoala-init-0.28.1, T0): Preparing upgrade`, written out. */
+const line = (r: Rev, release = 'skoala-init'): string =>
+  `revision ${r.revision} (${r.status}, ${release}-${r.version}, ${r.updated ?? T0}): ${r.description ?? 'Upgrade complete'}`;
 
 type Reply = string | Error | ((argv: string[]) => string | Promise<string>);
 interface Call {
@@ -108,6 +186,7 @@ beforeEach(async () => {
   env = new MockActivityEnvironment(undefined, { logger });
 });
 afterEach(async () => {
+  vi.useRealTimers();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -116,13 +195,16 @@ function act<A extends unknown[], R>(fn: (...args: A) => Promise<R>, ...args: No
   return env.run<A, R, (...args: A) => Promise<R>>(fn, ...args);
 }
 
-const activitiesWith = (run: CommandRunner) =>
-  createActivities({ helm: 'helm', kubectl: 'kubectl', backupDir, workDir, run, jobPollMs: 5, helmTimeoutMs: 60_000 });
+/** helm's timeout is the production default (10 minutes) unless a test says otherwise. */
+const activitiesWith = (run: CommandRunner, over: Partial<ActivityDeps> = {}) =>
+  createActivities({ helm: 'helm', kubectl: 'kubectl', backupDir, workDir, run, jobPollMs: 5, ...over });
 
 const VALUES = 'hive:\n  configMap:\n    data:\n      database:\n        password: hunter2\n';
+const backupFileOf = (revision: number, upgradeId = UID) =>
+  path.join(backupDir, upgradeId, 'w1', `skoala-init-revision-${revision}.yaml`);
 
 describe('backupValues', () => {
-  const input = { upgradeId: 'u-1', cluster: w1, release: 'skoala-init' as const, revision: 3 };
+  const input = { upgradeId: UID, cluster: w1, release: 'skoala-init' as const, revision: 3 };
 
   it('writes the values owner-only under backupDir and returns only a reference and a checksum', async () => {
     const r = recorder(VALUES);
@@ -144,7 +226,7 @@ describe('backupValues', () => {
       ],
     ]);
     expect(ref).toEqual({
-      ref: path.join('u-1', 'w1', 'skoala-init.yaml'),
+      ref: path.join('u-1', 'w1', 'skoala-init-revision-3.yaml'),
       sha256: createHash('sha256').update(VALUES).digest('hex'),
       reused: false,
     });
@@ -154,17 +236,36 @@ describe('backupValues', () => {
     expect((await stat(file)).mode & 0o777).toBe(0o600);
     expect((await stat(path.dirname(file))).mode & 0o077).toBe(0);
     // no temp file left behind
-    expect(await readdir(path.dirname(file))).toEqual(['skoala-init.yaml']);
+    expect(await readdir(path.dirname(file))).toEqual(['skoala-init-revision-3.yaml']);
   });
 
-  it('a second call reuses the saved copy without running helm', async () => {
+  it('a second call (a retry) reuses the saved copy without running helm', async () => {
     const r = recorder(VALUES);
     const acts = activitiesWith(r.run);
     const first = await act(acts.backupValues, input);
     // a retry after the upgrade started must not capture the new values
-    const second = await act(acts.backupValues, { ...input, revision: 4 });
+    const second = await act(acts.backupValues, input);
     expect(r.calls).toHaveLength(1);
     expect(second).toEqual({ ...first, reused: true });
+  });
+
+  it('two revisions of the same release are two backups: a later one never overwrites an earlier one', async () => {
+    const r = recorder(VALUES, 'later: values\n');
+    const acts = activitiesWith(r.run);
+    const three = await act(acts.backupValues, input);
+    const four = await act(acts.backupValues, { ...input, revision: 4 });
+    expect(r.argvs().map((argv) => argv[argv.indexOf('--revision') + 1])).toEqual(['3', '4']);
+    expect([three.ref, four.ref]).toEqual([
+      path.join('u-1', 'w1', 'skoala-init-revision-3.yaml'),
+      path.join('u-1', 'w1', 'skoala-init-revision-4.yaml'),
+    ]);
+    expect([three.reused, four.reused]).toEqual([false, false]);
+    expect((await readdir(path.join(backupDir, 'u-1', 'w1'))).sort()).toEqual([
+      'skoala-init-revision-3.yaml',
+      'skoala-init-revision-4.yaml',
+    ]);
+    expect(await readFile(backupFileOf(3), 'utf8')).toBe(VALUES);
+    expect(await readFile(backupFileOf(4), 'utf8')).toBe('later: values\n');
   });
 
   it('the same release on another cluster or in another upgrade is its own backup', async () => {
@@ -176,9 +277,9 @@ describe('backupValues', () => {
       await act(acts.backupValues, { ...input, upgradeId: 'u-2' }),
     ];
     expect(refs.map((x) => x.ref)).toEqual([
-      path.join('u-1', 'w1', 'skoala-init.yaml'),
-      path.join('u-1', 'w2', 'skoala-init.yaml'),
-      path.join('u-2', 'w1', 'skoala-init.yaml'),
+      path.join('u-1', 'w1', 'skoala-init-revision-3.yaml'),
+      path.join('u-1', 'w2', 'skoala-init-revision-3.yaml'),
+      path.join('u-2', 'w1', 'skoala-init-revision-3.yaml'),
     ]);
     expect(refs.every((x) => !x.reused)).toBe(true);
   });
@@ -206,7 +307,8 @@ describe('upgradeRelease', () => {
     valuesFiles: ['/v/site.yaml'],
     fromRevision: 3,
   };
-  const upgradeArgv = (backupFile: string) => [
+  /** The exact helm upgrade, marked as revision `revision` of upgrade `upgradeId`. */
+  const upgradeArgv = (backupFile: string, revision: number, upgradeId = UID) => [
     'helm',
     '--kubeconfig',
     '/kc/w1.yaml',
@@ -231,99 +333,376 @@ describe('upgradeRelease', () => {
     'seata-operator.image.tag=v0.28.1',
     '--history-max',
     '10',
+    '--description',
+    `skoala-upgrade ${upgradeId}`,
+    '--labels',
+    `skoala-upgrade.io/revision=${mark(upgradeId, revision)}`,
+    '--timeout',
+    '600s',
   ];
 
-  async function backupFor(upgradeId = 'u-1'): Promise<BackupRef> {
+  const r3: Rev = { revision: 3, status: 'deployed', version: '0.27.2' };
+  const r3old: Rev = { ...r3, status: 'superseded' };
+  /** Revision 4 at the target, made by this upgrade. */
+  const ours4: Rev = { revision: 4, status: 'deployed', version: '0.28.1', label: mark(UID, 4) };
+
+  async function backupFor(upgradeId = UID): Promise<BackupRef> {
     const r = recorder(VALUES);
     return act(activitiesWith(r.run).backupValues, { upgradeId, cluster: w1, release: 'skoala-init', revision: 3 });
   }
 
-  it('lists, upgrades with the backup first, lists again', async () => {
+  it('reads the release, upgrades with the backup first and its marks, reads it again', async () => {
     const backup = await backupFor();
-    const r = recorder(helmList('deployed', '0.27.2', 3), '', helmList('deployed', '0.28.1', 4));
-    const out = await act(activitiesWith(r.run).upgradeRelease, { cluster: w1, step, backup });
+    const r = recorder(...state([r3]), '', ...state([r3old, ours4]));
+    const out = await act(activitiesWith(r.run).upgradeRelease, { upgradeId: UID, cluster: w1, step, backup });
     expect(out).toEqual({ revision: 4, alreadyDone: false });
-    expect(r.argvs()).toEqual([
-      ['helm', ...LIST_W1],
-      upgradeArgv(path.join(backupDir, 'u-1', 'w1', 'skoala-init.yaml')),
-      ['helm', ...LIST_W1],
-    ]);
-    expect(r.calls[1]?.opts).toEqual({ timeoutMs: 60_000 });
+    expect(r.argvs()).toEqual([HISTORY_W1, LABELS_W1, upgradeArgv(backupFileOf(3), 4), HISTORY_W1, LABELS_W1]);
+    // helm stops itself at --timeout 600s; the process limit is a minute later
+    expect(r.calls[2]?.opts).toEqual({ timeoutMs: 660_000 });
   });
 
-  it('already deployed at the target after fromRevision: only the list, no upgrade', async () => {
+  it('the owner mark names the revision helm will create: the newest one + 1, whatever its status', async () => {
     const backup = await backupFor();
-    const r = recorder(helmList('deployed', '0.28.1', 4));
-    const out = await act(activitiesWith(r.run).upgradeRelease, { cluster: w1, step, backup });
+    const r = recorder(
+      ...state([
+        { revision: 1, status: 'superseded', version: '0.26.2' },
+        { revision: 2, status: 'superseded', version: '0.27.1' },
+        r3,
+        { revision: 4, status: 'failed', version: '0.28.1', label: mark(UID, 4) },
+      ]),
+      '',
+      ...state([r3, { revision: 5, status: 'deployed', version: '0.28.1', label: mark(UID, 5) }])
+    );
+    const out = await act(activitiesWith(r.run).upgradeRelease, { upgradeId: UID, cluster: w1, step, backup });
+    expect(out).toEqual({ revision: 5, alreadyDone: false });
+    expect(r.argvs()[2]).toEqual(upgradeArgv(backupFileOf(3), 5));
+  });
+
+  it('helm --timeout follows helmTimeoutMs', async () => {
+    const backup = await backupFor();
+    const r = recorder(...state([r3]), '', ...state([r3old, ours4]));
+    await act(activitiesWith(r.run, { helmTimeoutMs: 90_000 }).upgradeRelease, {
+      upgradeId: UID,
+      cluster: w1,
+      step,
+      backup,
+    });
+    expect(r.calls[2]?.argv.slice(-2)).toEqual(['--timeout', '90s']);
+    expect(r.calls[2]?.opts).toEqual({ timeoutMs: 150_000 });
+  });
+
+  it('our revision already deployed at the target: only the read, no upgrade (alreadyDone)', async () => {
+    const backup = await backupFor();
+    const r = recorder(...state([r3old, ours4]));
+    const out = await act(activitiesWith(r.run).upgradeRelease, { upgradeId: UID, cluster: w1, step, backup });
     expect(out).toEqual({ revision: 4, alreadyDone: true });
-    expect(r.argvs()).toEqual([['helm', ...LIST_W1]]);
+    expect(r.argvs()).toEqual([HISTORY_W1, LABELS_W1]);
   });
 
-  it('pending-upgrade (a killed helm): rolls back to fromRevision, then upgrades', async () => {
+  it('deployed at the target by someone else is not ours: ValuesChanged, no upgrade', async () => {
     const backup = await backupFor();
-    const r = recorder(helmList('pending-upgrade', '0.28.1', 4), '', '', helmList('deployed', '0.28.1', 6));
-    const out = await act(activitiesWith(r.run).upgradeRelease, { cluster: w1, step, backup });
+    const theirs: Rev = { ...ours4, label: undefined };
+    const r = recorder(...state([r3old, theirs]));
+    const err = await failureOf(
+      act(activitiesWith(r.run).upgradeRelease, { upgradeId: UID, cluster: w1, step, backup })
+    );
+    expect(err).toMatchObject({ type: 'ValuesChanged', nonRetryable: true });
+    expect(err.message).toBe(
+      `values changed since the plan: re-run plan (skoala-init on w1 is now at ${line(theirs)}, planned from revision 3)`
+    );
+    expect(r.argvs()).toEqual([HISTORY_W1, LABELS_W1]);
+  });
+
+  it.each([
+    ['a label helm copied from our earlier revision', mark(UID, 4)],
+    ['the label of another upgrade', mark('u-2', 5)],
+  ])('%s does not make a revision ours', async (_, label) => {
+    const backup = await backupFor();
+    // revision 5: someone's later upgrade (helm copies the release labels to it)
+    const theirs: Rev = { revision: 5, status: 'deployed', version: '0.28.1', label };
+    const r = recorder(...state([r3old, { ...ours4, status: 'superseded' }, theirs]));
+    const err = await failureOf(
+      act(activitiesWith(r.run).upgradeRelease, { upgradeId: UID, cluster: w1, step, backup })
+    );
+    expect(err).toMatchObject({ type: 'ValuesChanged', nonRetryable: true });
+    expect(err.message).toBe(
+      `values changed since the plan: re-run plan (skoala-init on w1 is now at ${line(theirs)}, planned from revision 3)`
+    );
+  });
+
+  it('the deployed revision moved since the plan (someone upgraded): ValuesChanged, no upgrade', async () => {
+    const backup = await backupFor();
+    const moved: Rev = { revision: 4, status: 'deployed', version: '0.27.2', description: 'Upgrade complete' };
+    const r = recorder(...state([r3old, moved]));
+    const err = await failureOf(
+      act(activitiesWith(r.run).upgradeRelease, { upgradeId: UID, cluster: w1, step, backup })
+    );
+    expect(err).toMatchObject({ type: 'ValuesChanged', nonRetryable: true });
+    expect(err.message).toBe(
+      `values changed since the plan: re-run plan (skoala-init on w1 is now at ${line(moved)}, planned from revision 3)`
+    );
+    expect(r.argvs()).toEqual([HISTORY_W1, LABELS_W1]);
+  });
+
+  it('a rollback to the planned revision restores its values: the upgrade goes ahead', async () => {
+    const backup = await backupFor();
+    const rolledBack: Rev = { revision: 5, status: 'deployed', version: '0.27.2', description: 'Rollback to 3' };
+    const r = recorder(
+      ...state([r3old, { revision: 4, status: 'superseded', version: '0.28.1', label: mark(UID, 4) }, rolledBack]),
+      '',
+      ...state([r3old, { ...rolledBack, status: 'superseded' }, { ...ours4, revision: 6, label: mark(UID, 6) }])
+    );
+    const out = await act(activitiesWith(r.run).upgradeRelease, { upgradeId: UID, cluster: w1, step, backup });
     expect(out).toEqual({ revision: 6, alreadyDone: false });
-    expect(r.argvs()).toEqual([
-      ['helm', ...LIST_W1],
-      ['helm', '--kubeconfig', '/kc/w1.yaml', 'rollback', 'skoala-init', '3', '-n', 'skoala-system'],
-      upgradeArgv(path.join(backupDir, 'u-1', 'w1', 'skoala-init.yaml')),
-      ['helm', ...LIST_W1],
-    ]);
-    expect(logger.entries.filter((e) => e.level === 'WARN')).toEqual([
-      {
-        level: 'WARN',
-        message: 'release left pending by an interrupted helm; rolling back to the pre-upgrade revision',
-        meta: expect.objectContaining({
-          cluster: 'w1',
-          release: 'skoala-init',
-          status: 'pending-upgrade',
-          revision: 3,
-        }),
-      },
-    ]);
+    expect(r.argvs()).toEqual([HISTORY_W1, LABELS_W1, upgradeArgv(backupFileOf(3), 6), HISTORY_W1, LABELS_W1]);
   });
 
-  it('pending-install: non-retryable ReleaseStuck, nothing run but the list', async () => {
+  it('a rollback to another revision is not the planned base: ValuesChanged', async () => {
     const backup = await backupFor();
-    const r = recorder(helmList('pending-install', '0.28.1', 1));
-    const err = await failureOf(act(activitiesWith(r.run).upgradeRelease, { cluster: w1, step, backup }));
-    expect(err).toMatchObject({ type: 'ReleaseStuck', nonRetryable: true });
-    expect(err.message).toBe('skoala-init on w1 is stuck pending-install; check it with helm history before retrying');
-    expect(r.argvs()).toEqual([['helm', ...LIST_W1]]);
+    const rolledBack: Rev = { revision: 5, status: 'deployed', version: '0.27.1', description: 'Rollback to 2' };
+    const r = recorder(...state([r3old, { revision: 4, status: 'superseded', version: '0.27.2' }, rolledBack]));
+    const err = await failureOf(
+      act(activitiesWith(r.run).upgradeRelease, { upgradeId: UID, cluster: w1, step, backup })
+    );
+    expect(err).toMatchObject({ type: 'ValuesChanged', nonRetryable: true });
+    expect(err.message).toBe(
+      `values changed since the plan: re-run plan (skoala-init on w1 is now at ${line(rolledBack)}, planned from revision 3)`
+    );
+    expect(r.calls).toHaveLength(2);
   });
 
-  it('a pending release on a fresh install has nothing to roll back to: ReleaseStuck', async () => {
-    const r = recorder(helmList('pending-upgrade', '0.28.1', 2));
-    const fresh = { ...step, useBackup: false, fromRevision: undefined };
-    const err = await failureOf(act(activitiesWith(r.run).upgradeRelease, { cluster: w1, step: fresh }));
-    expect(err).toMatchObject({ type: 'ReleaseStuck', nonRetryable: true });
+  it('not installed any more (and not a fresh install): ReleaseMissing, nothing but the history read', async () => {
+    const backup = await backupFor();
+    const r = recorder(notFound());
+    const err = await failureOf(
+      act(activitiesWith(r.run).upgradeRelease, { upgradeId: UID, cluster: w1, step, backup })
+    );
+    expect(err).toMatchObject({ type: 'ReleaseMissing', nonRetryable: true });
+    expect(err.message).toBe('skoala-init on w1 is not installed any more; re-run plan');
+    expect(r.argvs()).toEqual([HISTORY_W1]);
+  });
+
+  it('a failed history read other than "not found" is not taken for "not installed"', async () => {
+    const down = commandFailure({
+      tool: 'helm',
+      argv: HISTORY_W1.slice(1),
+      exitCode: 1,
+      stderr:
+        'Error: Kubernetes cluster unreachable: Get "https://10.6.0.1:6443/version": dial tcp: connect: connection refused',
+    });
+    const r = recorder(down);
+    const err = await failureOf(
+      act(activitiesWith(r.run).upgradeRelease, { upgradeId: UID, cluster: w1, step: { ...step, install: true } })
+    );
+    expect(err).toMatchObject({ type: 'ClusterUnreachable', nonRetryable: false });
     expect(r.calls).toHaveLength(1);
   });
 
-  it('a fresh install: no -f for a backup', async () => {
-    const r = recorder('[]', '', helmList('deployed', '0.28.1', 1));
-    const fresh = { ...step, useBackup: false, valuesFiles: [], fromRevision: undefined };
-    const out = await act(activitiesWith(r.run).upgradeRelease, { cluster: w1, step: fresh });
+  it('a fresh install (--allow-install): no -f for a backup, marked as revision 1', async () => {
+    const r = recorder(
+      notFound(),
+      '',
+      ...state([{ revision: 1, status: 'deployed', version: '0.28.1', label: mark(UID, 1) }])
+    );
+    const fresh = { ...step, useBackup: false, valuesFiles: [], fromRevision: undefined, install: true };
+    const out = await act(activitiesWith(r.run).upgradeRelease, { upgradeId: UID, cluster: w1, step: fresh });
     expect(out).toEqual({ revision: 1, alreadyDone: false });
-    expect(r.calls[1]?.argv).not.toContain('-f');
+    expect(r.argvs()).toEqual([
+      HISTORY_W1,
+      [
+        'helm',
+        '--kubeconfig',
+        '/kc/w1.yaml',
+        'upgrade',
+        '--install',
+        '--create-namespace',
+        '-n',
+        'skoala-system',
+        'skoala-init',
+        'skoala-init',
+        '--repo',
+        REPO.url,
+        '--version',
+        '0.28.1',
+        '--set',
+        'nacos-operator.image.tag=v0.28.1',
+        '--set',
+        'seata-operator.image.tag=v0.28.1',
+        '--history-max',
+        '10',
+        '--description',
+        'skoala-upgrade u-1',
+        '--labels',
+        `skoala-upgrade.io/revision=${mark(UID, 1)}`,
+        '--timeout',
+        '600s',
+      ],
+      HISTORY_W1,
+      LABELS_W1,
+    ]);
+  });
+
+  describe('a pending revision', () => {
+    const NOW = Date.parse('2025-06-01T12:00:00Z');
+    const ago = (ms: number) => new Date(NOW - ms).toISOString().replace('.000Z', 'Z');
+    const pending = (updated: string, label?: string, status = 'pending-upgrade'): Rev => ({
+      revision: 4,
+      status,
+      version: '0.28.1',
+      updated,
+      description: 'Preparing upgrade',
+      label,
+    });
+    beforeEach(() => {
+      vi.useFakeTimers({ toFake: ['Date'] });
+      vi.setSystemTime(NOW);
+    });
+
+    it('not ours (another helm is at work): retryable ReleaseLocked, however old, nothing changed', async () => {
+      const backup = await backupFor();
+      const theirs = pending(ago(60 * 60_000));
+      const r = recorder(...state([r3, theirs]));
+      const err = await failureOf(
+        act(activitiesWith(r.run, { pendingGraceMs: 60_000 }).upgradeRelease, {
+          upgradeId: UID,
+          cluster: w1,
+          step,
+          backup,
+        })
+      );
+      expect(err).toMatchObject({ type: 'ReleaseLocked', nonRetryable: false });
+      expect(err.message).toBe(`skoala-init on w1 is held by another helm operation (${line(theirs)})`);
+      expect(r.argvs()).toEqual([HISTORY_W1, LABELS_W1]);
+    });
+
+    it('ours, younger than pendingGraceMs (our helm may still run): retryable ReleaseLocked, no rollback', async () => {
+      const backup = await backupFor();
+      const young = pending(ago(60_000), mark(UID, 4));
+      const r = recorder(...state([r3, young]));
+      const err = await failureOf(
+        act(activitiesWith(r.run, { pendingGraceMs: 300_000 }).upgradeRelease, {
+          upgradeId: UID,
+          cluster: w1,
+          step,
+          backup,
+        })
+      );
+      expect(err).toMatchObject({ type: 'ReleaseLocked', nonRetryable: false });
+      expect(err.message).toBe(
+        `skoala-init on w1: our earlier helm may still be running (${line(young)}); waiting 240 s more before rolling it back`
+      );
+      expect(r.argvs()).toEqual([HISTORY_W1, LABELS_W1]);
+    });
+
+    it('ours: the default grace is helm timeout + 2 minutes', async () => {
+      const backup = await backupFor();
+      const young = pending(ago(11 * 60_000), mark(UID, 4));
+      const r = recorder(...state([r3, young]));
+      const err = await failureOf(
+        act(activitiesWith(r.run).upgradeRelease, { upgradeId: UID, cluster: w1, step, backup })
+      );
+      expect(err).toMatchObject({ type: 'ReleaseLocked', nonRetryable: false });
+      expect(err.message).toBe(
+        `skoala-init on w1: our earlier helm may still be running (${line(young)}); waiting 60 s more before rolling it back`
+      );
+    });
+
+    it('ours, older than pendingGraceMs: non-retryable PendingRollbackNeeded, the rollback left to the workflow', async () => {
+      const backup = await backupFor();
+      const old = pending(ago(10 * 60_000), mark(UID, 4));
+      const r = recorder(...state([r3, old]));
+      const err = await failureOf(
+        act(activitiesWith(r.run, { pendingGraceMs: 300_000 }).upgradeRelease, {
+          upgradeId: UID,
+          cluster: w1,
+          step,
+          backup,
+        })
+      );
+      expect(err).toMatchObject({ type: 'PendingRollbackNeeded', nonRetryable: true });
+      expect(err.message).toBe(
+        `skoala-init on w1 was left pending by our interrupted helm (${line(old)}): roll back to revision 3 first`
+      );
+      expect(r.argvs()).toEqual([HISTORY_W1, LABELS_W1]);
+    });
+
+    it('ours, old, pending-install: ReleaseStuck, nothing run but the read', async () => {
+      const backup = await backupFor();
+      const stuck = { ...pending(ago(60 * 60_000), mark(UID, 1), 'pending-install'), revision: 1 };
+      const r = recorder(...state([stuck]));
+      const err = await failureOf(
+        act(activitiesWith(r.run).upgradeRelease, { upgradeId: UID, cluster: w1, step, backup })
+      );
+      expect(err).toMatchObject({ type: 'ReleaseStuck', nonRetryable: true });
+      expect(err.message).toBe(
+        `skoala-init on w1 is stuck pending-install (${line(stuck)}); check it with helm history before retrying`
+      );
+      expect(r.argvs()).toEqual([HISTORY_W1, LABELS_W1]);
+    });
+
+    it('ours, old, on a fresh install: nothing to roll back to, ReleaseStuck', async () => {
+      const stuck = pending(ago(60 * 60_000), mark(UID, 4));
+      const r = recorder(...state([r3, stuck]));
+      const fresh = { ...step, useBackup: false, fromRevision: undefined, install: true };
+      const err = await failureOf(
+        act(activitiesWith(r.run).upgradeRelease, { upgradeId: UID, cluster: w1, step: fresh })
+      );
+      expect(err).toMatchObject({ type: 'ReleaseStuck', nonRetryable: true });
+      expect(err.message).toBe(
+        `skoala-init on w1 is stuck pending-upgrade (${line(stuck)}); check it with helm history before retrying`
+      );
+      expect(r.calls).toHaveLength(2);
+    });
+  });
+
+  it('failed by another operation: non-retryable ReleaseFailed, no upgrade', async () => {
+    const backup = await backupFor();
+    const failed: Rev = {
+      revision: 4,
+      status: 'failed',
+      version: '0.28.1',
+      description: 'Upgrade "skoala-init" failed: timed out waiting for the condition',
+    };
+    const r = recorder(...state([r3, failed]));
+    const err = await failureOf(
+      act(activitiesWith(r.run).upgradeRelease, { upgradeId: UID, cluster: w1, step, backup })
+    );
+    expect(err).toMatchObject({ type: 'ReleaseFailed', nonRetryable: true });
+    expect(err.message).toBe(`skoala-init on w1 failed by another operation (${line(failed)})`);
+    expect(r.argvs()).toEqual([HISTORY_W1, LABELS_W1]);
+  });
+
+  it('failed by our own earlier attempt: upgraded again from the planned revision', async () => {
+    const backup = await backupFor();
+    const ourFailed: Rev = { revision: 4, status: 'failed', version: '0.28.1', label: mark(UID, 4) };
+    const r = recorder(
+      ...state([r3, ourFailed]),
+      '',
+      ...state([r3old, ourFailed, { ...ours4, revision: 5, label: mark(UID, 5) }])
+    );
+    const out = await act(activitiesWith(r.run).upgradeRelease, { upgradeId: UID, cluster: w1, step, backup });
+    expect(out).toEqual({ revision: 5, alreadyDone: false });
+    expect(r.argvs()[2]).toEqual(upgradeArgv(backupFileOf(3), 5));
   });
 
   it('a backup that is needed but missing: non-retryable, no upgrade', async () => {
-    const r = recorder(helmList('deployed', '0.27.2', 3));
-    const err = await failureOf(act(activitiesWith(r.run).upgradeRelease, { cluster: w1, step }));
+    const r = recorder(...state([r3]));
+    const err = await failureOf(act(activitiesWith(r.run).upgradeRelease, { upgradeId: UID, cluster: w1, step }));
     expect(err).toMatchObject({ type: 'BackupMissing', nonRetryable: true });
-    expect(r.calls).toHaveLength(1);
+    expect(err.message).toBe('no values backup for skoala-init on w1');
+    expect(r.calls).toHaveLength(2);
   });
 
   it('a backup changed since it was taken is not used', async () => {
     const backup = await backupFor();
     await writeFile(path.join(backupDir, backup.ref), 'tampered: true\n');
-    const r = recorder(helmList('deployed', '0.27.2', 3));
-    await expect(act(activitiesWith(r.run).upgradeRelease, { cluster: w1, step, backup })).rejects.toThrow(
-      /does not match the checksum recorded when it was taken/
+    const r = recorder(...state([r3]));
+    const err = await failureOf(
+      act(activitiesWith(r.run).upgradeRelease, { upgradeId: UID, cluster: w1, step, backup })
     );
-    expect(r.calls).toHaveLength(1);
+    expect(err).toMatchObject({ type: 'BackupChecksumMismatch', nonRetryable: true });
+    expect(err.message).toBe(`values backup ${backupFileOf(3)} does not match the checksum recorded when it was taken`);
+    expect(r.calls).toHaveLength(2);
   });
 
   it('a failed helm upgrade surfaces as the runner classified it', async () => {
@@ -334,9 +713,67 @@ describe('upgradeRelease', () => {
       exitCode: 1,
       stderr: 'Error: UPGRADE FAILED: another operation (install/upgrade/rollback) is in progress',
     });
-    const r = recorder(helmList('deployed', '0.27.2', 3), locked);
-    const err = await failureOf(act(activitiesWith(r.run).upgradeRelease, { cluster: w1, step, backup }));
+    const r = recorder(...state([r3]), locked);
+    const err = await failureOf(
+      act(activitiesWith(r.run).upgradeRelease, { upgradeId: UID, cluster: w1, step, backup })
+    );
     expect(err).toMatchObject({ type: 'ReleaseLocked', nonRetryable: false });
+  });
+});
+
+describe('rollbackRelease', () => {
+  const input = { upgradeId: UID, cluster: w1, release: 'skoala-init' as const, revision: 3 };
+  const r3: Rev = { revision: 3, status: 'deployed', version: '0.27.2' };
+  const ROLLBACK = [
+    'helm',
+    '--kubeconfig',
+    '/kc/w1.yaml',
+    'rollback',
+    'skoala-init',
+    '3',
+    '-n',
+    'skoala-system',
+    '--timeout',
+    '600s',
+  ];
+
+  it('a pending revision of ours: rolled back to the given revision, with a warning', async () => {
+    const ourPending: Rev = {
+      revision: 4,
+      status: 'pending-upgrade',
+      version: '0.28.1',
+      description: 'Preparing upgrade',
+      label: mark(UID, 4),
+    };
+    const r = recorder(...state([r3, ourPending]), 'Rollback was a success! Happy Helming!\n');
+    await expect(act(activitiesWith(r.run).rollbackRelease, input)).resolves.toEqual({ rolledBack: true });
+    expect(r.argvs()).toEqual([HISTORY_W1, LABELS_W1, ROLLBACK]);
+    expect(r.calls[2]?.opts).toEqual({ timeoutMs: 660_000 });
+    expect(logger.entries.filter((e) => e.level === 'WARN')).toEqual([
+      {
+        level: 'WARN',
+        message: 'rolling back a revision our interrupted helm left pending',
+        meta: expect.objectContaining({ cluster: 'w1', release: 'skoala-init', pending: line(ourPending), to: 3 }),
+      },
+    ]);
+  });
+
+  it.each<[string, Rev]>([
+    ['pending, but not ours', { revision: 4, status: 'pending-upgrade', version: '0.28.1' }],
+    [
+      'ours, but deployed (rolled back or finished meanwhile)',
+      { revision: 4, status: 'deployed', version: '0.28.1', label: mark(UID, 4) },
+    ],
+    ['ours, but failed', { revision: 4, status: 'failed', version: '0.28.1', label: mark(UID, 4) }],
+    [
+      'pending with a label copied from our earlier revision',
+      { revision: 5, status: 'pending-upgrade', version: '0.28.1', label: mark(UID, 4) },
+    ],
+  ])('%s: nothing rolled back', async (_, newest) => {
+    const r = recorder(...state([r3, newest]));
+    await expect(act(activitiesWith(r.run).rollbackRelease, input)).resolves.toEqual({ rolledBack: false });
+    expect(r.argvs()).toEqual([HISTORY_W1, LABELS_W1]);
+    expect(logger.entries.filter((e) => e.level === 'WARN')).toEqual([]);
   });
 });
 
@@ -351,13 +788,13 @@ describe('checkChartVersion', () => {
   });
 
   it('a version the repository lacks is a non-retryable ChartVersionNotFound', async () => {
-    const notFound = commandFailure({
+    const notFoundInRepo = commandFailure({
       tool: 'helm',
       argv: SHOW.slice(1),
       exitCode: 1,
       stderr: `Error: chart "skoala" version "9.9.9" not found in ${REPO.url} repository`,
     });
-    const r = recorder(notFound);
+    const r = recorder(notFoundInRepo);
     const err = await failureOf(act(activitiesWith(r.run).checkChartVersion, input));
     expect(err).toMatchObject({ type: 'ChartVersionNotFound', nonRetryable: true });
     expect(err.message).toBe(`chart skoala 9.9.9 is not in repository skoala (${REPO.url})`);
@@ -375,148 +812,217 @@ describe('checkChartVersion', () => {
   });
 });
 
-describe('runDbMigrationJob', () => {
-  const input = { cluster: global, manifest: '/ops/job.yaml' };
-  const APPLY = [
-    'kubectl',
-    '--kubeconfig',
-    '/kc/global.yaml',
-    '--context',
-    'admin',
-    'apply',
-    '-n',
-    'skoala-system',
-    '-f',
-    '/ops/job.yaml',
-    '-o',
-    'name',
-  ];
-  const GET = [
-    'kubectl',
-    '--kubeconfig',
-    '/kc/global.yaml',
-    '--context',
-    'admin',
-    'get',
-    '-n',
-    'skoala-system',
-    'job.batch/skoala-db-upgrade',
-    '-o',
-    'json',
-  ];
-  const job = (conditions: object[] | undefined) =>
-    JSON.stringify({ kind: 'Job', status: conditions ? { conditions } : { active: 1 } });
-
-  it('applies the Job and waits for Complete, heartbeating meanwhile', async () => {
-    const beats: unknown[] = [];
-    env.on('heartbeat', (d: unknown) => beats.push(d));
-    const r = recorder(
-      'job.batch/skoala-db-upgrade\n',
-      job(undefined),
-      job([{ type: 'Complete', status: 'False' }]),
-      job([
-        { type: 'SuccessCriteriaMet', status: 'True' },
-        { type: 'Complete', status: 'True' },
-      ])
-    );
-    await expect(act(activitiesWith(r.run).runDbMigrationJob, input)).resolves.toEqual({
-      job: 'job.batch/skoala-db-upgrade',
-    });
-    expect(r.argvs()).toEqual([APPLY, GET, GET, GET]);
-    expect(beats).toEqual([
-      { waitingFor: 'job.batch/skoala-db-upgrade' },
-      { waitingFor: 'job.batch/skoala-db-upgrade' },
-    ]);
-  });
-
-  it("fails non-retryable with the Job's reason when it failed", async () => {
-    const r = recorder(
-      'job.batch/skoala-db-upgrade\n',
-      job(undefined),
-      job([
-        { type: 'FailureTarget', status: 'True', reason: 'BackoffLimitExceeded' },
-        {
-          type: 'Failed',
-          status: 'True',
-          reason: 'BackoffLimitExceeded',
-          message: 'Job has reached the specified backoff limit',
-        },
-      ])
-    );
-    const err = await failureOf(act(activitiesWith(r.run).runDbMigrationJob, input));
-    expect(err).toMatchObject({ type: 'DbMigrationJobFailed', nonRetryable: true });
-    expect(err.message).toBe(
-      'DB-migration job.batch/skoala-db-upgrade failed on global: BackoffLimitExceeded: Job has reached the specified backoff limit'
-    );
-    expect(r.argvs()).toEqual([APPLY, GET, GET]);
-  });
-
-  it('a manifest that is not a Job is refused before waiting', async () => {
-    const r = recorder('configmap/skoala-db\n');
-    const err = await failureOf(act(activitiesWith(r.run).runDbMigrationJob, input));
-    expect(err).toMatchObject({ type: 'InvalidManifest', nonRetryable: true });
-    expect(err.message).toBe('/ops/job.yaml is not a Job manifest (applied configmap/skoala-db)');
-    expect(r.calls).toHaveLength(1);
-  });
-});
-
 describe('verifyRelease', () => {
   const input = { cluster: w1, release: 'skoala-init' as const, version: '0.28.1' };
+  const r3: Rev = { revision: 3, status: 'superseded', version: '0.27.2' };
 
-  it('deployed at the target: returns the revision', async () => {
-    const r = recorder(helmList('deployed', '0.28.1', 4));
+  it('deployed at the target: returns the revision, read from helm history', async () => {
+    const r = recorder(history([r3, { revision: 4, status: 'deployed', version: '0.28.1' }]));
     await expect(act(activitiesWith(r.run).verifyRelease, input)).resolves.toEqual({ revision: 4 });
-    expect(r.argvs()).toEqual([['helm', ...LIST_W1]]);
+    expect(r.argvs()).toEqual([HISTORY_W1]);
   });
 
   it.each([
-    [helmList('deployed', '0.27.2', 3), 'skoala-init on w1 is deployed at 0.27.2, expected deployed at 0.28.1'],
-    [helmList('failed', '0.28.1', 4), 'skoala-init on w1 is failed at 0.28.1, expected deployed at 0.28.1'],
+    [history([{ ...r3, status: 'deployed' }]), 'skoala-init on w1 is deployed at 0.27.2, expected deployed at 0.28.1'],
+    [
+      history([
+        { ...r3, status: 'deployed' },
+        { revision: 4, status: 'failed', version: '0.28.1' },
+      ]),
+      'skoala-init on w1 is failed at 0.28.1, expected deployed at 0.28.1',
+    ],
     ['[]', 'skoala-init on w1 is not installed, expected deployed at 0.28.1'],
-  ])('fails when not deployed at the target (%#)', async (list, message) => {
-    const err = await failureOf(act(activitiesWith(recorder(list).run).verifyRelease, input));
+  ])('fails when not deployed at the target (%#)', async (out, message) => {
+    const err = await failureOf(act(activitiesWith(recorder(out).run).verifyRelease, input));
     expect(err.type).toBe('ReleaseNotAtTarget');
     expect(err.message).toBe(message);
   });
 });
 
-describe('read-only and small steps', () => {
-  it('preflightCluster: Kubernetes version, then the release', async () => {
-    const r = recorder(
-      JSON.stringify({ clientVersion: { gitVersion: 'v1.33.1' }, serverVersion: { gitVersion: 'v1.24.17-gke.100' } }),
-      helmList('deployed', '0.27.2', 3, 'skoala')
-    );
-    const facts = await act(activitiesWith(r.run).preflightCluster, { cluster: global, release: 'skoala' });
+describe('preflightCluster', () => {
+  const VERSION_GLOBAL = ['kubectl', '--kubeconfig', '/kc/global.yaml', '--context', 'admin', 'version', '-o', 'json'];
+  const VERSION_W1 = ['kubectl', '--kubeconfig', '/kc/w1.yaml', 'version', '-o', 'json'];
+  const serverVersion = (v: string) =>
+    JSON.stringify({ clientVersion: { gitVersion: 'v1.33.1' }, serverVersion: { gitVersion: v } });
+
+  it('control plane: Kubernetes version, then the history and the labels of skoala (no CRD record)', async () => {
+    const revs: Rev[] = [
+      { revision: 2, status: 'superseded', version: '0.27.1' },
+      { revision: 3, status: 'deployed', version: '0.27.2' },
+    ];
+    const r = recorder(serverVersion('v1.24.17-gke.100'), ...state(revs, 'skoala'));
+    const facts = await act(activitiesWith(r.run).preflightCluster, {
+      upgradeId: UID,
+      cluster: global,
+      release: 'skoala',
+    });
     expect(facts).toEqual({
       cluster: 'global',
       kubeVersion: '1.24.17',
-      release: { installed: true, chartVersion: '0.27.2', revision: 3, status: 'deployed' },
+      release: {
+        installed: true,
+        chartVersion: '0.27.2',
+        revision: 3,
+        status: 'deployed',
+        description: 'Upgrade complete',
+        historyLine: `revision 3 (deployed, skoala-0.27.2, ${T0}): Upgrade complete`,
+        ours: false,
+        updated: T0,
+        lastDeployed: { revision: 3, chartVersion: '0.27.2' },
+      },
     });
     expect(r.argvs()).toEqual([
-      ['kubectl', '--kubeconfig', '/kc/global.yaml', '--context', 'admin', 'version', '-o', 'json'],
+      VERSION_GLOBAL,
       [
         'helm',
         '--kubeconfig',
         '/kc/global.yaml',
         '--kube-context',
         'admin',
-        'list',
+        'history',
+        'skoala',
         '-n',
         'skoala-system',
-        '-a',
-        '--filter',
-        '^skoala$',
+        '--max',
+        '20',
         '-o',
         'json',
+      ],
+      [
+        'kubectl',
+        '--kubeconfig',
+        '/kc/global.yaml',
+        '--context',
+        'admin',
+        'get',
+        'secrets',
+        '-n',
+        'skoala-system',
+        '-l',
+        'owner=helm,name=skoala',
+        '-o',
+        'jsonpath={range .items[*]}{.metadata.labels}{"\\n"}{end}',
       ],
     ]);
   });
 
-  it('preflightCluster: an unreadable server version is non-retryable', async () => {
+  it('worker: a pending revision of ours, the last deployed one, and the CRD record', async () => {
+    const pendingOurs: Rev = {
+      revision: 4,
+      status: 'pending-upgrade',
+      version: '0.28.1',
+      updated: '2025-01-02T03:04:05Z',
+      description: 'Preparing upgrade',
+      label: mark(UID, 4),
+    };
+    const record = JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'skoala-upgrade-crds', namespace: 'skoala-system' },
+      data: { version: '0.27.2', upgradeId: 'skoala-upgrade-prod-0.27.2', at: '2024-12-01T00:00:00.000Z' },
+    });
+    const r = recorder(
+      serverVersion('v1.30.2'),
+      ...state([{ revision: 3, status: 'deployed', version: '0.27.2' }, pendingOurs]),
+      record
+    );
+    const facts = await act(activitiesWith(r.run).preflightCluster, {
+      upgradeId: UID,
+      cluster: w1,
+      release: 'skoala-init',
+    });
+    expect(facts).toEqual({
+      cluster: 'w1',
+      kubeVersion: '1.30.2',
+      release: {
+        installed: true,
+        chartVersion: '0.28.1',
+        revision: 4,
+        status: 'pending-upgrade',
+        description: 'Preparing upgrade',
+        historyLine: line(pendingOurs),
+        ours: true,
+        updated: '2025-01-02T03:04:05Z',
+        lastDeployed: { revision: 3, chartVersion: '0.27.2' },
+      },
+      crds: { version: '0.27.2', upgradeId: 'skoala-upgrade-prod-0.27.2', at: '2024-12-01T00:00:00.000Z' },
+    });
+    expect(r.argvs()).toEqual([VERSION_W1, HISTORY_W1, LABELS_W1, CRD_RECORD_W1]);
+  });
+
+  it('the same revision in another upgrade is not ours', async () => {
+    const revs: Rev[] = [{ revision: 4, status: 'failed', version: '0.28.1', label: mark(UID, 4) }];
+    const r = recorder(serverVersion('v1.30.2'), ...state(revs), '');
+    const facts = await act(activitiesWith(r.run).preflightCluster, {
+      upgradeId: 'u-2',
+      cluster: w1,
+      release: 'skoala-init',
+    });
+    expect(facts.release.ours).toBe(false);
+  });
+
+  it('worker not installed, no CRD record: no labels read, no crds', async () => {
+    const r = recorder(serverVersion('v1.30.2'), notFound(), '');
+    const facts = await act(activitiesWith(r.run).preflightCluster, {
+      upgradeId: UID,
+      cluster: w1,
+      release: 'skoala-init',
+    });
+    expect(facts).toEqual({ cluster: 'w1', kubeVersion: '1.30.2', release: { installed: false } });
+    expect(r.argvs()).toEqual([VERSION_W1, HISTORY_W1, CRD_RECORD_W1]);
+  });
+
+  it("the fleet's files are checked on this host first: a missing one is FileNotFound naming the field", async () => {
+    const there = path.join(dir, 'site.yaml');
+    await writeFile(there, 'a: 1\n');
+    const missing = path.join(dir, 'nope', 'extra-crds.yaml');
+    const r = recorder();
+    const err = await failureOf(
+      act(activitiesWith(r.run).preflightCluster, {
+        upgradeId: UID,
+        cluster: w1,
+        release: 'skoala-init',
+        files: [
+          { field: 'valuesFiles.skoalaInit[0]', path: there },
+          { field: 'extraCrds[0]', path: missing },
+        ],
+      })
+    );
+    expect(err).toMatchObject({ type: 'FileNotFound', nonRetryable: true });
+    expect(err.message).toBe(`extraCrds[0]: ${missing} does not exist or cannot be read on this worker host`);
+    expect(r.calls).toEqual([]);
+  });
+
+  it('files that are there: preflight goes on to the cluster', async () => {
+    const there = path.join(dir, 'site.yaml');
+    await writeFile(there, 'a: 1\n');
+    const r = recorder(serverVersion('v1.30.2'), notFound(), '');
+    await act(activitiesWith(r.run).preflightCluster, {
+      upgradeId: UID,
+      cluster: w1,
+      release: 'skoala-init',
+      files: [{ field: 'valuesFiles.skoalaInit[0]', path: there }],
+    });
+    expect(r.calls).toHaveLength(3);
+  });
+
+  it('an unreadable server version is non-retryable', async () => {
     const r = recorder(JSON.stringify({ clientVersion: { gitVersion: 'v1.33.1' } }));
-    const err = await failureOf(act(activitiesWith(r.run).preflightCluster, { cluster: w1, release: 'skoala-init' }));
+    const err = await failureOf(
+      act(activitiesWith(r.run).preflightCluster, { upgradeId: UID, cluster: w1, release: 'skoala-init' })
+    );
     expect(err.nonRetryable).toBe(true);
     expect(err.message).toBe('w1: cannot read the Kubernetes version ("")');
+  });
+});
+
+describe('read-only and small steps', () => {
+  it('decideRules: what runbook/rules.ts decides for the upgrade', async () => {
+    const input = { from: '0.18.0', to: '0.19.2', dbMigration: 'auto' as const, uiVersion: '0.19.0' };
+    const rules = await act(activitiesWith(recorder().run).decideRules, input);
+    expect(rules).toEqual(decideRules('0.18.0', '0.19.2', { dbMigration: 'auto', uiVersion: '0.19.0' }));
+    expect(rules).toMatchObject({ dbMigrationNeed: 'required', runDbMigration: true, chartManagesCrds: false });
+    expect(rules.skoalaSet).toContainEqual(['ui.image.tag', 'v0.19.0']);
   });
 
   it('addChartRepo and updateChartRepo', async () => {
@@ -582,17 +1088,41 @@ describe('reapplyCrds', () => {
       kind: 'List',
       items: names.map((name) => ({ kind: 'CustomResourceDefinition', metadata: { name } })),
     });
+  /** Stands in for the record's `kubectl apply`: keeps what the file held (it is gone afterwards). */
+  const recordApply = (into: { text?: string }) => async (argv: string[]) => {
+    into.text = await readFile(argv[argv.indexOf('-f') + 1] as string, 'utf8');
+    return 'configmap/skoala-upgrade-crds\n';
+  };
+  const applyRecord = (file: string) => [
+    'kubectl',
+    '--kubeconfig',
+    '/kc/w1.yaml',
+    'apply',
+    '--server-side',
+    '--field-manager',
+    'skoala-upgrade',
+    '--force-conflicts',
+    '-n',
+    'skoala-system',
+    '-f',
+    file,
+    '-o',
+    'name',
+  ];
 
-  it('pulls the target chart, applies each CRD file server-side in order, cleans up', async () => {
+  it('pulls the target chart, applies each CRD file server-side in order, records the step, cleans up', async () => {
     const extra = path.join(dir, 'extra.yaml');
     await writeFile(extra, 'kind: CustomResourceDefinition\n');
+    const record: { text?: string } = {};
     const r = recorder(
       pull([CONTOUR, GATEWAY_API]),
       applied('httpproxies.projectcontour.io', 'extensionservices.projectcontour.io'),
       applied('gateways.gateway.networking.k8s.io'),
-      JSON.stringify({ kind: 'CustomResourceDefinition', metadata: { name: 'extras.example.com' } })
+      JSON.stringify({ kind: 'CustomResourceDefinition', metadata: { name: 'extras.example.com' } }),
+      recordApply(record)
     );
-    const out = await act(activitiesWith(r.run).reapplyCrds, { cluster: w1, step: step([extra]) });
+    const before = Date.now();
+    const out = await act(activitiesWith(r.run).reapplyCrds, { upgradeId: UID, cluster: w1, step: step([extra]) });
     expect(out).toEqual({
       applied: [
         'httpproxies.projectcontour.io',
@@ -622,21 +1152,37 @@ describe('reapplyCrds', () => {
       apply(path.join(tmp, 'skoala-init', CONTOUR)),
       apply(path.join(tmp, 'skoala-init', GATEWAY_API)),
       apply(extra),
+      applyRecord(path.join(tmp, 'crd-record.yaml')),
     ]);
     expect(r.argvs().flat()).not.toContain('delete');
     expect(existsSync(tmp)).toBe(false);
+
+    // the record a later run reads back (kubectl get configmap skoala-upgrade-crds)
+    const cm = parse(record.text ?? '') as { data: { at: string } };
+    expect(cm).toEqual({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'skoala-upgrade-crds', labels: { 'app.kubernetes.io/managed-by': 'skoala-upgrade' } },
+      data: {
+        version: '0.52.0',
+        upgradeId: 'u-1',
+        at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+      },
+    });
+    expect(Date.parse(cm.data.at)).toBeGreaterThanOrEqual(before);
+    expect(Date.parse(cm.data.at)).toBeLessThanOrEqual(Date.now());
   });
 
-  it('a CRD file missing from the chart: non-retryable, nothing applied', async () => {
+  it('a CRD file missing from the chart: non-retryable, nothing applied, nothing recorded', async () => {
     const r = recorder(pull([GATEWAY_API]));
-    const err = await failureOf(act(activitiesWith(r.run).reapplyCrds, { cluster: w1, step: step() }));
+    const err = await failureOf(act(activitiesWith(r.run).reapplyCrds, { upgradeId: UID, cluster: w1, step: step() }));
     expect(err).toMatchObject({ type: 'FileNotFound', nonRetryable: true });
     expect(err.message).toBe(`CRD manifest ${path.join('skoala-init', CONTOUR)} is missing (chart skoala-init 0.52.0)`);
     expect(r.calls).toHaveLength(1);
     expect(await readdir(workDir)).toEqual([]);
   });
 
-  it('the API server refusing a CRD update becomes CrdRefused', async () => {
+  it('the API server refusing a CRD update becomes CrdRefused, and the step is not recorded', async () => {
     const refused = commandFailure({
       tool: 'kubectl',
       argv: ['apply'],
@@ -645,9 +1191,10 @@ describe('reapplyCrds', () => {
         'The CustomResourceDefinition "httproutes.gateway.networking.k8s.io" is invalid: status.storedVersions[0]: Invalid value: "v1alpha2": must appear in spec.versions',
     });
     const r = recorder(pull([CONTOUR, GATEWAY_API]), refused);
-    const err = await failureOf(act(activitiesWith(r.run).reapplyCrds, { cluster: w1, step: step() }));
+    const err = await failureOf(act(activitiesWith(r.run).reapplyCrds, { upgradeId: UID, cluster: w1, step: step() }));
     expect(err).toMatchObject({ type: 'CrdRefused', nonRetryable: true });
     expect(err.message).toMatch(/^the API server refused to update CRDs from contour\.yaml in place on w1: /);
+    expect(r.calls).toHaveLength(2);
     expect(await readdir(workDir)).toEqual([]);
   });
 });

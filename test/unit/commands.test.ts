@@ -23,6 +23,12 @@ const upgradeStep: Step & { kind: 'upgradeRelease' } = {
   fromRevision: 3,
 };
 
+const marks: cmd.HelmRunMarks = {
+  description: 'skoala-upgrade skoala-upgrade-prod-0.28.1',
+  labels: { 'skoala-upgrade.io/revision': 'abc.r4' },
+  timeout: '600s',
+};
+
 describe('cluster flags', () => {
   it('helm uses --kube-context, kubectl uses --context', () => {
     expect(cmd.helmTarget(both)).toEqual(['--kubeconfig', '/kc/w1.yaml', '--kube-context', 'w1-admin']);
@@ -99,9 +105,60 @@ describe('helmUpgrade', () => {
   });
 
   it('never reuses values nor rolls back on its own', () => {
-    const argv = cmd.helmUpgrade(both, upgradeStep, '/b.yaml');
+    const argv = cmd.helmUpgrade(both, upgradeStep, '/b.yaml', marks);
     expect(argv).not.toContain('--reuse-values');
     expect(argv).not.toContain('--atomic');
+  });
+
+  it('with marks: --description, the --labels pairs and helm --timeout come last', () => {
+    expect(cmd.helmUpgrade(kubeconfigOnly, upgradeStep, '/b.yaml', marks)).toEqual([
+      '--kubeconfig',
+      '/kc/w2.yaml',
+      'upgrade',
+      '--install',
+      '--create-namespace',
+      '-n',
+      'skoala-system',
+      'skoala-init',
+      'skoala-init',
+      '--repo',
+      'https://release.daocloud.io/chartrepo/skoala',
+      '--version',
+      '0.28.1',
+      '-f',
+      '/b.yaml',
+      '-f',
+      '/v/site.yaml',
+      '-f',
+      '/v/tuning.yaml',
+      '--set',
+      'nacos-operator.image.tag=v0.28.1',
+      '--set',
+      'global.imageRegistry=harbor.local/dce',
+      '--history-max',
+      '10',
+      '--description',
+      'skoala-upgrade skoala-upgrade-prod-0.28.1',
+      '--labels',
+      'skoala-upgrade.io/revision=abc.r4',
+      '--timeout',
+      '600s',
+    ]);
+  });
+
+  it('several labels are one comma-separated --labels value', () => {
+    const argv = cmd.helmUpgrade(kubeconfigOnly, upgradeStep, undefined, {
+      ...marks,
+      labels: { 'skoala-upgrade.io/revision': 'abc.r4', team: 'ops' },
+    });
+    expect(argv.slice(argv.indexOf('--labels'), argv.indexOf('--labels') + 2)).toEqual([
+      '--labels',
+      'skoala-upgrade.io/revision=abc.r4,team=ops',
+    ]);
+  });
+
+  it('upgradeDescription names the upgrade', () => {
+    expect(cmd.upgradeDescription('skoala-upgrade-prod-0.28.1')).toBe('skoala-upgrade skoala-upgrade-prod-0.28.1');
   });
 });
 
@@ -134,6 +191,60 @@ describe('read-only commands', () => {
       '-a',
       '--filter',
       '^skoala-init$',
+      '-o',
+      'json',
+    ]);
+  });
+
+  it('helmHistory: the newest 20 revisions of exactly that release, as JSON', () => {
+    expect(cmd.helmHistory(both, 'skoala-init')).toEqual([
+      '--kubeconfig',
+      '/kc/w1.yaml',
+      '--kube-context',
+      'w1-admin',
+      'history',
+      'skoala-init',
+      '-n',
+      'skoala-system',
+      '--max',
+      '20',
+      '-o',
+      'json',
+    ]);
+  });
+
+  it('kubectlReleaseLabels: only the labels of the release Secrets, one JSON map a line', () => {
+    const argv = cmd.kubectlReleaseLabels(contextOnly, 'skoala');
+    expect(argv).toEqual([
+      '--context',
+      'w3-admin',
+      'get',
+      'secrets',
+      '-n',
+      'engine',
+      '-l',
+      'owner=helm,name=skoala',
+      '-o',
+      'jsonpath={range .items[*]}{.metadata.labels}{"\\n"}{end}',
+    ]);
+    // never the Secrets' data, which holds the values
+    expect(argv[argv.indexOf('-o') + 1]).toMatch(/^jsonpath=/);
+    expect(argv.join(' ')).not.toMatch(/\.data\b/);
+  });
+
+  it('kubectlGetCrdRecord: the record ConfigMap in the engine namespace, nothing when absent', () => {
+    expect(cmd.CRD_RECORD).toBe('skoala-upgrade-crds');
+    expect(cmd.kubectlGetCrdRecord(both)).toEqual([
+      '--kubeconfig',
+      '/kc/w1.yaml',
+      '--context',
+      'w1-admin',
+      'get',
+      'configmap',
+      'skoala-upgrade-crds',
+      '-n',
+      'skoala-system',
+      '--ignore-not-found',
       '-o',
       'json',
     ]);
@@ -219,7 +330,7 @@ describe('changing commands', () => {
     ]);
   });
 
-  it('helmRollback to a revision', () => {
+  it('helmRollback to a revision, bounded by helm --timeout (5m0s unless given)', () => {
     expect(cmd.helmRollback(both, 'skoala-init', 3)).toEqual([
       '--kubeconfig',
       '/kc/w1.yaml',
@@ -230,6 +341,37 @@ describe('changing commands', () => {
       '3',
       '-n',
       'skoala-system',
+      '--timeout',
+      '5m0s',
+    ]);
+    expect(cmd.helmRollback(contextOnly, 'skoala', 7, '600s')).toEqual([
+      '--kube-context',
+      'w3-admin',
+      'rollback',
+      'skoala',
+      '7',
+      '-n',
+      'engine',
+      '--timeout',
+      '600s',
+    ]);
+  });
+
+  it('kubectlApplyFile: server-side into the engine namespace, printing the applied name', () => {
+    expect(cmd.kubectlApplyFile(kubeconfigOnly, '/tmp/x/crd-record.yaml')).toEqual([
+      '--kubeconfig',
+      '/kc/w2.yaml',
+      'apply',
+      '--server-side',
+      '--field-manager',
+      'skoala-upgrade',
+      '--force-conflicts',
+      '-n',
+      'skoala-system',
+      '-f',
+      '/tmp/x/crd-record.yaml',
+      '-o',
+      'name',
     ]);
   });
 
@@ -315,16 +457,33 @@ describe('commandsOfStep', () => {
     ]);
   });
 
-  it('upgradeRelease with a backup: a placeholder names it', () => {
+  /** What is only known when the upgrade runs, as `npm run plan` prints it. */
+  const placeholderMarks: cmd.HelmRunMarks = {
+    description: '<upgrade ID>',
+    labels: { 'skoala-upgrade.io/revision': '<owner mark>' },
+    timeout: '10m0s',
+  };
+
+  it('upgradeRelease with a backup: placeholders name the backup and the marks', () => {
     const [only, ...rest] = cmd.commandsOfStep(both, upgradeStep);
     expect(rest).toEqual([]);
     expect(only?.tool).toBe('helm');
-    expect(only?.argv).toEqual(cmd.helmUpgrade(both, upgradeStep, '<values backup of skoala-init>'));
+    expect(only?.argv).toEqual(cmd.helmUpgrade(both, upgradeStep, '<values backup of skoala-init>', placeholderMarks));
+    expect(only?.argv.slice(-6)).toEqual([
+      '--description',
+      '<upgrade ID>',
+      '--labels',
+      'skoala-upgrade.io/revision=<owner mark>',
+      '--timeout',
+      '10m0s',
+    ]);
   });
 
   it('upgradeRelease without a backup: no -f placeholder', () => {
     const step = { ...upgradeStep, useBackup: false, valuesFiles: [] };
-    expect(cmd.commandsOfStep(both, step)).toEqual([{ tool: 'helm', argv: cmd.helmUpgrade(both, step) }]);
+    expect(cmd.commandsOfStep(both, step)).toEqual([
+      { tool: 'helm', argv: cmd.helmUpgrade(both, step, undefined, placeholderMarks) },
+    ]);
     expect(cmd.commandsOfStep(both, step)[0]?.argv).not.toContain('-f');
   });
 

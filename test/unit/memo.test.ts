@@ -8,16 +8,27 @@ import { fleetOf, requestFor } from '../workflow/request';
 describe('memoOf', () => {
   it('groups 1,000 workers on mixed versions into a few KiB', () => {
     const fleet = fleetOf(1000);
-    const facts = (name: string, i: number): ClusterFacts => ({
-      cluster: name,
-      kubeVersion: '1.30.0',
-      release: {
-        installed: true,
-        chartVersion: i % 3 === 0 ? '0.19.2' : '0.18.0',
-        revision: 1 + (i % 7),
-        status: 'deployed',
-      },
-    });
+    const facts = (name: string, i: number): ClusterFacts => {
+      const chartVersion = i % 3 === 0 ? '0.19.2' : '0.18.0';
+      const revision = 1 + (i % 7);
+      return {
+        cluster: name,
+        kubeVersion: '1.30.0',
+        release: {
+          installed: true,
+          chartVersion,
+          revision,
+          status: 'deployed',
+          historyLine: `revision ${revision} (deployed, skoala-init-${chartVersion}, 2025-01-01T00:00:00Z): Upgrade complete`,
+          ours: false,
+          lastDeployed: { revision, chartVersion },
+        },
+        // the workers at the target finished their CRD step in an earlier run
+        ...(chartVersion === '0.19.2'
+          ? { crds: { version: '0.19.2', upgradeId: 'earlier', at: '2025-01-01T00:00:00Z' } }
+          : {}),
+      };
+    };
     const plan = planUpgrade(requestFor(fleet), {
       controlPlane: facts('control-plane', 1),
       workers: fleet.workers.map((w, i) => facts(w.name, i)),

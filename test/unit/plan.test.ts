@@ -3,10 +3,12 @@
  * which values, and when the plan is refused.
  */
 import { describe, expect, it } from 'vitest';
-import { PlanRefused, planUpgrade } from '../../runbook/plan';
+import { PlanRefused, planUpgrade, rulesFor } from '../../runbook/plan';
+import { decideRules } from '../../runbook/rules';
 import type {
   ClusterFacts,
   ClusterPlan,
+  CrdRecord,
   Fleet,
   FleetFacts,
   ReleaseFacts,
@@ -36,17 +38,54 @@ function fleetOf(over: Partial<Fleet> = {}): Fleet {
   };
 }
 
+const T0 = '2025-01-01T00:00:00Z';
+
+/** A release whose newest revision is deployed, as preflight reads it (by someone else: not ours). */
 const deployed = (chartVersion: string, revision = 3): ReleaseFacts => ({
   installed: true,
   chartVersion,
   revision,
   status: 'deployed',
+  description: 'Upgrade complete',
+  historyLine: `revision ${revision} (deployed, chart-${chartVersion}, ${T0}): Upgrade complete`,
+  ours: false,
+  updated: T0,
+  lastDeployed: { revision, chartVersion },
 });
 
-const clusterFacts = (cluster: string, release: ReleaseFacts, kubeVersion = '1.33.1'): ClusterFacts => ({
+/** A newest revision that is not deployed, on top of the deployed one `base`. */
+function onTop(
+  base: { revision: number; chartVersion: string },
+  newest: { chartVersion: string; status: string; ours: boolean; description?: string },
+  release = 'skoala-init'
+): ReleaseFacts {
+  const revision = base.revision + 1;
+  const description = newest.description ?? (newest.status.startsWith('pending-') ? 'Preparing upgrade' : 'failed');
+  return {
+    installed: true,
+    chartVersion: newest.chartVersion,
+    revision,
+    status: newest.status,
+    description,
+    historyLine: `revision ${revision} (${newest.status}, ${release}-${newest.chartVersion}, ${T0}): ${description}`,
+    ours: newest.ours,
+    updated: T0,
+    lastDeployed: base,
+  };
+}
+
+const crdRecord = (version: string): CrdRecord => ({ version, upgradeId: 'u-0', at: T0 });
+
+const clusterFacts = (
+  cluster: string,
+  release: ReleaseFacts,
+  kubeVersion = '1.33.1',
+  crds?: CrdRecord
+): ClusterFacts => ({
   cluster,
   kubeVersion,
   release,
+  ...(crds ? { crds } : {}),
 });
 
 /** Every cluster at `from` (or not installed when undefined), unless overridden. */
@@ -246,10 +285,10 @@ describe('0.52.1 -> 0.53.0 (the chart manages its CRDs)', () => {
 });
 
 describe('clusters already at the target', () => {
-  it('are skipped with no steps', () => {
+  it('are skipped with no steps (a worker with its CRD step recorded as done)', () => {
     const plan = planUpgrade(
       requestFor('0.28.1'),
-      factsAt('0.27.2', { w2: clusterFacts('w2', deployed('0.28.1', 7)) })
+      factsAt('0.27.2', { w2: clusterFacts('w2', deployed('0.28.1', 7), '1.33.1', crdRecord('0.28.1')) })
     );
     expect(plan.workers[1]).toMatchObject({ skipped: 'already at target', steps: [], from: '0.28.1', to: '0.28.1' });
     expect(plan.workers[0]?.skipped).toBeUndefined();
@@ -264,20 +303,27 @@ describe('clusters already at the target', () => {
     expect(plan.controlPlane).toMatchObject({ skipped: 'already at target', steps: [] });
   });
 
-  it('a release at the target version that is not deployed (failed) is upgraded again', () => {
+  it('a release at the target version that is not deployed (our failed attempt) is upgraded again', () => {
     const plan = planUpgrade(
       requestFor('0.28.1'),
       factsAt('0.27.2', {
-        w1: clusterFacts('w1', { installed: true, chartVersion: '0.28.1', revision: 8, status: 'failed' }),
+        w1: clusterFacts(
+          'w1',
+          onTop({ revision: 7, chartVersion: '0.27.2' }, { chartVersion: '0.28.1', status: 'failed', ours: true })
+        ),
       })
     );
     expect(plan.workers[0]?.skipped).toBeUndefined();
-    expect(stepOf(plan.workers[0] as ClusterPlan, 'upgradeRelease').fromRevision).toBe(8);
+    // from the last deployed revision, not the failed one on top of it
+    expect(stepOf(plan.workers[0] as ClusterPlan, 'upgradeRelease').fromRevision).toBe(7);
   });
 });
 
-describe('fresh install', () => {
-  const plan = planUpgrade(requestFor('0.19.2', {}, fleetOf({ dbMigrationJob: undefined })), factsAt(undefined));
+describe('fresh install (--allow-install)', () => {
+  const plan = planUpgrade(
+    requestFor('0.19.2', { allowInstall: true }, fleetOf({ dbMigrationJob: undefined })),
+    factsAt(undefined)
+  );
 
   it('no backup step and no DB Job', () => {
     expect(kinds(plan.controlPlane)).toEqual(['addChartRepo', 'updateChartRepo', 'upgradeRelease', 'verifyRelease']);
@@ -296,8 +342,57 @@ describe('fresh install', () => {
       const up = stepOf(p, 'upgradeRelease');
       expect(up.useBackup).toBe(false);
       expect(up.fromRevision).toBeUndefined();
+      expect(up.install).toBe(true);
       expect(p.from).toBeUndefined();
     }
+  });
+
+  it('a note names the clusters and explains the missing backup and DB Job', () => {
+    expect(plan.notes).toContain(
+      'fresh install on global, w1, w2 (--allow-install): no values backup; a fresh skoala creates its own database schema, so the DB-migration Job is not run for it'
+    );
+  });
+
+  it('without --allow-install a release that is not installed is refused, naming each cluster and the flag', () => {
+    const err = refusal(() =>
+      planUpgrade(requestFor('0.19.2', {}, fleetOf({ dbMigrationJob: undefined })), factsAt(undefined))
+    );
+    expect(err.problems).toEqual([
+      'global: skoala is not installed; pass --allow-install to install it instead of upgrading',
+      'w1: skoala-init is not installed; pass --allow-install to install it instead of upgrading',
+      'w2: skoala-init is not installed; pass --allow-install to install it instead of upgrading',
+    ]);
+  });
+
+  it('one worker without its release: only that one is refused, or installed with --allow-install', () => {
+    const facts = factsAt('0.27.2', { w2: clusterFacts('w2', { installed: false }) });
+    expect(refusal(() => planUpgrade(requestFor('0.28.1'), facts)).problems).toEqual([
+      'w2: skoala-init is not installed; pass --allow-install to install it instead of upgrading',
+    ]);
+
+    const mixed = planUpgrade(requestFor('0.28.1', { allowInstall: true }), facts);
+    const [upgraded, installed] = mixed.workers as [ClusterPlan, ClusterPlan];
+    // nothing to delete or back up where nothing is installed
+    expect(kinds(installed)).toEqual([
+      'addChartRepo',
+      'updateChartRepo',
+      'upgradeRelease',
+      'awaitCrdApproval',
+      'reapplyCrds',
+      'verifyRelease',
+    ]);
+    expect(stepOf(installed, 'upgradeRelease')).toMatchObject({ install: true, useBackup: false });
+    expect(kinds(upgraded)).toContain('deleteAdmissionJobs');
+    expect(stepOf(upgraded, 'upgradeRelease').install).toBeUndefined();
+    expect(stepOf(mixed.controlPlane, 'upgradeRelease').install).toBeUndefined();
+    expect(mixed.notes).toContain(
+      'fresh install on w2 (--allow-install): no values backup; a fresh skoala creates its own database schema, so the DB-migration Job is not run for it'
+    );
+  });
+
+  it('a control plane installed fresh gets no DB Job, even with --db-migration always', () => {
+    const p = planUpgrade(requestFor('0.28.1', { allowInstall: true, dbMigration: 'always' }), factsAt(undefined));
+    expect(kinds(p.controlPlane)).toEqual(['addChartRepo', 'updateChartRepo', 'upgradeRelease', 'verifyRelease']);
   });
 });
 
@@ -459,7 +554,7 @@ describe('skoala-init always follows skoala', () => {
   ])('to %s: every worker targets exactly the control plane version', (to, from) => {
     // workers at different versions, one of them on another line entirely
     const plan = planUpgrade(
-      requestFor(to),
+      requestFor(to, { allowInstall: true }),
       factsAt(from, { w1: clusterFacts('w1', deployed('0.17.1')), w2: clusterFacts('w2', { installed: false }) })
     );
     expect(plan.targetVersion).toBe(to);
@@ -484,5 +579,207 @@ describe('preflight facts', () => {
   it('the plan carries the upgrade ID and the target', () => {
     const plan = planUpgrade(requestFor('0.28.1'), factsAt('0.27.2'));
     expect(plan).toMatchObject({ upgradeId: 'u-1', targetVersion: '0.28.1' });
+  });
+});
+
+describe('releases left pending or failed', () => {
+  const base = { revision: 3, chartVersion: '0.27.2' };
+
+  it.each(['pending-install', 'pending-upgrade', 'pending-rollback', 'failed'])(
+    '%s by someone else: refused, naming the cluster, the status and the helm history line',
+    (status) => {
+      const w1 = onTop(base, { chartVersion: '0.28.1', status, ours: false });
+      const err = refusal(() => planUpgrade(requestFor('0.28.1'), factsAt('0.27.2', { w1: clusterFacts('w1', w1) })));
+      expect(err.problems).toEqual([
+        `w1: skoala-init is ${status} and not by this upgrade (helm history: revision 4 (${status}, skoala-init-0.28.1, ${T0}): ${w1.description}); finish or roll it back first`,
+      ]);
+    }
+  );
+
+  it('on the control plane too, and every such cluster at once', () => {
+    const cp = onTop(
+      base,
+      { chartVersion: '0.28.1', status: 'failed', ours: false, description: 'Upgrade "skoala" failed: timed out' },
+      'skoala'
+    );
+    const w2 = onTop(base, { chartVersion: '0.28.1', status: 'pending-upgrade', ours: false });
+    const err = refusal(() => planUpgrade(requestFor('0.28.1'), factsAt('0.27.2', { cp, w2: clusterFacts('w2', w2) })));
+    expect(err.problems).toEqual([
+      `global: skoala is failed and not by this upgrade (helm history: revision 4 (failed, skoala-0.28.1, ${T0}): Upgrade "skoala" failed: timed out); finish or roll it back first`,
+      `w2: skoala-init is pending-upgrade and not by this upgrade (helm history: revision 4 (pending-upgrade, skoala-init-0.28.1, ${T0}): Preparing upgrade); finish or roll it back first`,
+    ]);
+  });
+
+  it.each(['pending-upgrade', 'failed'])(
+    '%s by this upgrade (a rerun): planned, from the last deployed revision',
+    (status) => {
+      const w1 = onTop(base, { chartVersion: '0.28.1', status, ours: true });
+      const plan = planUpgrade(requestFor('0.28.1'), factsAt('0.27.2', { w1: clusterFacts('w1', w1) }));
+      const w = plan.workers[0] as ClusterPlan;
+      expect(w.skipped).toBeUndefined();
+      expect(w.from).toBe('0.27.2');
+      expect(stepOf(w, 'backupValues')).toEqual({ kind: 'backupValues', release: 'skoala-init', revision: 3 });
+      expect(stepOf(w, 'upgradeRelease')).toMatchObject({ fromRevision: 3, useBackup: true, version: '0.28.1' });
+    }
+  );
+});
+
+describe('the last deployed revision is what an upgrade starts from', () => {
+  it('worker: a failed revision of ours on top of a deployed one: from and fromRevision are the deployed one', () => {
+    // revision 5 failed at 0.28.1 on top of revision 4, deployed at 0.27.1
+    const w1 = onTop({ revision: 4, chartVersion: '0.27.1' }, { chartVersion: '0.28.1', status: 'failed', ours: true });
+    const plan = planUpgrade(requestFor('0.28.1'), factsAt('0.27.2', { w1: clusterFacts('w1', w1) }));
+    const w = plan.workers[0] as ClusterPlan;
+    expect(w).toMatchObject({ from: '0.27.1', to: '0.28.1' });
+    expect(stepOf(w, 'backupValues').revision).toBe(4);
+    expect(stepOf(w, 'upgradeRelease').fromRevision).toBe(4);
+  });
+
+  it('control plane: the DB rule reads the last deployed version, not the failed one on top', () => {
+    // a failed 0.19.2 on top of a deployed 0.18.0: the schema is still 0.18.0's, so the Job is required
+    const cp = onTop(
+      { revision: 6, chartVersion: '0.18.0' },
+      { chartVersion: '0.19.2', status: 'failed', ours: true },
+      'skoala'
+    );
+    const request = requestFor('0.19.2');
+    const facts = factsAt('0.18.0', { cp });
+    const plan = planUpgrade(request, facts);
+    expect(plan.controlPlane).toMatchObject({ from: '0.18.0', to: '0.19.2' });
+    expect(kinds(plan.controlPlane)[0]).toBe('runDbMigrationJob');
+    expect(stepOf(plan.controlPlane, 'upgradeRelease').fromRevision).toBe(6);
+    expect(stepOf(plan.controlPlane, 'backupValues').revision).toBe(6);
+    expect(rulesFor(request, facts).dbMigrationNeed).toBe('required');
+  });
+
+  it('a downgrade is judged against the last deployed version too', () => {
+    // pending 0.29.0 of ours on top of 0.28.1: going to 0.28.1 is no downgrade
+    const w1 = onTop(
+      { revision: 3, chartVersion: '0.28.1' },
+      { chartVersion: '0.29.0', status: 'pending-upgrade', ours: true }
+    );
+    expect(() => planUpgrade(requestFor('0.28.1'), factsAt('0.27.2', { w1: clusterFacts('w1', w1) }))).not.toThrow();
+  });
+});
+
+describe('workers already at the target (a rerun finishes the CRD step)', () => {
+  const atTarget = (name: string, version: string, crds?: CrdRecord) =>
+    clusterFacts(name, deployed(version, 7), '1.33.1', crds);
+
+  it.each([
+    ['no CRD record', undefined],
+    ['a CRD record of an earlier version', crdRecord('0.27.2')],
+  ])('%s: only the gate, the CRD re-apply and verify, and a note', (_, crds) => {
+    const plan = planUpgrade(requestFor('0.28.1'), factsAt('0.27.2', { w2: atTarget('w2', '0.28.1', crds) }));
+    const w2 = plan.workers[1] as ClusterPlan;
+    expect(w2.skipped).toBeUndefined();
+    expect(w2).toMatchObject({ role: 'worker', release: 'skoala-init', from: '0.28.1', to: '0.28.1' });
+    expect(kinds(w2)).toEqual(['awaitCrdApproval', 'reapplyCrds', 'verifyRelease']);
+    expect(stepOf(w2, 'reapplyCrds')).toEqual({
+      kind: 'reapplyCrds',
+      chart: 'skoala-init',
+      repo: REPO,
+      version: '0.28.1',
+      chartFiles: [CONTOUR, GATEWAY_API],
+      extraFiles: [],
+    });
+    expect(stepOf(w2, 'awaitCrdApproval').manifests).toEqual([CONTOUR, GATEWAY_API]);
+    expect(stepOf(w2, 'verifyRelease')).toEqual({ kind: 'verifyRelease', release: 'skoala-init', version: '0.28.1' });
+    expect(plan.notes).toContain(
+      'already at 0.28.1 but their CRD step is not recorded as done, so only the gate and the CRD re-apply run: w2'
+    );
+    // w1 is upgraded in full
+    expect(kinds(plan.workers[0] as ClusterPlan)).toContain('upgradeRelease');
+  });
+
+  it('the CRD record at the target: skipped, no note', () => {
+    const plan = planUpgrade(
+      requestFor('0.28.1'),
+      factsAt('0.27.2', { w2: atTarget('w2', '0.28.1', crdRecord('0.28.1')) })
+    );
+    expect(plan.workers[1]).toMatchObject({ skipped: 'already at target', steps: [] });
+    expect(plan.notes.join('\n')).not.toMatch(/CRD step is not recorded/);
+  });
+
+  it('--force-crd-reapply: the gate and the CRD step even with the record at the target', () => {
+    const plan = planUpgrade(
+      requestFor('0.53.0', { forceCrdReapply: true }),
+      factsAt('0.52.1', { w1: atTarget('w1', '0.53.0', crdRecord('0.53.0')) })
+    );
+    const w1 = plan.workers[0] as ClusterPlan;
+    expect(kinds(w1)).toEqual(['awaitCrdApproval', 'reapplyCrds', 'verifyRelease']);
+    expect(stepOf(w1, 'reapplyCrds').chartFiles).toEqual([CONTOUR, GATEWAY_API, HIGRESS]);
+    expect(plan.notes.join('\n')).toMatch(/only the gate and the CRD re-apply run: w1$/m);
+  });
+
+  it('a version whose chart manages its CRDs needs no CRD step: skipped without a record', () => {
+    const plan = planUpgrade(requestFor('0.53.0'), factsAt('0.52.1', { w1: atTarget('w1', '0.53.0') }));
+    expect(plan.workers[0]).toMatchObject({ skipped: 'already at target', steps: [] });
+  });
+
+  it('the whole fleet at the target, no worker recorded: the control plane is skipped, every worker gets the CRD step', () => {
+    const plan = planUpgrade(requestFor('0.28.1'), factsAt('0.28.1'));
+    expect(plan.controlPlane).toMatchObject({ skipped: 'already at target', steps: [] });
+    for (const w of plan.workers) expect(kinds(w)).toEqual(['awaitCrdApproval', 'reapplyCrds', 'verifyRelease']);
+    expect(plan.notes).toContain(
+      'already at 0.28.1 but their CRD step is not recorded as done, so only the gate and the CRD re-apply run: w1, w2'
+    );
+  });
+});
+
+describe('planUpgrade(request, facts, rules): the given rules, not runbook/rules.ts', () => {
+  const runbook = decideRules('0.18.0', '0.19.2', { dbMigration: 'auto' });
+
+  it('without rules it plans from runbook/rules.ts for the control plane version', () => {
+    const request = requestFor('0.19.2');
+    const facts = factsAt('0.18.0');
+    expect(rulesFor(request, facts)).toEqual(runbook);
+    expect(planUpgrade(request, facts, runbook)).toEqual(planUpgrade(request, facts));
+  });
+
+  it('chartManagesCrds from the given rules: no CRD step for 0.19.2', () => {
+    const plan = planUpgrade(requestFor('0.19.2'), factsAt('0.18.0'), { ...runbook, chartManagesCrds: true });
+    for (const w of plan.workers) {
+      expect(kinds(w)).toEqual(['backupValues', 'addChartRepo', 'updateChartRepo', 'upgradeRelease', 'verifyRelease']);
+    }
+    expect(plan.notes).toContain('0.19.2 updates its own CRDs: no CRD step and no approval gate');
+  });
+
+  it('values, CRD files, admission Jobs, the DB Job and the Kubernetes minimum all come from the rules', () => {
+    const rules = {
+      ...runbook,
+      runDbMigration: false,
+      skoalaSet: [['hive.image.tag', 'v9']] as [string, string][],
+      skoalaInitSet: [['agent.tag', 'v9']] as [string, string][],
+      deletesAdmissionJobs: true,
+      admissionJobs: ['old-admission'],
+      crdFiles: ['crds/only.yaml'],
+      minWorkerKubeVersion: '1.20.0',
+    };
+    const plan = planUpgrade(
+      requestFor('0.19.2'),
+      factsAt('0.18.0', { w1: clusterFacts('w1', deployed('0.18.0'), '1.24.0') }),
+      rules
+    );
+    expect(kinds(plan.controlPlane)).not.toContain('runDbMigrationJob');
+    expect(stepOf(plan.controlPlane, 'upgradeRelease').set).toEqual([['hive.image.tag', 'v9']]);
+    const w = plan.workers[0] as ClusterPlan;
+    expect(stepOf(w, 'upgradeRelease').set).toEqual([['agent.tag', 'v9']]);
+    expect(stepOf(w, 'deleteAdmissionJobs').jobs).toEqual(['old-admission']);
+    expect(stepOf(w, 'reapplyCrds').chartFiles).toEqual(['crds/only.yaml']);
+    expect(stepOf(w, 'awaitCrdApproval').manifests).toEqual(['crds/only.yaml']);
+  });
+
+  it('a DB Job the given rules require needs its manifest', () => {
+    const err = refusal(() =>
+      planUpgrade(requestFor('0.28.1', {}, fleetOf({ dbMigrationJob: undefined })), factsAt('0.27.2'), {
+        ...decideRules('0.27.2', '0.28.1', { dbMigration: 'auto' }),
+        dbMigrationNeed: 'required',
+        runDbMigration: true,
+      })
+    );
+    expect(err.problems).toEqual([
+      'the DB-migration Job is required from 0.27.2 to 0.28.1: set dbMigrationJob in the fleet file to the Job manifest (or pass --db-migration never if it already ran)',
+    ]);
   });
 });

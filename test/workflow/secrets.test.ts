@@ -35,6 +35,7 @@ function around(text: string, needle: string): string {
   const at = text.indexOf(needle);
   return at < 0 ? '' : text.slice(Math.max(0, at - 200), at + needle.length + 200);
 }
+
 // An admission policy refusing the change, echoing the Job's env var, and a values dump: both forms
 // the API server and kubectl print.
 const STAND_IN_KUBECTL = `#!/bin/sh

@@ -136,7 +136,8 @@ describe('approve-all', () => {
       // Whatever the order the two calls landed in, bob's answer names exactly the gates bob decided.
       expect(answer.decided.sort()).toEqual(Object.keys(by).filter((c) => by[c] === 'bob'));
       expect(by['worker-2']).toBe('bob');
-      for (const n of answer.notDecided) expect(n).toEqual({ cluster: 'worker-1', reason: expect.stringMatching(/worker-1/) });
+      for (const n of answer.notDecided)
+        expect(n).toEqual({ cluster: 'worker-1', reason: expect.stringMatching(/worker-1/) });
     });
   });
 });
