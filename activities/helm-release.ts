@@ -39,17 +39,23 @@ const helmDuration = (ms: number): string => `${Math.max(1, Math.round(ms / 1000
 export function releaseActivities(deps: ReleaseDeps) {
   const { run } = deps;
 
+  /** `helm history`; a release that does not exist has none. */
+  async function readHistory(cluster: ClusterRef, release: ReleaseName): Promise<HistoryEntry[]> {
+    try {
+      return parseHistory((await run('helm', cmd.helmHistory(cluster, release), { cluster: cluster.name })).stdout);
+    } catch (err) {
+      if (err instanceof Error && /release: not found/.test(err.message)) return [];
+      throw err;
+    }
+  }
+
   /** The release's history and which of its revisions this upgrade made (by the label helm stores). */
   async function readState(cluster: ClusterRef, release: ReleaseName, upgradeId: string): Promise<ReleaseState> {
-    let history: HistoryEntry[];
-    try {
-      history = parseHistory((await run('helm', cmd.helmHistory(cluster, release))).stdout);
-    } catch (err) {
-      if (err instanceof Error && /release: not found/.test(err.message)) history = [];
-      else throw err;
-    }
+    const history = await readHistory(cluster, release);
     const labels = history.length
-      ? parseSecretLabels((await run('kubectl', cmd.kubectlReleaseLabels(cluster, release))).stdout)
+      ? parseSecretLabels(
+          (await run('kubectl', cmd.kubectlReleaseLabels(cluster, release), { cluster: cluster.name })).stdout
+        )
       : new Map<number, Record<string, string>>();
     const isOurs = (e: HistoryEntry) =>
       labels.get(e.revision)?.[OWNER_LABEL] === ownerLabelValue(upgradeId, e.revision);
@@ -89,6 +95,12 @@ export function releaseActivities(deps: ReleaseDeps) {
         return { revision: facts.revision ?? 0, alreadyDone: true };
       if (!facts.installed && !step.install)
         throw ApplicationFailure.nonRetryable(`${where} is not installed any more; re-run plan`, 'ReleaseMissing');
+      // Planned as a fresh install, but someone installed it since: never overwrite their values.
+      if (facts.installed && step.install && !facts.ours)
+        throw ApplicationFailure.nonRetryable(
+          `values changed since the plan: re-run plan (${where} was installed since: ${facts.historyLine})`,
+          'ValuesChanged'
+        );
       const line = facts.historyLine ?? '';
       if (facts.status?.startsWith('pending-')) {
         if (!facts.ours)
@@ -132,7 +144,7 @@ export function releaseActivities(deps: ReleaseDeps) {
           timeout: helmDuration(deps.helmTimeoutMs),
         }),
         // helm stops itself at its --timeout; the process limit only catches a helm that hangs past it.
-        { timeoutMs: deps.helmTimeoutMs + 60_000 }
+        { timeoutMs: deps.helmTimeoutMs + 60_000, cluster: cluster.name }
       );
       const after = await readState(cluster, step.release, upgradeId);
       return { revision: after.facts.revision ?? 0, alreadyDone: false };
@@ -156,7 +168,7 @@ export function releaseActivities(deps: ReleaseDeps) {
       await run(
         'helm',
         cmd.helmRollback(input.cluster, input.release, input.revision, helmDuration(deps.helmTimeoutMs)),
-        { timeoutMs: deps.helmTimeoutMs + 60_000 }
+        { timeoutMs: deps.helmTimeoutMs + 60_000, cluster: input.cluster.name }
       );
       return { rolledBack: true };
     },
@@ -166,11 +178,7 @@ export function releaseActivities(deps: ReleaseDeps) {
       release: ReleaseName;
       version: Version;
     }): Promise<{ revision: number }> {
-      const facts = releaseFacts(
-        input.release,
-        parseHistory((await run('helm', cmd.helmHistory(input.cluster, input.release))).stdout),
-        () => false
-      );
+      const facts = releaseFacts(input.release, await readHistory(input.cluster, input.release), () => false);
       if (facts.status !== 'deployed' || facts.chartVersion !== input.version) {
         throw ApplicationFailure.create({
           message: `${input.release} on ${input.cluster.name} is ${facts.installed ? `${facts.status} at ${facts.chartVersion}` : 'not installed'}, expected deployed at ${input.version}`,

@@ -260,19 +260,54 @@ export const helmPullChart = (repo: ChartRepo, chart: ReleaseName, version: Vers
   dir,
 ];
 
-/** Server-side apply updates a CRD in place: no delete (which would delete every custom resource), no 256 KiB annotation. */
-export const kubectlApplyCrd = (c: ClusterRef, file: string, dryRun = false): Argv => [
+/** The field manager of everything the product applies: its ownership shows in managedFields. */
+export const FIELD_MANAGER = 'skoala-upgrade';
+
+export interface CrdApplyOptions {
+  /** `--dry-run=server`: the API server runs the whole apply (validation, conflicts) and stores nothing. */
+  dryRun?: boolean;
+  /**
+   * Default true: the real apply, run after approval, takes over fields other managers own. The
+   * preview's dry run passes false so that the API server names those managers instead.
+   */
+  forceConflicts?: boolean;
+  /** Keep managedFields in the printed object (kubectl drops them by default). */
+  showManagedFields?: boolean;
+}
+
+/**
+ * Server-side apply updates a CRD in place: no delete (which would delete every custom resource), no 256 KiB annotation.
+ * A boolean third argument is the older form of `{ dryRun }`.
+ */
+export const kubectlApplyCrd = (c: ClusterRef, file: string, opts: boolean | CrdApplyOptions = {}): Argv => {
+  const { dryRun = false, forceConflicts = true, showManagedFields = false } =
+    typeof opts === 'boolean' ? { dryRun: opts } : opts;
+  return [
+    ...kubectlTarget(c),
+    'apply',
+    '--server-side',
+    ...(forceConflicts ? ['--force-conflicts'] : []),
+    '--field-manager',
+    FIELD_MANAGER,
+    ...(dryRun ? ['--dry-run=server'] : []),
+    ...(showManagedFields ? ['--show-managed-fields'] : []),
+    '-f',
+    file,
+    '-o',
+    'json',
+  ];
+};
+
+/** One installed CRD; prints nothing (exit 0) when it does not exist. */
+export const kubectlGetCrd = (c: ClusterRef, name: string, opts: { showManagedFields?: boolean } = {}): Argv => [
   ...kubectlTarget(c),
-  'apply',
-  '--server-side',
-  '--force-conflicts',
-  '--field-manager',
-  'skoala-upgrade',
-  ...(dryRun ? ['--dry-run=server'] : []),
-  '-f',
-  file,
+  'get',
+  'crd',
+  name,
   '-o',
   'json',
+  '--ignore-not-found',
+  ...(opts.showManagedFields ? ['--show-managed-fields'] : []),
 ];
 
 /** The commands of one step, for printing. Placeholders name what is only known when it runs. */
@@ -295,7 +330,7 @@ export function commandsOfStep(c: ClusterRef, step: Step): { tool: 'helm' | 'kub
           argv: helmUpgrade(c, step, step.useBackup ? `<values backup of ${step.release}>` : undefined, {
             description: '<upgrade ID>',
             labels: { 'skoala-upgrade.io/revision': '<owner mark>' },
-            timeout: '10m0s',
+            timeout: '600s',
           }),
         },
       ];
@@ -308,8 +343,9 @@ export function commandsOfStep(c: ClusterRef, step: Step): { tool: 'helm' | 'kub
           tool: 'kubectl' as const,
           argv: kubectlApplyCrd(c, f),
         })),
+        { tool: 'kubectl', argv: kubectlApplyFile(c, `<ConfigMap ${CRD_RECORD}: CRD step done at ${step.version}>`) },
       ];
     case 'verifyRelease':
-      return [{ tool: 'helm', argv: helmListRelease(c, step.release) }];
+      return [{ tool: 'helm', argv: helmHistory(c, step.release) }];
   }
 }

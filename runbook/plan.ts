@@ -57,7 +57,7 @@ export function planUpgrade(
 
   const cpFacts = facts.controlPlane;
   const runDb = rules.runDbMigration;
-  if (runDb && fleet.dbMigrationJob === undefined && !isAtTarget(cpFacts, to)) {
+  if (runDb && fleet.dbMigrationJob === undefined && !isAtTarget(cpFacts, to) && cpFacts.release.installed) {
     problems.push(
       rules.dbMigrationNeed === 'required'
         ? `the DB-migration Job is required from ${installedVersion(cpFacts)} to ${to}: set dbMigrationJob in the fleet file to the Job manifest (or pass --db-migration never if it already ran)`
@@ -66,11 +66,11 @@ export function planUpgrade(
   }
   if (problems.length > 0) throw new PlanRefused(problems);
 
-  notes.push(dbMigrationNote(rules, options.dbMigration));
+  notes.push(dbMigrationNote(rules, options.dbMigration, cpFacts.release.installed));
   const installs = all.filter(({ facts: f }) => f && !f.release.installed).map(({ ref }) => ref.name);
   if (installs.length > 0) {
     notes.push(
-      `fresh install on ${installs.join(', ')} (--allow-install): no values backup; a fresh skoala creates its own database schema, so the DB-migration Job is not run for it`
+      `fresh install on ${someOf(installs)} (--allow-install): no values backup; a fresh skoala creates its own database schema, so the DB-migration Job is not run for it`
     );
   }
   if (rules.chartManagesCrds) {
@@ -84,7 +84,9 @@ export function planUpgrade(
   const finishing = workers.filter((w) => !w.skipped && w.steps[0]?.kind === 'awaitCrdApproval');
   if (finishing.length > 0) {
     notes.push(
-      `already at ${to} but their CRD step is not recorded as done, so only the gate and the CRD re-apply run: ${finishing.map((w) => w.cluster.name).join(', ')}`
+      options.forceCrdReapply
+        ? `already at ${to}; CRDs re-applied anyway (--force-crd-reapply), after the gate: ${someOf(finishing.map((w) => w.cluster.name))}`
+        : `already at ${to} but their CRD step is not recorded as done, so only the gate and the CRD re-apply run: ${someOf(finishing.map((w) => w.cluster.name))}`
     );
   }
 
@@ -202,6 +204,7 @@ function crdSteps(request: UpgradeRequest, rules: RuleDecisions): Step[] {
       version: options.targetVersion,
       chartFiles: rules.crdFiles,
       extraFiles: fleet.extraCrds,
+      allowDowngrade: options.forceCrdReapply,
     },
   ];
 }
@@ -238,10 +241,15 @@ function planWorker(request: UpgradeRequest, rules: RuleDecisions, ref: ClusterR
   return { cluster: ref, role: 'worker', release: 'skoala-init', from: installedVersion(f), to, steps };
 }
 
+/** A list of cluster names for a note: the memo that shows notes must stay small on 1,000 clusters. */
+const someOf = (names: string[]): string =>
+  names.length <= 10 ? names.join(', ') : `${names.slice(0, 10).join(', ')} and ${names.length - 10} more`;
+
 const registryValues = (registry: string | undefined): [string, string][] =>
   registry === undefined ? [] : [['global.imageRegistry', registry]];
 
-function dbMigrationNote(rules: RuleDecisions, mode: string): string {
+function dbMigrationNote(rules: RuleDecisions, mode: string, installed: boolean): string {
+  if (!installed) return 'DB-migration Job: skipped (a fresh skoala creates its own schema)';
   const why = {
     required: 'required by the runbook for this version range',
     'only-if-release-notes-say-so': 'only needed if the release notes say so (none found that do)',

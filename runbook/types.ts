@@ -145,6 +145,8 @@ export type Step =
       chartFiles: string[];
       /** Operator's extra manifests (absolute paths). */
       extraFiles: string[];
+      /** --force-crd-reapply: a CRD whose installed bundle version is newer than the manifest's may go down. */
+      allowDowngrade: boolean;
     }
   | { kind: 'verifyRelease'; release: ReleaseName; version: Version };
 

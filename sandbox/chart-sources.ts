@@ -62,18 +62,32 @@ interface CrdSpec {
   scope?: 'Cluster';
 }
 
+/**
+ * The Gateway-API bundle version the fixture chart ships: real CRDs carry it (e.g. v1.2.1), and the
+ * CRD step compares it to refuse a downgrade. A later chart version always maps to a later bundle.
+ */
+export function gatewayBundleVersion(chartVersion: string): string {
+  const v = semver.parse(chartVersion);
+  if (!v) throw new Error(`not a chart version: ${chartVersion}`);
+  return `v${v.major + 1}.${v.minor}.${v.patch}`;
+}
+
 function crd(c: CrdSpec, chartVersion: string): string {
   // *.k8s.io groups are protected: the apiserver wants this annotation (the real CRDs carry it too).
   const approval = c.group.endsWith('.k8s.io')
     ? '\n    api-approved.kubernetes.io: https://github.com/kubernetes-sigs/gateway-api/pull/2466'
     : '';
+  const bundle =
+    c.group === 'gateway.networking.k8s.io'
+      ? `\n    gateway.networking.k8s.io/bundle-version: ${gatewayBundleVersion(chartVersion)}`
+      : '';
   return `---
 apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata:
   name: ${c.plural}.${c.group}
   annotations:
-    fixtures.skoala-upgrade/chart-version: "${chartVersion}"${approval}
+    fixtures.skoala-upgrade/chart-version: "${chartVersion}"${approval}${bundle}
 spec:
   group: ${c.group}
   scope: ${c.scope ?? 'Namespaced'}

@@ -88,7 +88,7 @@ imageRegistry: harbor.local/dce
   });
 
   it('the workflow ID is one per fleet and version', () => {
-    expect(upgradeWorkflowId('prod', '0.28.1')).toBe('skoala-upgrade-prod-0.28.1');
+    expect(upgradeWorkflowId('prod')).toBe('skoala-upgrade-prod');
   });
 });
 

@@ -9,6 +9,7 @@ import {
   chartManagesCrds,
   crdFilesInChart,
   dbMigrationNeed,
+  decideRules,
   deletesAdmissionJobs,
   imageTag,
   runsDbMigration,
@@ -173,6 +174,65 @@ describe('workerKubeVersionSupported', () => {
     expect(parseKubeVersion('v1.33.13')).toBe('1.33.13');
     expect(parseKubeVersion('')).toBeUndefined();
     expect(workerKubeVersionSupported(parseKubeVersion('v1.24.17-gke.100') as string)).toBe(false);
+  });
+});
+
+describe('decideRules: every rule for one upgrade, decided once', () => {
+  it('0.18.0 -> 0.19.2: DB Job required and run, CRDs re-applied from the chart, no admission Jobs deleted', () => {
+    expect(decideRules('0.18.0', '0.19.2', { dbMigration: 'auto' })).toEqual({
+      dbMigrationNeed: 'required',
+      runDbMigration: true,
+      skoalaSet: [
+        ['hive.image.tag', 'v0.19.2'],
+        ['sesame.image.tag', 'v0.19.2'],
+      ],
+      skoalaInitSet: [
+        ['nacos-operator.image.tag', 'v0.19.2'],
+        ['skoala-agent.image.tag', 'v0.19.2'],
+        ['sentinel-operator.image.tag', 'v0.19.2'],
+      ],
+      deletesAdmissionJobs: false,
+      admissionJobs: ADMISSION_JOBS,
+      chartManagesCrds: false,
+      crdFiles: [CONTOUR, GATEWAY_API],
+      minWorkerKubeVersion: '1.25.0',
+    });
+  });
+
+  it('0.52.1 -> 0.53.0 with a ui version: the engine migrates itself, the chart manages its CRDs', () => {
+    const rules = decideRules('0.52.1', '0.53.0', { dbMigration: 'auto', uiVersion: '0.30.0' });
+    expect(rules).toMatchObject({
+      dbMigrationNeed: 'engine-migrates-itself',
+      runDbMigration: false,
+      deletesAdmissionJobs: true,
+      chartManagesCrds: true,
+      crdFiles: [CONTOUR, GATEWAY_API, HIGRESS],
+    });
+    expect(rules.skoalaSet).toContainEqual(['ui.image.tag', 'v0.30.0']);
+    expect(rules.skoalaInitSet).toContainEqual(['seata-operator.image.tag', 'v0.53.0']);
+  });
+
+  it('--db-migration overrides only whether the Job runs, not the need', () => {
+    expect(decideRules('0.18.0', '0.19.2', { dbMigration: 'never' })).toMatchObject({
+      dbMigrationNeed: 'required',
+      runDbMigration: false,
+    });
+    expect(decideRules('0.27.2', '0.28.1', { dbMigration: 'always' })).toMatchObject({
+      dbMigrationNeed: 'engine-migrates-itself',
+      runDbMigration: true,
+    });
+  });
+
+  it('a fresh install (no from) below 0.22.0 needs no DB Job', () => {
+    expect(decideRules(undefined, '0.19.2', { dbMigration: 'auto' })).toMatchObject({
+      dbMigrationNeed: 'not-needed',
+      runDbMigration: false,
+    });
+  });
+
+  it('is plain data: it survives a JSON round trip (it is recorded in workflow history)', () => {
+    const rules = decideRules('0.18.0', '0.19.2', { dbMigration: 'auto', uiVersion: '0.19.0' });
+    expect(JSON.parse(JSON.stringify(rules))).toEqual(rules);
   });
 });
 

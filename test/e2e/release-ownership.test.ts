@@ -1,0 +1,254 @@
+/**
+ * Never touch a release that is not ours, for real (sandbox clusters, real helm): another helm
+ * holding a release pending, a release that was `failed` before we started, a missing release
+ * (no silent fresh install), and our own helm killed mid-upgrade (helm#7476), which the real
+ * activities wait for, roll back and upgrade exactly once.
+ */
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { ApplicationFailure } from '@temporalio/common';
+import { execa, type ResultPromise } from 'execa';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createActivities } from '../../activities';
+import { OWNER_LABEL, ownerLabelValue } from '../../activities/releases';
+import { skoalaInitImageValues } from '../../runbook/rules';
+import type { BackupRef, ClusterRef, Step } from '../../runbook/types';
+import { startSandbox, writeFleetFile, type Sandbox, type SandboxCluster } from '../../sandbox';
+
+const NS = 'skoala-system';
+const UPGRADE_ID = 'skoala-upgrade-sandbox-0.19.2';
+let sb: Sandbox;
+let fleet: string;
+beforeAll(async () => {
+  sb = await startSandbox({ workers: 3, installVersion: '0.18.0', customValues: true, log: () => {} });
+  fleet = await writeFleetFile(sb, path.join(sb.dir, 'fleet.yaml'));
+});
+afterAll(async () => {
+  await sb?.stop();
+});
+
+const worker = (i: number): SandboxCluster => {
+  const w = sb.workers[i];
+  if (!w) throw new Error(`no worker ${i}`);
+  return w;
+};
+const helm = (w: SandboxCluster, args: string[]) =>
+  execa(sb.tools.helm, ['--kubeconfig', w.kubeconfig, '-n', NS, ...args], { env: sb.helmEnv });
+const history = async (w: SandboxCluster) =>
+  JSON.parse((await helm(w, ['history', 'skoala-init', '-o', 'json'])).stdout) as {
+    revision: number;
+    status: string;
+    chart: string;
+    description: string;
+  }[];
+const upgradeTo019 = () => ['upgrade', 'skoala-init', 'skoala-init', '--repo', sb.chartRepo.url, '--version', '0.19.2'];
+
+/** A helm upgrade that never ends by itself here (--wait: no controller makes Deployments ready). */
+function hangingUpgrade(w: SandboxCluster, extra: string[] = []): ResultPromise {
+  return execa(
+    sb.tools.helm,
+    [
+      '--kubeconfig',
+      w.kubeconfig,
+      '-n',
+      NS,
+      ...upgradeTo019(),
+      '--reuse-values',
+      '--wait',
+      '--timeout',
+      '5m',
+      ...extra,
+    ],
+    { env: sb.helmEnv, reject: false }
+  );
+}
+
+async function untilPending(w: SandboxCluster): Promise<void> {
+  for (let i = 0; i < 150 && (await history(w)).at(-1)?.status !== 'pending-upgrade'; i++)
+    await new Promise((r) => setTimeout(r, 200));
+  expect((await history(w)).at(-1)?.status).toBe('pending-upgrade');
+}
+
+function cli(args: string[]) {
+  return execa(process.execPath, ['--import', 'tsx', 'scripts/cli.ts', ...args], {
+    reject: false,
+    env: {
+      ...sb.helmEnv,
+      SKOALA_HELM: sb.tools.helm,
+      SKOALA_KUBECTL: sb.tools.kubectl,
+      TEMPORAL_ADDRESS: '127.0.0.1:1',
+    },
+  });
+}
+
+async function activities(pendingGraceMs = 10 * 60_000) {
+  const workDir = path.join(sb.dir, 'work');
+  await mkdir(workDir, { recursive: true });
+  return createActivities({
+    helm: sb.tools.helm,
+    kubectl: sb.tools.kubectl,
+    env: { ...process.env, ...sb.helmEnv },
+    backupDir: path.join(sb.dir, 'backups'),
+    workDir,
+    pendingGraceMs,
+  });
+}
+
+const ref = (w: SandboxCluster): ClusterRef => ({
+  name: w.name,
+  kubeconfig: w.kubeconfig,
+  context: w.context,
+  namespace: NS,
+});
+const step = (): Step & { kind: 'upgradeRelease' } => ({
+  kind: 'upgradeRelease',
+  release: 'skoala-init',
+  chart: 'skoala-init',
+  repo: { name: 'skoala', url: sb.chartRepo.url },
+  version: '0.19.2',
+  set: skoalaInitImageValues('0.19.2'),
+  useBackup: true,
+  valuesFiles: [],
+  fromRevision: 1,
+});
+const failureOf = (p: Promise<unknown>) =>
+  p.then(
+    () => undefined,
+    (e: unknown) => e as ApplicationFailure
+  );
+
+describe.sequential('releases that are not ours', () => {
+  let foreign: ResultPromise;
+
+  it('preflight refuses a release another helm holds pending and one that failed before we started, naming the history line', async () => {
+    foreign = hangingUpgrade(worker(0));
+    await untilPending(worker(0));
+    // A release left `failed` by someone's earlier attempt (--wait times out here, for real).
+    const failed = await helm(worker(1), [...upgradeTo019(), '--wait', '--timeout', '2s']).catch(
+      (e: { stderr: string }) => e.stderr
+    );
+    expect(String(failed)).toContain('UPGRADE FAILED');
+    const before = await Promise.all([history(worker(0)), history(worker(1))]);
+
+    const run = await cli(['plan', '--version', '0.19.2', '--fleet', fleet]);
+    expect(run.exitCode).toBe(2);
+    const lines = run.stderr.split('\n').filter(Boolean);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(
+      /worker-1: skoala-init is pending-upgrade and not by this upgrade \(helm history: revision 2 \(pending-upgrade, skoala-init-0\.19\.2, [^)]+\): Preparing upgrade\); finish or roll it back first/
+    );
+    expect(lines[0]).toMatch(
+      /worker-2: skoala-init is failed and not by this upgrade \(helm history: revision 2 \(failed, skoala-init-0\.19\.2, [^)]+\): Upgrade "skoala-init" failed: [^)]*\)/
+    );
+    expect(await Promise.all([history(worker(0)), history(worker(1))])).toEqual(before);
+  });
+
+  it('upgradeRelease waits (ReleaseLocked, retryable) while another helm holds the release, changing nothing', async () => {
+    const acts = await activities(0); // even with no grace: a revision that is not ours is never rolled back
+    const env = new MockActivityEnvironment();
+    const err = await failureOf(
+      env.run(acts.upgradeRelease, { upgradeId: UPGRADE_ID, cluster: ref(worker(0)), step: step() })
+    );
+    expect(err).toMatchObject({ type: 'ReleaseLocked', nonRetryable: false });
+    expect(err?.message).toMatch(
+      /^skoala-init on worker-1 is held by another helm operation \(revision 2 \(pending-upgrade/
+    );
+    expect((await history(worker(0))).map((h) => h.status)).toEqual(['deployed', 'pending-upgrade']);
+    foreign.kill('SIGKILL');
+    await foreign;
+  });
+
+  it('a missing release is refused unless --allow-install, and then planned as an install', async () => {
+    await helm(worker(1), ['uninstall', 'skoala-init']);
+    const refused = await cli(['plan', '--version', '0.19.2', '--fleet', fleet]);
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stderr).toContain(
+      'worker-2: skoala-init is not installed; pass --allow-install to install it instead of upgrading'
+    );
+
+    await helm(worker(0), ['rollback', 'skoala-init', '1']); // the foreign pending one, cleaned up by its owner
+    const allowed = await cli(['plan', '--version', '0.19.2', '--fleet', fleet, '--allow-install']);
+    expect(allowed.exitCode, allowed.stderr).toBe(0);
+    expect(allowed.stdout).toContain('note: fresh install on worker-2 (--allow-install)');
+    const w2 = allowed.stdout.slice(allowed.stdout.indexOf('worker-2 (worker'));
+    expect(w2).toMatch(/^worker-2 \(worker, skoala-init not installed -> 0\.19\.2\):/);
+    expect(w2.slice(0, w2.indexOf('worker-3'))).not.toContain('get values');
+  });
+});
+
+describe('our own helm killed mid-upgrade', () => {
+  it('is waited for while it may still run, then rolled back (its own activity) and upgraded exactly once', async () => {
+    const w = worker(2);
+    // The product's own marks: this pending revision is ours.
+    const killed = hangingUpgrade(w, [
+      '--description',
+      `skoala-upgrade ${UPGRADE_ID}`,
+      '--labels',
+      `${OWNER_LABEL}=${ownerLabelValue(UPGRADE_ID, 2)}`,
+    ]);
+    await untilPending(w);
+    killed.kill('SIGKILL');
+    await killed;
+    const blocked = await helm(w, [...upgradeTo019()]).catch((e: { stderr: string }) => e.stderr);
+    expect(blocked).toContain('another operation (install/upgrade/rollback) is in progress');
+
+    const graceMs = 4_000;
+    const acts = await activities(graceMs);
+    const env = new MockActivityEnvironment();
+    const cluster = ref(w);
+    const backup: BackupRef = await env.run(acts.backupValues, {
+      upgradeId: UPGRADE_ID,
+      cluster,
+      release: 'skoala-init' as const,
+      revision: 1,
+    });
+    const input = { upgradeId: UPGRADE_ID, cluster, step: step(), backup };
+    // Young: its helm may still be running, so wait (retryable), never roll back under it.
+    const young = await failureOf(env.run(acts.upgradeRelease, input));
+    expect(young).toMatchObject({ type: 'ReleaseLocked', nonRetryable: false });
+    expect(young?.message).toContain('our earlier helm may still be running');
+    await new Promise((r) => setTimeout(r, graceMs));
+    // Old enough: the workflow is asked to roll it back first.
+    const old = await failureOf(env.run(acts.upgradeRelease, input));
+    expect(old).toMatchObject({ type: 'PendingRollbackNeeded', nonRetryable: true });
+    expect(
+      await env.run(acts.rollbackRelease, {
+        upgradeId: UPGRADE_ID,
+        cluster,
+        release: 'skoala-init' as const,
+        revision: 1,
+      })
+    ).toEqual({
+      rolledBack: true,
+    });
+    expect(await env.run(acts.upgradeRelease, input)).toEqual({ revision: 4, alreadyDone: false });
+    const after = await history(w);
+    expect(after.map((h) => [h.revision, h.chart, h.status])).toEqual([
+      [1, 'skoala-init-0.18.0', 'superseded'],
+      [2, 'skoala-init-0.19.2', 'pending-upgrade'], // helm rollback does not mark it superseded
+      [3, 'skoala-init-0.18.0', 'superseded'],
+      [4, 'skoala-init-0.19.2', 'deployed'],
+    ]);
+    expect(after[2]?.description).toBe('Rollback to 1');
+    expect(after[3]?.description).toBe(`skoala-upgrade ${UPGRADE_ID}`);
+    expect(JSON.parse((await helm(w, ['get', 'values', 'skoala-init', '-o', 'json'])).stdout)).toMatchObject({
+      custom: { marker: w.name },
+    });
+
+    // A retry (e.g. after a worker crash) finds our revision deployed and changes nothing; a second
+    // rollback request does nothing either.
+    expect(await env.run(acts.upgradeRelease, input)).toEqual({ revision: 4, alreadyDone: true });
+    expect(
+      await env.run(acts.rollbackRelease, {
+        upgradeId: UPGRADE_ID,
+        cluster,
+        release: 'skoala-init' as const,
+        revision: 1,
+      })
+    ).toEqual({
+      rolledBack: false,
+    });
+    expect(await history(w)).toHaveLength(4);
+  });
+});
