@@ -52,7 +52,7 @@ export interface Crd {
     annotations?: Record<string, string>;
     managedFields?: ManagedFieldsEntry[];
   };
-  spec: { group: string; names: { plural: string } };
+  spec: { group: string; names: { plural: string; kind: string } };
 }
 
 /**
@@ -245,9 +245,22 @@ function failureText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** Every conflict listed, none cut (`…`) or masked (`***`) by the runner's stderr shortening. */
 const completeParse = (p: { count: number; conflicts: CrdConflict[] }): boolean =>
   p.conflicts.reduce((n, c) => n + c.fields.length, 0) === p.count &&
-  !p.conflicts.some((c) => c.fields.some((f) => f.includes('…')));
+  !p.conflicts.some((c) => c.fields.some((f) => f.includes('…') || f.includes('***')));
+
+/** The installed CRDs of these names, by name, in one kubectl call (absent ones are left out). */
+export async function installedCrds(
+  run: CommandRunner,
+  cluster: ClusterRef,
+  names: string[],
+  opts: { showManagedFields?: boolean } = {}
+): Promise<Map<string, Crd>> {
+  if (names.length === 0) return new Map();
+  const out = (await run('kubectl', cmd.kubectlGetCrd(cluster, names, opts))).stdout.trim();
+  return new Map((out ? items(out) : []).map((c) => [c.metadata.name, c]));
+}
 
 export async function previewCrds(
   run: CommandRunner,
@@ -262,11 +275,35 @@ export async function previewCrds(
     const out: CrdChange[] = [];
     let n = 0;
     for (const file of files) {
+      const docs = manifestDocs(await readFile(file, 'utf8'), file);
+      const names = docs.map(crdName).filter((x): x is string => x !== undefined);
+      const installed = await installedCrds(run, cluster, names, { showManagedFields: true });
+      const results: { stored: Crd; conflicts: CrdConflict[]; manifest: Crd }[] = [];
       // One CRD per dry run: a conflict fails kubectl's whole file, which would hide the other CRDs.
-      for (const doc of manifestDocs(await readFile(file, 'utf8'), file)) {
+      for (const doc of docs) {
         const one = path.join(tmp, `crd-${++n}.yaml`);
         await writeFile(one, doc.text);
-        out.push(...(await previewOne(run, cluster, doc, one)));
+        const name = crdName(doc);
+        const { stored, conflicts } = await dryRunOne(run, cluster, one, name ? installed.get(name) : undefined);
+        results.push(...stored.map((c) => ({ stored: c, conflicts, manifest: doc.object })));
+      }
+      const counts = await customResourceCounts(
+        run,
+        cluster,
+        results.filter((r) => installed.has(r.stored.metadata.name)).map((r) => r.stored)
+      );
+      for (const { stored, conflicts, manifest } of results) {
+        const existing = installed.get(stored.metadata.name);
+        const downgrade = crdDowngrade(existing, manifest);
+        out.push({
+          cluster: cluster.name,
+          crd: stored.metadata.name,
+          // The dry run returns the object as it would be stored: compare it with what is stored now.
+          action: !existing ? 'create' : content(existing) === content(stored) ? 'unchanged' : 'change',
+          customResources: existing ? (counts.get(stored.metadata.name) ?? 0) : 0,
+          conflicts,
+          ...(downgrade ? { downgrade } : {}),
+        });
       }
     }
     return out;
@@ -275,16 +312,16 @@ export async function previewCrds(
   }
 }
 
-async function previewOne(run: CommandRunner, cluster: ClusterRef, doc: ManifestDoc, file: string): Promise<CrdChange[]> {
-  const name = crdName(doc);
-  const existingText = name
-    ? (await run('kubectl', cmd.kubectlGetCrd(cluster, name, { showManagedFields: true }))).stdout.trim()
-    : '';
-  const existing = existingText ? (JSON.parse(existingText) as Crd) : undefined;
-  let stored: Crd[];
-  let conflicts: CrdConflict[] = [];
+/** The dry run of one CRD as we would apply it; on a conflict, who owns what the forced apply takes over. */
+async function dryRunOne(
+  run: CommandRunner,
+  cluster: ClusterRef,
+  file: string,
+  existing: Crd | undefined
+): Promise<{ stored: Crd[]; conflicts: CrdConflict[] }> {
   try {
-    stored = items((await run('kubectl', cmd.kubectlApplyCrd(cluster, file, { dryRun: true, forceConflicts: false }))).stdout);
+    const res = await run('kubectl', cmd.kubectlApplyCrd(cluster, file, { dryRun: true, forceConflicts: false }));
+    return { stored: items(res.stdout), conflicts: [] };
   } catch (err) {
     const parsed = parseConflicts(failureText(err));
     if (!parsed) throw err;
@@ -293,38 +330,38 @@ async function previewOne(run: CommandRunner, cluster: ClusterRef, doc: Manifest
       'kubectl',
       cmd.kubectlApplyCrd(cluster, file, { dryRun: true, forceConflicts: true, showManagedFields: true })
     );
-    stored = items(forced.stdout);
+    const stored = items(forced.stdout);
+    if (completeParse(parsed)) return { stored, conflicts: parsed.conflicts };
     const taken = fieldsTakenOver(existing?.metadata.managedFields ?? [], stored[0]?.metadata.managedFields ?? []);
-    conflicts = completeParse(parsed) || taken.length === 0 ? parsed.conflicts : taken;
+    return { stored, conflicts: taken.length > 0 ? taken : parsed.conflicts };
   }
-  const changes: CrdChange[] = [];
-  for (const crd of stored) {
-    let action: CrdChange['action'] = 'create';
-    let customResources = 0;
-    if (existing) {
-      // The dry run returns the object as it would be stored: compare it with what is stored now.
-      action = content(existing) === content(crd) ? 'unchanged' : 'change';
-      const list = await run('kubectl', [
-        ...cmd.kubectlTarget(cluster),
-        'get',
-        `${crd.spec.names.plural}.${crd.spec.group}`,
-        '-A',
-        '-o',
-        'name',
-      ]);
-      customResources = list.stdout.split('\n').filter(Boolean).length;
-    }
-    const downgrade = crdDowngrade(existing, doc.object);
-    changes.push({
-      cluster: cluster.name,
-      crd: crd.metadata.name,
-      action,
-      customResources,
-      conflicts,
-      ...(downgrade ? { downgrade } : {}),
-    });
+}
+
+/**
+ * How many custom resources of each installed CRD exist (what a CRD delete would have destroyed),
+ * in one kubectl call: `-o name` prints `<kind>.<group>/<name>`, kind in lower case.
+ */
+async function customResourceCounts(
+  run: CommandRunner,
+  cluster: ClusterRef,
+  crds: Crd[]
+): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  if (crds.length === 0) return counts;
+  const { stdout } = await run('kubectl', [
+    ...cmd.kubectlTarget(cluster),
+    'get',
+    crds.map((c) => `${c.spec.names.plural}.${c.spec.group}`).join(','),
+    '-A',
+    '-o',
+    'name',
+  ]);
+  const lines = stdout.split('\n').filter(Boolean);
+  for (const c of crds) {
+    const prefix = `${c.spec.names.kind.toLowerCase()}.${c.spec.group}/`;
+    counts.set(c.metadata.name, lines.filter((l) => l.startsWith(prefix)).length);
   }
-  return changes;
+  return counts;
 }
 
 const FORCE_FLAG = '--force-crd-reapply';
@@ -334,7 +371,9 @@ export function crdPreviewLines(changes: CrdChange[], opts: { allowDowngrade?: b
   const lines: string[] = [];
   for (const c of changes) {
     lines.push(`CRD ${c.crd}: ${c.action}, ${c.customResources} custom resource(s)`);
-    for (const x of c.conflicts) lines.push(`  CONFLICT with ${x.manager}: ${x.fields.join(', ')}`);
+    for (const x of c.conflicts) {
+      lines.push(`  CONFLICT with ${x.manager}: ${x.fields.join(', ') || '(fields not reported)'}`);
+    }
     if (c.downgrade) {
       lines.push(
         `  DOWNGRADE: installed ${c.downgrade.installed} is newer than the chart's ${c.downgrade.chart}; ` +
@@ -362,10 +401,7 @@ const listed = (xs: string[], max = 5): string =>
   xs.length <= max ? xs.join(', ') : `${xs.slice(0, max).join(', ')} and ${xs.length - max} more`;
 
 /** One short paragraph for the approval gate's details: the counts, the other managers, the downgrades. */
-export function summarizeCrdPreview(
-  changes: CrdChange[],
-  opts: { allowDowngrade?: boolean } = {}
-): CrdPreviewSummary {
+export function summarizeCrdPreview(changes: CrdChange[], opts: { allowDowngrade?: boolean } = {}): CrdPreviewSummary {
   const count = (a: CrdChange['action']) => changes.filter((c) => c.action === a).length;
   const changed = count('change');
   const created = count('create');

@@ -2,13 +2,14 @@
  * The CRD step: update CRDs in place from the target chart (never delete one), then record on the
  * cluster that this version's CRD step is done, so a later run (a fresh workflow) can see it.
  */
-import { Context } from '@temporalio/activity';
+import { Context, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import * as cmd from '../runbook/commands';
 import type { ClusterRef, CrdRecord, Step } from '../runbook/types';
+import { crdDowngrade, crdName, installedCrds, manifestDocs, previewCrds, summarizeCrdPreview } from './crd-preview';
 import type { CommandRunner } from './exec';
 
 type CrdStep = Step & { kind: 'reapplyCrds' };
@@ -43,7 +44,40 @@ export function crdActivities(deps: CrdDeps) {
     await run('kubectl', cmd.kubectlApplyFile(cluster, file));
   }
 
+  /**
+   * Before anything is applied: a CRD whose installed bundle is newer than the manifest's would go
+   * down (and lose what the newer bundle serves), so it is refused unless the step allows it.
+   */
+  async function checkDowngrades(cluster: ClusterRef, step: CrdStep, file: string, inChart: boolean): Promise<void> {
+    const docs = manifestDocs(await readFile(file, 'utf8'), file);
+    // Unnamed documents are kubectl's to refuse; only CRDs that name themselves can be looked up.
+    const names = docs.map(crdName).filter((x): x is string => x !== undefined);
+    const installed = await installedCrds(run, cluster, names);
+    for (const doc of docs) {
+      const name = crdName(doc);
+      const down = name ? crdDowngrade(installed.get(name), doc.object) : undefined;
+      if (!name || !down) continue;
+      const source = inChart ? `chart ${step.chart} ${step.version}` : `${path.basename(file)} (extraCrds)`;
+      if (!step.allowDowngrade) {
+        throw ApplicationFailure.nonRetryable(
+          `${cluster.name}: CRD ${name} is installed at ${down.installed}, newer than ${down.chart} in ${source}: refusing to downgrade it; pass --force-crd-reapply to go down`,
+          'CrdDowngrade'
+        );
+      }
+      log.warn('downgrading a CRD (--force-crd-reapply)', { cluster: cluster.name, crd: name, ...down });
+    }
+  }
+
   return {
+    /** Read-only: what the CRD step would do here (changes, conflicts, downgrades), for the approver. */
+    async previewCrdChanges(input: {
+      cluster: ClusterRef;
+      step: CrdStep;
+    }): Promise<{ summary: ReturnType<typeof summarizeCrdPreview> }> {
+      const changes = await previewCrds(run, deps.workDir, input.cluster, input.step);
+      return { summary: summarizeCrdPreview(changes, { allowDowngrade: input.step.allowDowngrade }) };
+    },
+
     /** Updates the CRDs in place from the target chart, then records the step as done on the cluster. */
     async reapplyCrds(input: {
       upgradeId: string;
@@ -54,8 +88,9 @@ export function crdActivities(deps: CrdDeps) {
       const tmp = await mkdtemp(path.join(deps.workDir, 'chart-'));
       try {
         await run('helm', cmd.helmPullChart(step.repo, step.chart, step.version, tmp));
-        const files = [...step.chartFiles.map((f) => path.join(tmp, step.chart, f)), ...step.extraFiles];
-        const applied: string[] = [];
+        const chartFiles = step.chartFiles.map((f) => path.join(tmp, step.chart, f));
+        const files = [...chartFiles, ...step.extraFiles];
+        // Every file is checked before the first is applied: a refusal leaves the CRDs as they were.
         for (const file of files) {
           await stat(file).catch(() => {
             throw ApplicationFailure.nonRetryable(
@@ -63,6 +98,10 @@ export function crdActivities(deps: CrdDeps) {
               'FileNotFound'
             );
           });
+          await checkDowngrades(cluster, step, file, chartFiles.includes(file));
+        }
+        const applied: string[] = [];
+        for (const file of files) {
           const out = await run('kubectl', cmd.kubectlApplyCrd(cluster, file)).catch((err: unknown) => {
             if (err instanceof ApplicationFailure && err.nonRetryable) {
               throw ApplicationFailure.nonRetryable(

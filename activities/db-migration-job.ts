@@ -10,6 +10,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
 import * as cmd from '../runbook/commands';
+import { scrubSecrets } from './errors';
 import type { ClusterRef } from '../runbook/types';
 import type { CommandRunner } from './exec';
 
@@ -192,7 +193,8 @@ export async function runDbMigrationJob(
     const failed = condition(current, 'Failed');
     if (failed) {
       throw ApplicationFailure.nonRetryable(
-        `DB-migration ${job} failed on ${cluster.name}: ${failed.reason ?? 'Failed'}${failed.message ? `: ${failed.message}` : ''}`,
+        // It stays this upgrade's Job: a rerun would wait on it again, so say how to clear it.
+        `DB-migration ${job} failed on ${cluster.name}: ${failed.reason ?? 'Failed'}${failed.message ? `: ${scrubSecrets(failed.message)}` : ''}; read its logs, then delete it to run it again: kubectl ${cmd.kubectlDeleteJob(cluster, name).join(' ')}`,
         'DbMigrationJobFailed'
       );
     }

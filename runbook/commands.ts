@@ -280,8 +280,11 @@ export interface CrdApplyOptions {
  * A boolean third argument is the older form of `{ dryRun }`.
  */
 export const kubectlApplyCrd = (c: ClusterRef, file: string, opts: boolean | CrdApplyOptions = {}): Argv => {
-  const { dryRun = false, forceConflicts = true, showManagedFields = false } =
-    typeof opts === 'boolean' ? { dryRun: opts } : opts;
+  const {
+    dryRun = false,
+    forceConflicts = true,
+    showManagedFields = false,
+  } = typeof opts === 'boolean' ? { dryRun: opts } : opts;
   return [
     ...kubectlTarget(c),
     'apply',
@@ -298,12 +301,16 @@ export const kubectlApplyCrd = (c: ClusterRef, file: string, opts: boolean | Crd
   ];
 };
 
-/** One installed CRD; prints nothing (exit 0) when it does not exist. */
-export const kubectlGetCrd = (c: ClusterRef, name: string, opts: { showManagedFields?: boolean } = {}): Argv => [
+/** Installed CRDs by name: one object for one name, a List for several; absent ones print nothing (exit 0). */
+export const kubectlGetCrd = (
+  c: ClusterRef,
+  names: string | string[],
+  opts: { showManagedFields?: boolean } = {}
+): Argv => [
   ...kubectlTarget(c),
   'get',
   'crd',
-  name,
+  ...(typeof names === 'string' ? [names] : names),
   '-o',
   'json',
   '--ignore-not-found',

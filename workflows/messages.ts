@@ -64,4 +64,6 @@ export const decideAllSignal = defineSignal<[CrdDecisionForAll]>('decideAllSigna
 export const clusterProgressSignal = defineSignal<[ClusterProgress]>('clusterProgress');
 
 /** Child: what it does now (also queryable from the `temporal` CLI). */
-export const gateQuery = defineQuery<{ cluster: string; state: ClusterState; step?: StepKind }>('gate');
+export const gateQuery = defineQuery<{ cluster: string; state: ClusterState; step?: StepKind; preview?: string }>(
+  'gate'
+);

@@ -11,6 +11,7 @@ import {
   condition,
   isCancellation,
   makeContinueAsNewFunc,
+  patched,
   setCurrentDetails,
   setHandler,
   upsertMemo,
@@ -39,7 +40,8 @@ interface Carried {
   facts: FleetFacts;
   /** The rules decided in the first run: the plan is rebuilt from these facts and decisions only. */
   rules: RuleDecisions;
-  controlPlane: ClusterResult;
+  /** Absent when the first run only read the fleet (large fleets: see below). */
+  controlPlane?: ClusterResult;
   /** Worker clusters already finished, in finishing order. */
   workers: ClusterResult[];
 }
@@ -64,7 +66,15 @@ export async function upgradeEngine(input: UpgradeEngineInput): Promise<UpgradeR
     const facts = carried?.facts ?? (await preflight(request, acts).catch(failWith(status)));
     const rules = carried?.rules ?? (await recordRules(request, facts, acts));
     const plan = planOrRefuse(request, facts, rules, status);
-    if (!carried) upsertMemo({ plan: memoOf(plan) });
+    const perRun = request.tuning?.childrenPerRun ?? 200;
+    if (!carried) {
+      upsertMemo({ plan: memoOf(plan) });
+      // Preflight costs 3 events per cluster: on a large fleet it gets a run of its own, so no run's
+      // history grows past ~4,000 events (1,000 clusters: preflight ~3,100, then ~2,500 per run).
+      // Added after v2 histories were recorded: upgrades already running go on as they started.
+      if (fleet.workers.length > perRun && patched('continue-after-preflight'))
+        await continueWith(request, { facts, rules, workers: [] });
+    }
 
     // 2. Control plane, verified before any worker cluster is touched.
     const controlPlane =
@@ -78,11 +88,7 @@ export async function upgradeEngine(input: UpgradeEngineInput): Promise<UpgradeR
     if (left.length > 0) {
       // History stays small for large fleets: the window drained, hand the rest to a new run.
       await condition(allHandlersFinished);
-      // The memo (target version, plan) goes along: the CLI reads the version from it.
-      await makeContinueAsNewFunc<typeof upgradeEngine>({ memo: workflowInfo().memo })({
-        request,
-        carried: { facts, rules, controlPlane, workers: [...done.values()] },
-      });
+      await continueWith(request, { facts, rules, controlPlane, workers: [...done.values()] });
     }
 
     status.phase = 'done';
@@ -104,6 +110,11 @@ export async function upgradeEngine(input: UpgradeEngineInput): Promise<UpgradeR
     await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
     throw err;
   }
+}
+
+/** Continue as new with `carried`; the memo (target version, plan) goes along: the CLI reads the version from it. */
+function continueWith(request: UpgradeRequest, carried: Carried): Promise<never> {
+  return makeContinueAsNewFunc<typeof upgradeEngine>({ memo: workflowInfo().memo })({ request, carried });
 }
 
 const failWith =

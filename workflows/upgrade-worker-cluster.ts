@@ -10,6 +10,7 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   log,
+  patched,
   setCurrentDetails,
   setHandler,
   sleep,
@@ -25,6 +26,7 @@ import {
   type ClusterProgress,
   type CrdDecision,
 } from './messages';
+import { errorMessage } from './errors';
 import { runSteps } from './run-steps';
 
 export interface UpgradeWorkerClusterInput {
@@ -42,6 +44,31 @@ function refusal(d: CrdDecision, cluster: string, waiting: boolean, decided: App
   return undefined;
 }
 
+/**
+ * What the CRD step would do (server-side dry run, without taking fields from other managers):
+ * the approver sees conflicts and downgrades before deciding. A preview that fails does not hold
+ * the gate: the approver is told it is missing.
+ */
+async function previewCrdStep(plan: ClusterPlan, acts: ReturnType<typeof proxies>): Promise<string> {
+  const step = plan.steps.find((s) => s.kind === 'reapplyCrds');
+  if (step?.kind !== 'reapplyCrds') return '';
+  try {
+    const { summary } = await acts.quick.previewCrdChanges.executeWithOptions(
+      {
+        ...acts.options.quick,
+        ...(plan.cluster.taskQueue ? { taskQueue: plan.cluster.taskQueue } : {}),
+        retry: { ...acts.options.quick.retry, maximumAttempts: 2 },
+        summary: `preview the CRD step on ${plan.cluster.name}`,
+      },
+      [{ cluster: plan.cluster, step }]
+    );
+    return `CRD preview: ${summary.text}`;
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    return `CRD preview failed (decide without it, or reject): ${errorMessage(err)}`;
+  }
+}
+
 export async function upgradeWorkerCluster(input: UpgradeWorkerClusterInput): Promise<ClusterResult> {
   const { plan } = input;
   const cluster = plan.cluster.name;
@@ -52,6 +79,7 @@ export async function upgradeWorkerCluster(input: UpgradeWorkerClusterInput): Pr
   let waiting = false;
   let decision: Approval | undefined;
   let decidedBy: string | undefined; // the approve-all request that decided, if one did
+  let preview: string | undefined; // what the CRD step would change, for the approver
 
   let seq = 0;
   /**
@@ -95,7 +123,7 @@ export async function upgradeWorkerCluster(input: UpgradeWorkerClusterInput): Pr
     log.warn(`ignored CRD decision: ${why}`, { cluster, by: d.by });
     if (d.requestId) await report({ state, ack: { requestId: d.requestId, decided: false, reason: why } });
   });
-  setHandler(gateQuery, () => ({ cluster, state, step }));
+  setHandler(gateQuery, () => ({ cluster, state, step, ...(preview ? { preview } : {}) }));
 
   const acts = proxies(input.tuning);
   try {
@@ -106,10 +134,12 @@ export async function upgradeWorkerCluster(input: UpgradeWorkerClusterInput): Pr
         setCurrentDetails(`${cluster}: ${kind}`);
       },
       awaitApproval: async () => {
+        // Added after v2 histories were recorded: upgrades already waiting replay without it.
+        if (patched('crd-preview-at-gate')) preview = await previewCrdStep(plan, acts);
         waiting = true;
         state = 'waiting-approval';
         setCurrentDetails(
-          `${cluster}: waiting for approval of the CRD re-apply (npm run approve -- --cluster ${cluster} --by NAME)`
+          `${cluster}: waiting for approval of the CRD re-apply (npm run approve -- --cluster ${cluster} --by NAME)${preview ? `\n\n${preview}` : ''}`
         );
         await report({ state });
         const every = input.tuning?.approvalReminder ?? '30 minutes';
@@ -142,7 +172,7 @@ export async function upgradeWorkerCluster(input: UpgradeWorkerClusterInput): Pr
       throw err; // the child ends CANCELLED; the parent names the cluster `cancelled`
     }
     state = 'failed';
-    const message = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
+    const message = errorMessage(err);
     throw ApplicationFailure.nonRetryable(
       `${cluster}: ${step ?? 'upgrade'} failed: ${message}`,
       'ClusterUpgradeFailed'

@@ -1,17 +1,14 @@
 /** Turning plans and status into text: tables and command lines for people, JSON for machines. */
 import Table from 'cli-table3';
+import { crdPreviewLines, type CrdChange } from '../../activities/crd-preview';
 import { redactArgv } from '../../activities/errors';
 import { commandsOfStep } from '../../runbook/commands';
 import type { ClusterPlan, ClusterStatus, Plan, UpgradeResult, UpgradeStatus } from '../../runbook/types';
 
 const quote = (a: string): string => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
 
-export interface CrdPreview {
-  cluster: string;
-  crd: string;
-  action: 'create' | 'change' | 'unchanged';
-  customResources: number;
-}
+/** One CRD of the plan's preview (see activities/crd-preview.ts). */
+export type CrdPreview = CrdChange;
 
 function renderClusterPlan(p: ClusterPlan, crds: CrdPreview[]): string[] {
   const head = `${p.cluster.name} (${p.role}, ${p.release} ${p.from ?? 'not installed'} -> ${p.to})`;
@@ -28,9 +25,10 @@ function renderClusterPlan(p: ClusterPlan, crds: CrdPreview[]): string[] {
       );
     }
   }
-  for (const c of crds.filter((x) => x.cluster === p.cluster.name)) {
-    lines.push(`     CRD ${c.crd}: ${c.action}, ${c.customResources} custom resource(s)`);
-  }
+  const crdStep = p.steps.find((s) => s.kind === 'reapplyCrds');
+  const allowDowngrade = crdStep?.kind === 'reapplyCrds' && crdStep.allowDowngrade;
+  const own = crds.filter((x) => x.cluster === p.cluster.name);
+  lines.push(...crdPreviewLines(own, { allowDowngrade }).map((l) => `     ${l}`));
   return lines;
 }
 

@@ -53,8 +53,16 @@ try {
   });
   const seconds = (Date.now() - t0) / 1000;
   const runs: number[] = [];
+  let largest: Record<string, number> = {};
   for await (const e of h.env.client.workflow.list({ query: `WorkflowId = '${request.upgradeId}'` })) {
     const events = (await h.env.client.workflow.getHandle(e.workflowId, e.runId).fetchHistory()).events ?? [];
+    if (events.length > Math.max(0, ...runs)) {
+      largest = {};
+      for (const ev of events) {
+        const type = String(ev.eventType ?? '?').replace('EVENT_TYPE_', '');
+        largest[type] = (largest[type] ?? 0) + 1;
+      }
+    }
     runs.push(events.length);
   }
   console.log(
@@ -66,7 +74,13 @@ try {
   );
   console.log(`activity executions:     ${fake.calls.length}`);
   console.log(
-    `parent runs:             ${runs.length}; largest parent history: ${Math.max(...runs)} events (limit 51,200)`
+    `parent runs:             ${runs.length}; largest parent history: ${Math.max(...runs)} events (target < 4,096 per run; server limit 51,200)`
+  );
+  console.log(
+    `  its events by type:    ${Object.entries(largest)
+      .sort((a, b) => b[1] - a[1])
+      .map(([t, n]) => `${t} ${n}`)
+      .join(', ')}`
   );
   console.log(`worker+client peak RSS:  ${(peakRss / 2 ** 20).toFixed(0)} MiB`);
 } finally {

@@ -55,7 +55,7 @@ describe('npm run demo', () => {
       });
     });
     expect(out).toMatch(
-      /TEMPORAL_ADDRESS=127\.0\.0\.1:\d+ npm run approve -- --workflow-id skoala-upgrade-sandbox-0\.19\.2 --all --by "\$USER"/
+      /TEMPORAL_ADDRESS=127\.0\.0\.1:\d+ npm run approve -- --workflow-id skoala-upgrade-sandbox --all --by "\$USER"/
     );
     expect(serverProcesses().size).toBeGreaterThan(before.size);
     child.kill('SIGINT');

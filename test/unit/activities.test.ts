@@ -358,7 +358,13 @@ describe('upgradeRelease', () => {
     expect(out).toEqual({ revision: 4, alreadyDone: false });
     expect(r.argvs()).toEqual([HISTORY_W1, LABELS_W1, upgradeArgv(backupFileOf(3), 4), HISTORY_W1, LABELS_W1]);
     // helm stops itself at --timeout 600s; the process limit is a minute later
-    expect(r.calls[2]?.opts).toEqual({ timeoutMs: 660_000 });
+    expect(r.calls.map((c) => c.opts)).toEqual([
+      { cluster: 'w1' },
+      { cluster: 'w1' },
+      { timeoutMs: 660_000, cluster: 'w1' },
+      { cluster: 'w1' },
+      { cluster: 'w1' },
+    ]);
   });
 
   it('the owner mark names the revision helm will create: the newest one + 1, whatever its status', async () => {
@@ -388,7 +394,7 @@ describe('upgradeRelease', () => {
       backup,
     });
     expect(r.calls[2]?.argv.slice(-2)).toEqual(['--timeout', '90s']);
-    expect(r.calls[2]?.opts).toEqual({ timeoutMs: 150_000 });
+    expect(r.calls[2]?.opts).toEqual({ timeoutMs: 150_000, cluster: 'w1' });
   });
 
   it('our revision already deployed at the target: only the read, no upgrade (alreadyDone)', async () => {
@@ -540,6 +546,20 @@ describe('upgradeRelease', () => {
       HISTORY_W1,
       LABELS_W1,
     ]);
+  });
+
+  it('planned as a fresh install, but someone installed it since: ValuesChanged, no upgrade', async () => {
+    const theirs: Rev = { revision: 1, status: 'deployed', version: '0.27.2', description: 'Install complete' };
+    const r = recorder(...state([theirs]));
+    const fresh = { ...step, useBackup: false, valuesFiles: [], fromRevision: undefined, install: true };
+    const err = await failureOf(
+      act(activitiesWith(r.run).upgradeRelease, { upgradeId: UID, cluster: w1, step: fresh })
+    );
+    expect(err).toMatchObject({ type: 'ValuesChanged', nonRetryable: true });
+    expect(err.message).toBe(
+      `values changed since the plan: re-run plan (skoala-init on w1 was installed since: ${line(theirs)})`
+    );
+    expect(r.argvs()).toEqual([HISTORY_W1, LABELS_W1]);
   });
 
   describe('a pending revision', () => {
@@ -748,7 +768,7 @@ describe('rollbackRelease', () => {
     const r = recorder(...state([r3, ourPending]), 'Rollback was a success! Happy Helming!\n');
     await expect(act(activitiesWith(r.run).rollbackRelease, input)).resolves.toEqual({ rolledBack: true });
     expect(r.argvs()).toEqual([HISTORY_W1, LABELS_W1, ROLLBACK]);
-    expect(r.calls[2]?.opts).toEqual({ timeoutMs: 660_000 });
+    expect(r.calls[2]?.opts).toEqual({ timeoutMs: 660_000, cluster: 'w1' });
     expect(logger.entries.filter((e) => e.level === 'WARN')).toEqual([
       {
         level: 'WARN',
@@ -836,6 +856,15 @@ describe('verifyRelease', () => {
     const err = await failureOf(act(activitiesWith(recorder(out).run).verifyRelease, input));
     expect(err.type).toBe('ReleaseNotAtTarget');
     expect(err.message).toBe(message);
+  });
+
+  it('a release that does not exist: ReleaseNotAtTarget, not installed', async () => {
+    const r = recorder(notFound());
+    const err = await failureOf(act(activitiesWith(r.run).verifyRelease, input));
+    expect(err.type).toBe('ReleaseNotAtTarget');
+    expect(err.message).toBe('skoala-init on w1 is not installed, expected deployed at 0.28.1');
+    expect(r.argvs()).toEqual([HISTORY_W1]);
+    expect(r.calls[0]?.opts).toEqual({ cluster: 'w1' });
   });
 });
 
@@ -1069,6 +1098,7 @@ describe('reapplyCrds', () => {
     version: '0.52.0',
     chartFiles: [CONTOUR, GATEWAY_API],
     extraFiles,
+    allowDowngrade: false,
   });
 
   /** Stands in for `helm pull --untar`: writes the chart's CRD files where helm would. */

@@ -461,7 +461,7 @@ describe('commandsOfStep', () => {
   const placeholderMarks: cmd.HelmRunMarks = {
     description: '<upgrade ID>',
     labels: { 'skoala-upgrade.io/revision': '<owner mark>' },
-    timeout: '10m0s',
+    timeout: '600s',
   };
 
   it('upgradeRelease with a backup: placeholders name the backup and the marks', () => {
@@ -475,7 +475,7 @@ describe('commandsOfStep', () => {
       '--labels',
       'skoala-upgrade.io/revision=<owner mark>',
       '--timeout',
-      '10m0s',
+      '600s',
     ]);
   });
 
@@ -493,7 +493,7 @@ describe('commandsOfStep', () => {
     ]);
   });
 
-  it('reapplyCrds: pull once, then one server-side apply per file, chart files first', () => {
+  it('reapplyCrds: pull once, one server-side apply per file, chart files first, then the CRD record', () => {
     const step: Step = {
       kind: 'reapplyCrds',
       chart: 'skoala-init',
@@ -504,6 +504,7 @@ describe('commandsOfStep', () => {
         'charts/contour-provisioner-prereq/crds/gateway-api.yaml',
       ],
       extraFiles: ['/ops/extra.yaml'],
+      allowDowngrade: false,
     };
     expect(cmd.commandsOfStep(both, step)).toEqual([
       { tool: 'helm', argv: cmd.helmPullChart(REPO, 'skoala-init', '0.52.1', '<tmp>') },
@@ -516,12 +517,16 @@ describe('commandsOfStep', () => {
         argv: cmd.kubectlApplyCrd(both, '<tmp>/skoala-init/charts/contour-provisioner-prereq/crds/gateway-api.yaml'),
       },
       { tool: 'kubectl', argv: cmd.kubectlApplyCrd(both, '/ops/extra.yaml') },
+      {
+        tool: 'kubectl',
+        argv: cmd.kubectlApplyFile(both, '<ConfigMap skoala-upgrade-crds: CRD step done at 0.52.1>'),
+      },
     ]);
   });
 
-  it('verifyRelease: helm list', () => {
+  it('verifyRelease: helm history', () => {
     expect(cmd.commandsOfStep(both, { kind: 'verifyRelease', release: 'skoala-init', version: '0.28.1' })).toEqual([
-      { tool: 'helm', argv: cmd.helmListRelease(both, 'skoala-init') },
+      { tool: 'helm', argv: cmd.helmHistory(both, 'skoala-init') },
     ]);
   });
 
@@ -541,6 +546,7 @@ describe('commandsOfStep', () => {
         version: '0.52.1',
         chartFiles: ['c.yaml'],
         extraFiles: [],
+        allowDowngrade: false,
       },
       { kind: 'verifyRelease', release: 'skoala-init', version: '0.52.1' },
     ];

@@ -203,6 +203,7 @@ describe('0.18.0 -> 0.19.2 (DB migration required, CRDs re-applied)', () => {
       version: '0.19.2',
       chartFiles: [CONTOUR, GATEWAY_API],
       extraFiles: [],
+      allowDowngrade: false,
     });
   });
 
@@ -682,6 +683,7 @@ describe('workers already at the target (a rerun finishes the CRD step)', () => 
       version: '0.28.1',
       chartFiles: [CONTOUR, GATEWAY_API],
       extraFiles: [],
+      allowDowngrade: false,
     });
     expect(stepOf(w2, 'awaitCrdApproval').manifests).toEqual([CONTOUR, GATEWAY_API]);
     expect(stepOf(w2, 'verifyRelease')).toEqual({ kind: 'verifyRelease', release: 'skoala-init', version: '0.28.1' });
@@ -709,7 +711,7 @@ describe('workers already at the target (a rerun finishes the CRD step)', () => 
     const w1 = plan.workers[0] as ClusterPlan;
     expect(kinds(w1)).toEqual(['awaitCrdApproval', 'reapplyCrds', 'verifyRelease']);
     expect(stepOf(w1, 'reapplyCrds').chartFiles).toEqual([CONTOUR, GATEWAY_API, HIGRESS]);
-    expect(plan.notes.join('\n')).toMatch(/only the gate and the CRD re-apply run: w1$/m);
+    expect(plan.notes).toContain('already at 0.53.0; CRDs re-applied anyway (--force-crd-reapply), after the gate: w1');
   });
 
   it('a version whose chart manages its CRDs needs no CRD step: skipped without a record', () => {
@@ -723,6 +725,22 @@ describe('workers already at the target (a rerun finishes the CRD step)', () => 
     for (const w of plan.workers) expect(kinds(w)).toEqual(['awaitCrdApproval', 'reapplyCrds', 'verifyRelease']);
     expect(plan.notes).toContain(
       'already at 0.28.1 but their CRD step is not recorded as done, so only the gate and the CRD re-apply run: w1, w2'
+    );
+  });
+
+  it('twelve workers at the target without a CRD record: the note names ten and counts the rest', () => {
+    const names = Array.from({ length: 12 }, (_, i) => `w${i + 1}`);
+    const fleet = fleetOf({
+      workers: names.map((name) => ({ name, kubeconfig: `/kc/${name}`, namespace: 'skoala-system' })),
+    });
+    const facts: FleetFacts = {
+      controlPlane: clusterFacts('global', deployed('0.28.1')),
+      workers: names.map((name) => atTarget(name, '0.28.1')),
+    };
+    const plan = planUpgrade(requestFor('0.28.1', {}, fleet), facts);
+    for (const w of plan.workers) expect(kinds(w)).toEqual(['awaitCrdApproval', 'reapplyCrds', 'verifyRelease']);
+    expect(plan.notes).toContain(
+      'already at 0.28.1 but their CRD step is not recorded as done, so only the gate and the CRD re-apply run: w1, w2, w3, w4, w5, w6, w7, w8, w9, w10 and 2 more'
     );
   });
 });

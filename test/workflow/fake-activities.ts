@@ -5,6 +5,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Activities } from '../../activities';
+import { summarizeCrdPreview } from '../../activities/crd-preview';
 import { decideRules } from '../../runbook/rules';
 import type { CrdRecord, ReleaseFacts } from '../../runbook/types';
 
@@ -128,6 +129,8 @@ export class FakeFleet {
           if (c) c.crds = { version: i.step.version, upgradeId: i.upgradeId, at: new Date().toISOString() };
           return { applied: ['httpproxies.projectcontour.io'] };
         }),
+      previewCrdChanges: (i) =>
+        this.record('previewCrdChanges', i.cluster.name, () => ({ summary: summarizeCrdPreview([]) })),
       rollbackRelease: (i) => this.record('rollbackRelease', i.cluster.name, () => ({ rolledBack: true })),
       decideRules: async (i) => decideRules(i.from, i.to, i),
       verifyRelease: (i) =>

@@ -345,7 +345,7 @@ describe('upgradeEngine', () => {
         await stop();
       }
     });
-    expect(runs).toBe(3); // 5 workers, 2 per run
+    expect(runs).toBe(4); // preflight alone (a fleet over 2 per run), then 5 workers at 2 per run
     expect(result.workers.map((w) => w.outcome)).toEqual(Array(5).fill('upgraded'));
     for (const w of fleet.workers) expect(fake.count('upgradeRelease', w.name)).toBe(1);
     expect(fake.count('preflightCluster')).toBe(6); // facts are carried over, not read again
