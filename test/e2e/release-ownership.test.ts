@@ -5,7 +5,7 @@
  * activities wait for, roll back and upgrade exactly once.
  */
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { ApplicationFailure } from '@temporalio/common';
+import { type ApplicationFailure } from '@temporalio/common';
 import { execa, type ResultPromise } from 'execa';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';

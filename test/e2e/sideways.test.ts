@@ -12,6 +12,7 @@ import { startUpgrade } from '../../scripts/commands/start-upgrade';
 import { startLocalStack, type LocalStack } from '../../scripts/lib/local-stack';
 import { upgradeWorkflowId } from '../../runbook/fleet';
 import type { UpgradeResult } from '../../runbook/types';
+import { gateQuery } from '../../workflows/messages';
 import { waitForStatus } from '../workflow/harness';
 import { kube, NS } from './kube';
 
@@ -121,6 +122,9 @@ describe.sequential('an upgrade meets the real world', () => {
   it('a rerun finishes what was left: the gate and CRDs for worker-1, the upgrade of worker-2 from its new values', async () => {
     const handle = await startFor('0.19.2'); // the finished upgrade does not block the next one
     await waitForStatus(handle, (s) => s.pendingApprovals.includes('worker-1'), 120_000);
+    // The approver sees what the CRD step would do on this cluster (a server-side dry run).
+    const gate = await client.workflow.getHandle(`${WORKFLOW_ID}/worker-1`).query(gateQuery);
+    expect(gate.preview).toMatch(/^CRD preview: 13 CRD\(s\): 13 to change, 0 to create, 0 unchanged/);
     expect((await approve({ all: true, by: 'bob', workflowId: WORKFLOW_ID }, client)).clusters).toEqual(['worker-1']);
     await waitForStatus(handle, (s) => s.pendingApprovals.includes('worker-2'), 120_000);
     await approve({ cluster: 'worker-2', by: 'bob', workflowId: WORKFLOW_ID }, client);

@@ -269,7 +269,7 @@ describe('runDbMigrationJob', () => {
     const err = await failureOf(act(r.run, input));
     expect(err).toMatchObject({ type: 'DbMigrationJobFailed', nonRetryable: true });
     expect(err.message).toBe(
-      'DB-migration job.batch/skoala-db-upgrade failed on global: BackoffLimitExceeded: Job has reached the specified backoff limit'
+      'DB-migration job.batch/skoala-db-upgrade failed on global: BackoffLimitExceeded: Job has reached the specified backoff limit; read its logs, then delete it to run it again: kubectl --kubeconfig /kc/global.yaml --context admin -n skoala-system delete job skoala-db-upgrade'
     );
     expect(r.argvs).toEqual([GET, GET]);
   });

@@ -5,7 +5,7 @@
  *
  * One upgrade of 3 workers covers: approve by the child's update, reject by approve-all (with its
  * answers), a retried then failed cluster on a per-site task queue, and continue-as-new (2 children
- * per run): the parent's first run ends in continue-as-new, its second run finishes.
+ * per run): every run of the parent is saved (v3: the first one only reads the fleet).
  */
 import { execa } from 'execa';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -15,7 +15,11 @@ import { decideAllUpdate, decideCrdUpdate } from '../../workflows/messages';
 import { startHarness, waitForStatus } from './harness';
 import { fakeFleetAt, fleetOf, requestFor } from './request';
 
-const VERSION = 'v2';
+const VERSION = 'v3';
+
+function expectFirst(runs: string[], firstRunId: string): void {
+  if (runs[0] !== firstRunId) throw new Error(`runs listed out of order: ${runs.join(', ')}`);
+}
 const out = new URL('../histories/', import.meta.url);
 const h = await startHarness();
 try {
@@ -65,8 +69,16 @@ try {
         ids[`${name}.json`] = workflowId;
         await writeFile(new URL('ids.json', out), `${JSON.stringify(ids, null, 2)}\n`);
       };
-      await save(`upgrade-engine-continued-${VERSION}`, 'recorded', firstRunId);
-      await save(`upgrade-engine-final-${VERSION}`, 'recorded');
+      const runs: string[] = [];
+      for await (const e of h.env.client.workflow.list({ query: `WorkflowId = 'recorded'` })) runs.push(e.runId);
+      runs.reverse(); // oldest first
+      expectFirst(runs, firstRunId);
+      for (const [i, runId] of runs.entries())
+        await save(
+          `upgrade-engine-${i + 1 < runs.length ? 'continued' : 'final'}-run${i + 1}-${VERSION}`,
+          'recorded',
+          runId
+        );
       await save(`worker-cluster-approved-${VERSION}`, 'recorded/worker-1');
       await save(`worker-cluster-rejected-${VERSION}`, 'recorded/worker-2');
       await save(`worker-cluster-failed-at-site-${VERSION}`, 'recorded/worker-3');
