@@ -76,13 +76,15 @@ async function runChild(
     });
     result = await child.result();
   } catch (err) {
+    const cancelled = isCancellation(err) || isCancellation((err as Error).cause);
+    const atGate = status.state(name) === 'waiting-approval';
     result = {
       cluster: name,
       role: 'worker',
-      outcome: isCancellation(err) || isCancellation((err as Error).cause) ? 'cancelled' : 'failed',
+      outcome: cancelled ? 'cancelled' : 'failed',
       from: plan.from,
       to: plan.to,
-      error: errorMessage(err),
+      error: cancelled ? `cancelled${atGate ? ' at the CRD approval gate' : ''}` : errorMessage(err),
       startedAt,
       finishedAt: new Date().toISOString(),
     };

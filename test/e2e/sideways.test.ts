@@ -38,7 +38,8 @@ const w = (i: number) => {
 };
 
 function cli(args: string[]) {
-  return execa(process.execPath, ['--import', 'tsx', 'scripts/cli.ts', ...args, '--fleet', stack.fleetFile], {
+  const fleet = args[0] === 'start-upgrade' ? ['--fleet', stack.fleetFile] : [];
+  return execa(process.execPath, ['--import', 'tsx', 'scripts/cli.ts', ...args, ...fleet], {
     reject: false,
     env: { TEMPORAL_ADDRESS: stack.env.address, SKOALA_TASK_QUEUE: stack.taskQueue },
   });
@@ -152,5 +153,20 @@ describe.sequential('an upgrade meets the real world', () => {
     const result = (await handle.result()) as UpgradeResult;
     expect(result.workers.map((r) => r.outcome)).toEqual(['upgraded', 'upgraded']);
     expect((await crdRecord(0)).at).not.toBe(before.at);
+  });
+
+  it('npm run cancel at the gate: helm is left deployed (never pending), every cluster named, the workflow CANCELLED', async () => {
+    const handle = await startFor('0.27.2');
+    await waitForStatus(handle, (s) => s.pendingApprovals.includes('worker-1'), 120_000);
+    const run = await cli(['cancel']);
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.stdout.split('\n')[0]).toBe(`${WORKFLOW_ID}: cancelled`);
+    expect(run.stdout).toMatch(/│ worker-1 +│ worker +│ cancelled .*│ cancelled at the CRD approval gate +│/);
+    expect(run.stdout).toMatch(/│ worker-2 +│ worker +│ cancelled /);
+    expect((await handle.describe()).status.name).toBe('CANCELLED');
+    expect(await k.release(w(0), 'skoala-init')).toMatchObject({ status: 'deployed', chart: 'skoala-init-0.27.2' });
+    expect(await k.release(w(1), 'skoala-init')).toMatchObject({ status: 'deployed', chart: 'skoala-init-0.19.2' });
+    const status = await cli(['status', '--workflow-id', WORKFLOW_ID]);
+    expect(status.stdout).toContain(`${WORKFLOW_ID}-0.27.2: cancelled (target 0.27.2)`);
   });
 });

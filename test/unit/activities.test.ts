@@ -3,7 +3,7 @@
  * CommandRunner that returns canned helm/kubectl output: the exact argument arrays each activity
  * runs, and what it makes of the answers. Backups and scratch space are real temp directories.
  */
-import { ApplicationFailure, type LogLevel, type LogMetadata, type Logger } from '@temporalio/common';
+import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -17,6 +17,7 @@ import { commandFailure } from '../../activities/errors';
 import type { CommandRunner, RunOptions, Tool } from '../../activities/exec';
 import { decideRules } from '../../runbook/rules';
 import type { BackupRef, ClusterRef, Step } from '../../runbook/types';
+import { RecordingLogger } from '../helpers/recording-logger';
 
 const REPO = { name: 'skoala', url: 'https://release.daocloud.io/chartrepo/skoala' };
 const w1: ClusterRef = { name: 'w1', kubeconfig: '/kc/w1.yaml', namespace: 'skoala-system' };
@@ -157,19 +158,6 @@ async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
     throw err;
   }
   throw new Error('the activity succeeded');
-}
-
-/** Keeps the activities' log lines for assertions instead of printing them. */
-class RecordingLogger implements Logger {
-  readonly entries: { level: LogLevel; message: string; meta?: LogMetadata }[] = [];
-  log(level: LogLevel, message: string, meta?: LogMetadata): void {
-    this.entries.push({ level, message, ...(meta ? { meta } : {}) });
-  }
-  trace = (message: string, meta?: LogMetadata): void => this.log('TRACE', message, meta);
-  debug = (message: string, meta?: LogMetadata): void => this.log('DEBUG', message, meta);
-  info = (message: string, meta?: LogMetadata): void => this.log('INFO', message, meta);
-  warn = (message: string, meta?: LogMetadata): void => this.log('WARN', message, meta);
-  error = (message: string, meta?: LogMetadata): void => this.log('ERROR', message, meta);
 }
 
 let dir: string;

@@ -4,7 +4,7 @@
  * the sandbox's kube-apiserver v1.33.13 and kubectl v1.33.0, and the manifests are the fixture
  * chart's own (sandbox/chart-sources.ts).
  */
-import { ApplicationFailure, type LogLevel, type LogMetadata, type Logger } from '@temporalio/common';
+import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -26,6 +26,7 @@ import { commandFailure } from '../../activities/errors';
 import type { CommandRunner } from '../../activities/exec';
 import type { ClusterRef, Step } from '../../runbook/types';
 import { skoalaInitChart } from '../../sandbox/chart-sources';
+import { RecordingLogger } from '../helpers/recording-logger';
 
 const ADVICE = `Please review the fields above--they currently have other managers. Here
 are the ways you can resolve this warning:
@@ -664,19 +665,6 @@ describe('crdPreviewLines and summarizeCrdPreview', () => {
     expect(summarizeCrdPreview(many).text).toMatch(/c4\.x\.io \(installed v2\.0\.0, chart v1\.0\.0\) and 3 more\.$/);
   });
 });
-
-/** Keeps the activity's log lines for assertions. */
-class RecordingLogger implements Logger {
-  readonly entries: { level: LogLevel; message: string; meta?: LogMetadata }[] = [];
-  log(level: LogLevel, message: string, meta?: LogMetadata): void {
-    this.entries.push({ level, message, ...(meta ? { meta } : {}) });
-  }
-  trace = (message: string, meta?: LogMetadata): void => this.log('TRACE', message, meta);
-  debug = (message: string, meta?: LogMetadata): void => this.log('DEBUG', message, meta);
-  info = (message: string, meta?: LogMetadata): void => this.log('INFO', message, meta);
-  warn = (message: string, meta?: LogMetadata): void => this.log('WARN', message, meta);
-  error = (message: string, meta?: LogMetadata): void => this.log('ERROR', message, meta);
-}
 
 describe('reapplyCrds refuses a CRD downgrade unless forced', () => {
   const HR_NAME = 'httproutes.gateway.networking.k8s.io';

@@ -3,7 +3,7 @@
  * CommandRunner that answers canned kubectl output per command (get / delete / apply): which Job it
  * applies, what it does with a Job of the same name already in the cluster, and the exact argv.
  */
-import { ApplicationFailure, type LogLevel, type LogMetadata, type Logger } from '@temporalio/common';
+import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -22,6 +22,7 @@ import {
 } from '../../activities/db-migration-job';
 import type { CommandRunner } from '../../activities/exec';
 import type { ClusterRef } from '../../runbook/types';
+import { RecordingLogger } from '../helpers/recording-logger';
 
 const FIXTURE = fileURLToPath(new URL('../../sandbox/fixtures/db-migration-job.yaml', import.meta.url));
 const cluster: ClusterRef = {
@@ -99,18 +100,6 @@ const FAILED = [
     message: 'Job has reached the specified backoff limit',
   },
 ];
-
-class RecordingLogger implements Logger {
-  readonly entries: { level: LogLevel; message: string; meta?: LogMetadata }[] = [];
-  log(level: LogLevel, message: string, meta?: LogMetadata): void {
-    this.entries.push({ level, message, ...(meta ? { meta } : {}) });
-  }
-  trace = (message: string, meta?: LogMetadata): void => this.log('TRACE', message, meta);
-  debug = (message: string, meta?: LogMetadata): void => this.log('DEBUG', message, meta);
-  info = (message: string, meta?: LogMetadata): void => this.log('INFO', message, meta);
-  warn = (message: string, meta?: LogMetadata): void => this.log('WARN', message, meta);
-  error = (message: string, meta?: LogMetadata): void => this.log('ERROR', message, meta);
-}
 
 let dir: string;
 let workDir: string;

@@ -14,7 +14,8 @@ import {
   scrubSecrets,
   tellingLines,
 } from '../../activities/errors';
-import { createRunner } from '../../activities/exec';
+import { createRunner, processTimeout } from '../../activities/exec';
+import type { Context } from '@temporalio/activity';
 import * as cmd from '../../runbook/commands';
 import type { ClusterRef, Step } from '../../runbook/types';
 
@@ -513,5 +514,28 @@ describe('createRunner against a real process', () => {
     const err = await failureOf(running);
     expect(err).toBeInstanceOf(CancelledFailure);
     expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it("never outlives its activity attempt: the process timeout is cut to the attempt's start-to-close", async () => {
+    // 17 s attempt, scheduled now: 15 s are kept for the kill and the report, so the process gets ~2 s
+    // although its own timeout asks for 10 minutes.
+    const env = new MockActivityEnvironment({
+      startToCloseTimeoutMs: 17_000,
+      currentAttemptScheduledTimestampMs: Date.now(),
+    });
+    const err = await failureOf(
+      env.run(() => run('helm', ['-e', 'setTimeout(() => {}, 60000)'], { timeoutMs: 600_000 }))
+    );
+    expect(err).toMatchObject({ type: 'CommandTimedOut', nonRetryable: false });
+    expect((err as Error).message).toMatch(/timed out/);
+  });
+
+  it('processTimeout: the wanted timeout when the attempt leaves room, what is left otherwise', () => {
+    const now = Date.now();
+    const ctx = (startToCloseTimeoutMs: number) =>
+      ({ info: { startToCloseTimeoutMs, currentAttemptScheduledTimestampMs: now } }) as unknown as Context;
+    expect(processTimeout(ctx(15 * 60_000), 11 * 60_000)).toBe(11 * 60_000); // helm: 10 min --timeout + 1 min
+    expect(processTimeout(ctx(3 * 60_000), 10 * 60_000)).toBeLessThanOrEqual(3 * 60_000 - 15_000);
+    expect(processTimeout(undefined, 5_000)).toBe(5_000); // outside an activity (plan)
   });
 });
