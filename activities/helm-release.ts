@@ -173,6 +173,39 @@ export function releaseActivities(deps: ReleaseDeps) {
       return { rolledBack: true };
     },
 
+    /**
+     * Puts a release back to the revision it had before this upgrade (automatic rollback of a failed
+     * cluster, and `npm run rollback`). Only over a revision this upgrade made: a release someone
+     * else moved since is refused. Going back twice changes nothing.
+     */
+    async rollbackToRevision(input: {
+      upgradeId: string;
+      cluster: ClusterRef;
+      release: ReleaseName;
+      revision: number;
+    }): Promise<{ rolledBack: boolean }> {
+      const { cluster, release, revision, upgradeId } = input;
+      const where = `${release} on ${cluster.name}`;
+      const { history, facts } = await readState(cluster, release, upgradeId);
+      const current = history.at(-1);
+      if (!current) throw ApplicationFailure.nonRetryable(`${where} is not installed`, 'ReleaseMissing');
+      const back = current.revision === revision || current.description === `Rollback to ${revision}`;
+      if (current.status === 'deployed' && back) return { rolledBack: false };
+      if (!facts.ours)
+        throw ApplicationFailure.nonRetryable(
+          `${where} moved since this upgrade (${historyLine(current)}): not rolling back over someone else's revision`,
+          'ReleaseMoved'
+        );
+      if (facts.status?.startsWith('pending-') && !(Date.now() - Date.parse(facts.updated ?? '') > deps.pendingGraceMs))
+        throw ApplicationFailure.retryable(`${where}: our helm may still be running (${historyLine(current)})`, 'ReleaseLocked');
+      log.warn('rolling back to the pre-upgrade revision', { cluster: cluster.name, release, from: historyLine(current), to: revision });
+      await run('helm', cmd.helmRollback(cluster, release, revision, helmDuration(deps.helmTimeoutMs)), {
+        timeoutMs: deps.helmTimeoutMs + 60_000,
+        cluster: cluster.name,
+      });
+      return { rolledBack: true };
+    },
+
     async verifyRelease(input: {
       cluster: ClusterRef;
       release: ReleaseName;

@@ -18,6 +18,7 @@ import type {
 } from '../runbook/types';
 import { BackupStore } from './backup-store';
 import { crdActivities, readCrdRecord } from './crds';
+import { healthActivities } from './health';
 import { releaseActivities } from './helm-release';
 import { runDbMigrationJob, type DbMigrationJobInput, type DbMigrationJobResult } from './db-migration-job';
 import { createRunner, type CommandRunner } from './exec';
@@ -34,6 +35,8 @@ export interface ActivityDeps {
   /** Replaces the real process runner: unit tests check the exact argument arrays with it. */
   run?: CommandRunner;
   jobPollMs?: number;
+  /** Time between two reads of a release's workloads in verifyWorkloads (default 2 s). */
+  healthPollMs?: number;
   /** helm's own `--timeout` for upgrade and rollback (default 10 minutes). */
   helmTimeoutMs?: number;
   /** How old a pending revision of ours must be before it is rolled back (default helm timeout + 2 minutes). */
@@ -61,6 +64,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...releaseSteps,
     ...crdActivities({ run, workDir: deps.workDir }),
+    ...healthActivities({ run, pollMs: deps.healthPollMs ?? 2_000 }),
 
     /**
      * What the version rules say for this upgrade. Run once as a local activity, so the decision is

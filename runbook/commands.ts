@@ -317,8 +317,46 @@ export const kubectlGetCrd = (
   ...(opts.showManagedFields ? ['--show-managed-fields'] : []),
 ];
 
+/** The manifest of the release's current revision: which workloads it owns. */
+export const helmGetManifest = (c: ClusterRef, release: ReleaseName): Argv => [
+  ...helmTarget(c),
+  'get',
+  'manifest',
+  release,
+  '-n',
+  c.namespace,
+];
+
+/**
+ * Several workloads of one namespace in one call (`deployment.apps/hive`, ...): a List, or a single
+ * object for one name. Absent ones are left out (exit 0), so one deleted workload hides no others.
+ */
+export const kubectlGetWorkloads = (c: ClusterRef, refs: string[], namespace = c.namespace): Argv => [
+  ...kubectlTarget(c),
+  'get',
+  ...refs,
+  '-n',
+  namespace,
+  '--ignore-not-found',
+  '-o',
+  'json',
+];
+
+/** A workload's pods by its label selector (`app=hive,tier=x`): why they are not ready. */
+export const kubectlGetPods = (c: ClusterRef, selector: string, namespace = c.namespace): Argv => [
+  ...kubectlTarget(c),
+  'get',
+  'pods',
+  '-n',
+  namespace,
+  '-l',
+  selector,
+  '-o',
+  'json',
+];
+
 /** The commands of one step, for printing. Placeholders name what is only known when it runs. */
-export function commandsOfStep(c: ClusterRef, step: Step): { tool: 'helm' | 'kubectl' | 'gate'; argv: Argv }[] {
+export function commandsOfStep(c: ClusterRef, step: Step): { tool: 'helm' | 'kubectl' | 'gate' | 'check'; argv: Argv }[] {
   switch (step.kind) {
     case 'runDbMigrationJob':
       return [{ tool: 'kubectl', argv: kubectlApplyJob(c, step.manifest) }];
@@ -354,5 +392,15 @@ export function commandsOfStep(c: ClusterRef, step: Step): { tool: 'helm' | 'kub
       ];
     case 'verifyRelease':
       return [{ tool: 'helm', argv: helmHistory(c, step.release) }];
+    case 'verifyWorkloads':
+      return [
+        { tool: 'helm', argv: [...helmTarget(c), 'get', 'manifest', step.release, '-n', c.namespace] },
+        {
+          tool: 'check',
+          argv: [
+            `wait until every Deployment/StatefulSet/DaemonSet of ${step.release} rolled out (${step.containers.join(', ')} at v${step.version}), within ${Math.round(step.timeoutMs / 1000)} s`,
+          ],
+        },
+      ];
   }
 }

@@ -80,6 +80,7 @@ export function planUpgrade(
         : `${to} updates its own CRDs: no CRD step and no approval gate`
     );
   }
+  notes.push(failurePolicyNote(request, rules, cpFacts));
   const workers = fleet.workers.map((ref, i) => planWorker(request, rules, ref, facts.workers[i] as ClusterFacts));
   const finishing = workers.filter((w) => !w.skipped && w.steps[0]?.kind === 'awaitCrdApproval');
   if (finishing.length > 0) {
@@ -162,6 +163,16 @@ function upgradeStepFor(
   };
 }
 
+/** The health check after an upgrade, when the recorded rules include it (upgrades recorded before it did not). */
+function healthStep(request: UpgradeRequest, rules: RuleDecisions, release: 'skoala' | 'skoala-init'): Step[] {
+  const containers = rules.healthContainers?.[release];
+  if (!containers) return [];
+  const timeoutMs = request.options.healthTimeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS;
+  return [{ kind: 'verifyWorkloads', release, version: request.options.targetVersion, containers, timeoutMs }];
+}
+
+export const DEFAULT_HEALTH_TIMEOUT_MS = 10 * 60_000;
+
 function backupStep(upgrade: UpgradeStep): Step[] {
   // Nothing to back up on a fresh install; the revision pins the backup to the pre-upgrade values.
   return upgrade.fromRevision === undefined
@@ -181,6 +192,7 @@ function planControlPlane(request: UpgradeRequest, rules: RuleDecisions, f: Clus
     { kind: 'addChartRepo', repo: fleet.chartRepo },
     { kind: 'updateChartRepo', repo: fleet.chartRepo },
     upgrade,
+    ...healthStep(request, rules, 'skoala'),
     { kind: 'verifyRelease', release: 'skoala', version: to },
   ];
   return {
@@ -235,6 +247,7 @@ function planWorker(request: UpgradeRequest, rules: RuleDecisions, ref: ClusterR
       ? [{ kind: 'deleteAdmissionJobs', jobs: rules.admissionJobs } as const]
       : []),
     upgrade,
+    ...healthStep(request, rules, 'skoala-init'),
     ...(wantsCrdStep ? crdSteps(request, rules) : []),
     { kind: 'verifyRelease', release: 'skoala-init', version: to },
   ];
@@ -247,6 +260,21 @@ const someOf = (names: string[]): string =>
 
 const registryValues = (registry: string | undefined): [string, string][] =>
   registry === undefined ? [] : [['global.imageRegistry', registry]];
+
+function failurePolicyNote(request: UpgradeRequest, rules: RuleDecisions, cp: ClusterFacts): string {
+  const { options } = request;
+  const health = rules.healthContainers
+    ? `each release's workloads must roll out within ${Math.round((options.healthTimeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS) / 1000)} s, re-tagged containers at v${options.targetVersion}`
+    : 'no workload health check';
+  const budget =
+    options.maxFailures === undefined ? 'no failure budget' : `at most ${options.maxFailures} failed worker cluster(s), then no new cluster starts`;
+  const canaries = options.canaries?.length ? `; canaries first: ${someOf(options.canaries)}` : '';
+  if (options.onFailure !== 'rollback') return `On failure: stop (a failed cluster is left as it failed); ${health}; ${budget}${canaries}`;
+  const db = rules.runDbMigration && cp.release.installed && request.fleet.dbMigrationJob !== undefined
+    ? '; the control plane runs a DB-migration Job, so it is NOT rolled back automatically (the schema moved): it stops with the manual steps'
+    : '';
+  return `On failure: rollback (helm rollback to the pre-upgrade revision, then health-checked again; CRDs are not rolled back: they are updated in place, stay compatible with the older release, and deleting them would delete every custom resource)${db}; ${health}; ${budget}${canaries}`;
+}
 
 function dbMigrationNote(rules: RuleDecisions, mode: string, installed: boolean): string {
   if (!installed) return 'DB-migration Job: skipped (a fresh skoala creates its own schema)';

@@ -57,6 +57,16 @@ export function skoalaInitImageValues(to: Version): [string, string][] {
   return set;
 }
 
+/**
+ * The containers whose image tags the `--set` pairs above re-tag: after the upgrade each must run
+ * `v<version>`. seata-operator only exists from 0.28.0, so a check skips containers a release lacks.
+ */
+export function retaggedContainers(release: 'skoala' | 'skoala-init'): string[] {
+  return release === 'skoala'
+    ? ['hive', 'sesame']
+    : ['skoala-agent', 'nacos-operator', 'sentinel-operator', 'seata-operator'];
+}
+
 /** The gateway image repository moved after 0.24.2; its old admission Jobs block the upgrade (Job templates are immutable). */
 export const deletesAdmissionJobs = (to: Version): boolean => isAtLeast(to, '0.26.2');
 
@@ -88,6 +98,8 @@ export interface RuleDecisions {
   chartManagesCrds: boolean;
   crdFiles: string[];
   minWorkerKubeVersion: Version;
+  /** Containers whose tag the health check verifies, per release. Absent in upgrades recorded before it existed. */
+  healthContainers?: Record<'skoala' | 'skoala-init', string[]>;
 }
 
 /** `from` is the control plane's installed (last deployed) version: only the DB rule depends on it. */
@@ -107,5 +119,6 @@ export function decideRules(
     chartManagesCrds: chartManagesCrds(to),
     crdFiles: crdFilesInChart(to),
     minWorkerKubeVersion: MIN_WORKER_KUBE_VERSION,
+    healthContainers: { skoala: retaggedContainers('skoala'), 'skoala-init': retaggedContainers('skoala-init') },
   };
 }

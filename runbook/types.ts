@@ -52,7 +52,17 @@ export interface UpgradeOptions {
   uiVersion?: Version;
   forceCrdReapply: boolean;
   maxParallel: number;
+  /** How long a release's workloads may take to roll out after its upgrade (default 10 minutes). */
+  healthTimeoutMs?: number;
+  /** What a failed cluster gets: put back to its pre-upgrade revision (default), or left as it failed. */
+  onFailure?: FailurePolicy;
+  /** Worker clusters that go first, all the way; the others start only when every canary upgraded. */
+  canaries?: string[];
+  /** Failed (or rolled-back) worker clusters tolerated before no new cluster starts; unset: no limit. */
+  maxFailures?: number;
 }
+
+export type FailurePolicy = 'stop' | 'rollback';
 
 /** Knobs that tests and very large fleets turn; production uses the defaults. */
 export interface Tuning {
@@ -148,9 +158,18 @@ export type Step =
       /** --force-crd-reapply: a CRD whose installed bundle version is newer than the manifest's may go down. */
       allowDowngrade: boolean;
     }
-  | { kind: 'verifyRelease'; release: ReleaseName; version: Version };
+  | { kind: 'verifyRelease'; release: ReleaseName; version: Version }
+  | {
+      kind: 'verifyWorkloads';
+      release: ReleaseName;
+      version: Version;
+      /** Containers that must run the target tag (the ones the runbook re-tags). */
+      containers: string[];
+      timeoutMs: number;
+    };
 
-export type StepKind = Step['kind'];
+/** A plan's step, or the rollback the workflow adds when a cluster fails. */
+export type StepKind = Step['kind'] | 'rollbackRelease';
 
 export interface ClusterPlan {
   cluster: ClusterRef;
@@ -180,7 +199,14 @@ export interface Approval {
   at: string;
 }
 
-export type ClusterOutcome = 'upgraded' | 'already-at-target' | 'rejected' | 'failed' | 'cancelled' | 'not-started';
+export type ClusterOutcome =
+  | 'upgraded'
+  | 'already-at-target'
+  | 'rejected'
+  | 'failed'
+  | 'rolled-back'
+  | 'cancelled'
+  | 'not-started';
 
 export interface ClusterResult {
   cluster: string;
@@ -196,6 +222,8 @@ export interface ClusterResult {
   backup?: BackupRef;
   /** How many CRDs were updated in place (their names are in the reapplyCrds result in history). */
   crdsReapplied?: number;
+  /** The revision before this upgrade: what a rollback goes back to. */
+  fromRevision?: number;
 }
 
 export interface UpgradeResult {

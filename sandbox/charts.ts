@@ -8,7 +8,9 @@ import { dirname, join, normalize, resolve, sep } from 'node:path';
 import { execa } from 'execa';
 import { skoalaChart, skoalaInitChart, type ChartFiles } from './chart-sources';
 
-export const DEFAULT_CHART_VERSIONS = ['0.18.0', '0.19.2', '0.27.2', '0.28.1', '0.52.1', '0.53.0'];
+// 0.19.3 and 0.28.2 are the versions the sandbox's workload stand-in treats as broken (a component
+// never gets ready); 0.20.0 stays missing (the e2e preflight test needs a version the repo lacks).
+export const DEFAULT_CHART_VERSIONS = ['0.18.0', '0.19.2', '0.19.3', '0.27.2', '0.28.1', '0.28.2', '0.52.1', '0.53.0'];
 
 export interface ChartRepoOptions {
   dir: string;

@@ -9,12 +9,14 @@ import { stringify } from 'yaml';
 import { startClusters, type SandboxCluster } from './cluster';
 import { startChartRepo } from './charts';
 import { ensureTools, type ToolPaths } from './tools';
+import { startWorkloadStandIn, type WorkloadStandIn } from './workload-standin';
 
 export type { SandboxCluster, ClusterSet } from './cluster';
 export type { ToolPaths } from './tools';
 export { startClusters } from './cluster';
 export { buildChartRepo, startChartRepo, DEFAULT_CHART_VERSIONS } from './charts';
 export { startJobStandIn } from './job-standin';
+export { startWorkloadStandIn, type WorkloadStandIn } from './workload-standin';
 export { ensureTools, toolPaths, toolsDir } from './tools';
 export { stopAllSandboxProcesses } from './procs';
 
@@ -144,4 +146,35 @@ export async function writeFleetFile(sb: Sandbox, path: string, extra: Record<st
   await mkdir(dirname(abs), { recursive: true });
   await writeFile(abs, stringify(fleet));
   return abs;
+}
+
+/**
+ * One workload stand-in per sandbox cluster, so Deployments roll out (or, for a broken image,
+ * never get ready). brokenImages: cluster name -> `<container>:<tag>` entries; a name that is not
+ * a cluster of this sandbox throws (a typo would otherwise silently break nothing).
+ */
+export function startWorkloadStandIns(
+  sb: Sandbox,
+  brokenImages: Record<string, string[]> = {},
+  opts: { intervalMs?: number; log?: (line: string) => void } = {}
+): { standIns: Record<string, WorkloadStandIn>; stop(): Promise<void> } {
+  const clusters = [sb.controlPlane, ...sb.workers];
+  const unknown = Object.keys(brokenImages).filter((n) => !clusters.some((c) => c.name === n));
+  if (unknown.length) throw new Error(`brokenImages: no sandbox cluster named ${unknown.join(', ')}`);
+  const standIns: Record<string, WorkloadStandIn> = {};
+  for (const c of clusters) {
+    standIns[c.name] = startWorkloadStandIn({
+      kubectl: sb.tools.kubectl,
+      kubeconfig: c.kubeconfig,
+      cluster: c.name,
+      broken: brokenImages[c.name] ?? [],
+      ...opts,
+    });
+  }
+  return {
+    standIns,
+    async stop() {
+      await Promise.all(Object.values(standIns).map((s) => s.stop()));
+    },
+  };
 }

@@ -28,6 +28,13 @@ const upgradeFlags = (cmd: Command) =>
     .option('--ui-version <version>', 'set ui.image.tag (the UI has its own version line)')
     .option('--force-crd-reapply', 're-apply CRDs even where the chart manages them (>= 0.53.0)')
     .option('--max-parallel <n>', 'worker clusters upgraded at once (default 5)')
+    .option('--health-timeout <duration>', 'how long workloads may take to roll out after each upgrade (default 10m)')
+    .option(
+      '--on-failure <policy>',
+      'rollback (default: helm rollback a failed cluster) or stop (leave it as it failed)'
+    )
+    .option('--canary <n|names>', 'worker clusters that go first, all the way (a count or a comma list)')
+    .option('--max-failures <n|p%>', 'failed worker clusters tolerated before no new one starts (default 0)')
     .option('--json', 'print JSON');
 
 /** Exit status of a followed upgrade: anything but a clean finish or a wait for approval is 1. */

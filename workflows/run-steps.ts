@@ -4,6 +4,7 @@
  */
 import { ActivityFailure, ApplicationFailure, CancellationScope, CancelledFailure } from '@temporalio/workflow';
 import type { Approval, BackupRef, ClusterPlan, Step, StepKind } from '../runbook/types';
+import { errorMessage } from './errors';
 import type { Proxies } from './activities';
 
 export interface StepHooks {
@@ -12,6 +13,8 @@ export interface StepHooks {
   onStep(kind: StepKind): void;
   /** The approval gate; only worker plans have one. */
   awaitApproval?(step: Step & { kind: 'awaitCrdApproval' }): Promise<Approval>;
+  /** Put the release back to its pre-upgrade revision when a step after `helm upgrade` began fails. */
+  rollbackOnFailure?: boolean;
 }
 
 export interface StepsOutcome {
@@ -19,16 +22,89 @@ export interface StepsOutcome {
   approval?: Approval;
   rejected: boolean;
   crdsReapplied?: number;
+  /** Set when the cluster failed and was rolled back: why, and to which revision. */
+  rolledBack?: { cause: string; toRevision: number };
 }
 
 const failureType = (err: unknown): string | undefined =>
   err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? (err.cause.type ?? undefined) : undefined;
 
+/** The revision the plan upgrades from: what a rollback goes back to. */
+export function fromRevisionOf(plan: ClusterPlan): number | undefined {
+  const upgrade = plan.steps.find((s) => s.kind === 'upgradeRelease');
+  return upgrade?.kind === 'upgradeRelease' ? upgrade.fromRevision : undefined;
+}
+
 const arrow = (plan: ClusterPlan) => `${plan.from ?? 'none'} -> ${plan.to}`;
 
+/**
+ * Runs the plan; when a step fails after `helm upgrade` began and the policy says so, rolls the
+ * release back to its pre-upgrade revision (its own activity, not interrupted by a cancel) and
+ * checks its workloads again at the old version. CRDs are never rolled back.
+ */
 export async function runSteps(plan: ClusterPlan, acts: Proxies, hooks: StepHooks): Promise<StepsOutcome> {
-  const cluster = plan.cluster;
   const outcome: StepsOutcome = { rejected: false };
+  let upgradeBegan = false;
+  try {
+    return await executeSteps(plan, acts, hooks, outcome, () => (upgradeBegan = true));
+  } catch (err) {
+    const upgrade = plan.steps.find((s) => s.kind === 'upgradeRelease');
+    if (!hooks.rollbackOnFailure || !upgradeBegan || upgrade?.kind !== 'upgradeRelease') throw err;
+    if (upgrade.fromRevision === undefined || plan.from === undefined) throw err; // a fresh install has nothing to go back to
+    if (CancellationScope.current().consideredCancelled) throw err;
+    const cause = errorMessage(err);
+    const cluster = plan.cluster;
+    const site = cluster.taskQueue ? { taskQueue: cluster.taskQueue } : {};
+    hooks.onStep('rollbackRelease');
+    await CancellationScope.nonCancellable(() =>
+      acts.helm.rollbackToRevision.executeWithOptions(
+        {
+          ...acts.options.helm,
+          ...site,
+          summary: `roll back ${upgrade.release} on ${cluster.name} to revision ${upgrade.fromRevision}`,
+        },
+        [{ upgradeId: hooks.upgradeId, cluster, release: upgrade.release, revision: upgrade.fromRevision as number }]
+      )
+    );
+    const health = plan.steps.find((s) => s.kind === 'verifyWorkloads');
+    if (health?.kind === 'verifyWorkloads') {
+      hooks.onStep('verifyWorkloads');
+      await acts.helm.verifyWorkloads.executeWithOptions(
+        {
+          ...healthOptions(acts, health.timeoutMs),
+          ...site,
+          summary: `health of ${upgrade.release} on ${cluster.name} back at ${plan.from}`,
+        },
+        [
+          {
+            cluster,
+            release: health.release,
+            version: plan.from,
+            containers: health.containers,
+            timeoutMs: health.timeoutMs,
+          },
+        ]
+      );
+    }
+    outcome.rolledBack = { cause, toRevision: upgrade.fromRevision };
+    return outcome;
+  }
+}
+
+/** The health check's attempt outlives its own deadline; it heartbeats every poll. */
+const healthOptions = (acts: Proxies, timeoutMs: number) => ({
+  ...acts.options.helm,
+  startToCloseTimeout: timeoutMs + 2 * 60_000,
+});
+
+async function executeSteps(
+  plan: ClusterPlan,
+  acts: Proxies,
+  hooks: StepHooks,
+  outcome: StepsOutcome,
+  upgradeBegins: () => void
+): Promise<StepsOutcome> {
+  const cluster = plan.cluster;
   // A cluster on a per-site task queue runs every activity there, the control plane included.
   const site = plan.cluster.taskQueue ? { taskQueue: plan.cluster.taskQueue } : {};
   const options = {
@@ -75,6 +151,7 @@ export async function runSteps(plan: ClusterPlan, acts: Proxies, hooks: StepHook
         );
         break;
       case 'upgradeRelease': {
+        upgradeBegins();
         const input = { upgradeId: hooks.upgradeId, cluster, step, backup: outcome.backup };
         // A cancel lets a running helm finish (never leaves a release pending by us); the cancel
         // takes effect at the next step.
@@ -117,6 +194,24 @@ export async function runSteps(plan: ClusterPlan, acts: Proxies, hooks: StepHook
             [{ upgradeId: hooks.upgradeId, cluster, step }]
           )
         ).applied.length;
+        break;
+      case 'verifyWorkloads':
+        await acts.helm.verifyWorkloads.executeWithOptions(
+          {
+            ...healthOptions(acts, step.timeoutMs),
+            ...site,
+            summary: `health of ${step.release} on ${cluster.name}: workloads rolled out at ${step.version}`,
+          },
+          [
+            {
+              cluster,
+              release: step.release,
+              version: step.version,
+              containers: step.containers,
+              timeoutMs: step.timeoutMs,
+            },
+          ]
+        );
         break;
       case 'verifyRelease':
         await acts.quick.verifyRelease.executeWithOptions(

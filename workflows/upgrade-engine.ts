@@ -77,15 +77,18 @@ export async function upgradeEngine(input: UpgradeEngineInput): Promise<UpgradeR
     }
 
     // 2. Control plane, verified before any worker cluster is touched.
-    const controlPlane =
-      carried?.controlPlane ?? (await upgradeControlPlane(plan.controlPlane, request.upgradeId, acts, status));
+    const controlPlane = carried?.controlPlane ?? (await upgradeControlPlane(plan.controlPlane, request, acts, status));
     status.finished(controlPlane);
 
     // 3. Worker clusters: a sliding window of children.
     for (const r of done.values()) status.finished(r);
-    const left = await fanOut(plan, request, status, done);
+    const { left, halt } = await fanOut(plan, request, status, done);
     if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('the upgrade was cancelled');
-    if (left.length > 0) {
+    if (halt) {
+      for (const w of left)
+        done.set(w.cluster.name, { ...outcomeOf(w, 'not-started'), error: `not started: ${halt.reason}` });
+      for (const r of done.values()) status.finished(r);
+    } else if (left.length > 0) {
       // History stays small for large fleets: the window drained, hand the rest to a new run.
       await condition(allHandlersFinished);
       await continueWith(request, { facts, rules, controlPlane, workers: [...done.values()] });
@@ -141,7 +144,15 @@ const outcomeOf = (p: ClusterPlan, outcome: ClusterResult['outcome']): ClusterRe
   p.skipped ? skippedResult(p) : { cluster: p.cluster.name, role: p.role, outcome, from: p.from, to: p.to };
 
 function countOutcomes(results: ClusterResult[]): UpgradeResult['counts'] {
-  const counts = { upgraded: 0, 'already-at-target': 0, rejected: 0, failed: 0, cancelled: 0, 'not-started': 0 };
+  const counts = {
+    upgraded: 0,
+    'already-at-target': 0,
+    rejected: 0,
+    failed: 0,
+    'rolled-back': 0,
+    cancelled: 0,
+    'not-started': 0,
+  };
   for (const r of results) counts[r.outcome]++;
   return counts;
 }

@@ -16,7 +16,15 @@ import {
   sleep,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Approval, ClusterPlan, ClusterResult, ClusterState, StepKind, Tuning } from '../runbook/types';
+import type {
+  Approval,
+  ClusterPlan,
+  ClusterResult,
+  ClusterState,
+  FailurePolicy,
+  StepKind,
+  Tuning,
+} from '../runbook/types';
 import { proxies } from './activities';
 import {
   clusterProgressSignal,
@@ -27,12 +35,14 @@ import {
   type CrdDecision,
 } from './messages';
 import { errorMessage } from './errors';
-import { runSteps } from './run-steps';
+import { fromRevisionOf, runSteps } from './run-steps';
 
 export interface UpgradeWorkerClusterInput {
   upgradeId: string;
   plan: ClusterPlan;
   tuning?: Tuning;
+  /** Unset in upgrades started before rollbacks existed: a failed cluster is left as it failed. */
+  onFailure?: FailurePolicy;
 }
 
 /** Why a decision cannot be taken now, or undefined when it can. Shared by the update validator and the signal. */
@@ -129,6 +139,7 @@ export async function upgradeWorkerCluster(input: UpgradeWorkerClusterInput): Pr
   try {
     const outcome = await runSteps(plan, acts, {
       upgradeId: input.upgradeId,
+      rollbackOnFailure: input.onFailure === 'rollback',
       onStep: (kind) => {
         step = kind;
         setCurrentDetails(`${cluster}: ${kind}`);
@@ -153,11 +164,15 @@ export async function upgradeWorkerCluster(input: UpgradeWorkerClusterInput): Pr
         return decision as Approval;
       },
     });
-    state = outcome.rejected ? 'rejected' : 'upgraded';
+    state = outcome.rolledBack ? 'rolled-back' : outcome.rejected ? 'rejected' : 'upgraded';
     return {
       cluster,
       role: 'worker',
       outcome: state,
+      ...(outcome.rolledBack
+        ? { error: `${outcome.rolledBack.cause}; rolled back to revision ${outcome.rolledBack.toRevision}` }
+        : {}),
+      fromRevision: fromRevisionOf(plan),
       from: plan.from,
       to: plan.to,
       approval: outcome.approval,

@@ -15,6 +15,7 @@ import { PlanRefused, planUpgrade } from '../../runbook/plan';
 import type { FleetFacts, Plan, UpgradeRequest } from '../../runbook/types';
 import { EXIT, ExitError } from '../lib/errors';
 import { loadFleet, upgradeOptions, type UpgradeFlags } from '../lib/inputs';
+import { rolloutOptions, type RolloutFlags } from '../lib/rollout-options';
 import { workerConfig } from '../../worker/config';
 
 /** Clusters read at once: a fleet of 1,000 must not start 1,000 helm and kubectl processes together. */
@@ -27,9 +28,10 @@ export interface PlanResult {
 }
 
 /** Validates the flags and fleet file into a request; throws ExitError on bad input. */
-export async function buildRequest(flags: UpgradeFlags): Promise<UpgradeRequest> {
-  const options = upgradeOptions(flags);
+export async function buildRequest(flags: UpgradeFlags & RolloutFlags): Promise<UpgradeRequest> {
+  const base = upgradeOptions(flags); // flag errors first: they need no file
   const fleet = await loadFleet(flags.fleet);
+  const options = { ...base, ...rolloutOptions(flags, fleet) };
   // Whether `auto` needs the Job depends on installed versions (the workflow's preflight knows);
   // `always` can be refused now.
   if (options.dbMigration === 'always' && fleet.dbMigrationJob === undefined) {
@@ -40,7 +42,10 @@ export async function buildRequest(flags: UpgradeFlags): Promise<UpgradeRequest>
   return { upgradeId: upgradeIdFor(fleet.name, options.targetVersion), fleet, options };
 }
 
-export async function plan(flags: UpgradeFlags, env: NodeJS.ProcessEnv = process.env): Promise<PlanResult> {
+export async function plan(
+  flags: UpgradeFlags & RolloutFlags,
+  env: NodeJS.ProcessEnv = process.env
+): Promise<PlanResult> {
   const request = await buildRequest(flags);
   const config = workerConfig(env);
   const workDir = await mkdtemp(path.join(tmpdir(), 'skoala-plan-'));

@@ -1,6 +1,6 @@
 /**
  * Everything the demo and the end-to-end tests run on one machine: an embedded Temporal dev
- * server, sandbox clusters with a chart repository, the DB-migration Job stand-in, and a real
+ * server, sandbox clusters with a chart repository, the DB-migration Job and workload stand-ins, and a real
  * worker with the real activities. stop() leaves no process behind.
  */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -8,7 +8,14 @@ import type { Worker } from '@temporalio/worker';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { createActivities } from '../../activities';
-import { SANDBOX_NAMESPACE, startJobStandIn, startSandbox, writeFleetFile, type Sandbox } from '../../sandbox';
+import {
+  SANDBOX_NAMESPACE,
+  startJobStandIn,
+  startSandbox,
+  startWorkloadStandIns,
+  writeFleetFile,
+  type Sandbox,
+} from '../../sandbox';
 import { createWorker, DEFAULT_TASK_QUEUE } from '../../worker/create-worker';
 import { startDevServer } from './dev-server';
 import type { TemporalEnv } from './temporal';
@@ -23,8 +30,20 @@ export interface LocalStackOptions {
   dir?: string;
   /** Extra fleet-file fields. */
   fleet?: Record<string, unknown>;
+  /**
+   * Cluster name -> `<container>:<tag>` entries whose workloads never become ready (the workload
+   * stand-in leaves them at ProgressDeadlineExceeded). Default: DEFAULT_BROKEN_IMAGES, for the
+   * clusters the stack has; `{}` makes every workload roll out.
+   */
+  brokenImages?: Record<string, string[]>;
   log?: (line: string) => void;
 }
+
+/** 0.19.3's hive never gets ready; nor does 0.28.2's skoala-agent on worker-1. */
+export const DEFAULT_BROKEN_IMAGES: Readonly<Record<string, string[]>> = {
+  'control-plane': ['hive:v0.19.3'],
+  'worker-1': ['skoala-agent:v0.28.2'],
+};
 
 export interface LocalStack {
   sandbox: Sandbox;
@@ -63,6 +82,19 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     namespace: SANDBOX_NAMESPACE,
   });
   stops.unshift(() => jobs.stop());
+  // No Deployment controller or kubelet either: roll workloads out (or not, for a broken image).
+  const names = new Set([sandbox.controlPlane, ...sandbox.workers].map((c) => c.name));
+  const broken =
+    opts.brokenImages ?? Object.fromEntries(Object.entries(DEFAULT_BROKEN_IMAGES).filter(([name]) => names.has(name)));
+  let workloads: ReturnType<typeof startWorkloadStandIns>;
+  try {
+    workloads = startWorkloadStandIns(sandbox, broken);
+  } catch (err) {
+    // An unknown cluster name in brokenImages: leave no process behind.
+    for (const s of stops) await s().catch(() => undefined);
+    throw err;
+  }
+  stops.unshift(() => workloads.stop());
   const fleetFile = await writeFleetFile(sandbox, path.join(sandbox.dir, 'fleet.yaml'), opts.fleet);
   const env: TemporalEnv = {
     address: temporal.address,

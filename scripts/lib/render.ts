@@ -19,8 +19,8 @@ function renderClusterPlan(p: ClusterPlan, crds: CrdPreview[]): string[] {
     for (const c of commandsOfStep(p.cluster, step)) {
       n++;
       lines.push(
-        c.tool === 'gate'
-          ? `  ${n}. [gate] ${c.argv[0]}`
+        c.tool === 'gate' || c.tool === 'check'
+          ? `  ${n}. [${c.tool}] ${c.argv[0]}`
           : `  ${n}. ${c.tool} ${redactArgv(c.argv).map(quote).join(' ')}`
       );
     }

@@ -132,6 +132,13 @@ export class FakeFleet {
       previewCrdChanges: (i) =>
         this.record('previewCrdChanges', i.cluster.name, () => ({ summary: summarizeCrdPreview([]) })),
       rollbackRelease: (i) => this.record('rollbackRelease', i.cluster.name, () => ({ rolledBack: true })),
+      verifyWorkloads: (i) => this.record('verifyWorkloads', i.cluster.name, () => ({ workloads: [] })),
+      rollbackToRevision: (i) =>
+        this.record('rollbackToRevision', i.cluster.name, () => {
+          const c = this.clusters[i.cluster.name] as ReleaseFacts;
+          Object.assign(c, { status: 'deployed', revision: (c.revision ?? 0) + 1, ours: false });
+          return { rolledBack: true };
+        }),
       decideRules: async (i) => decideRules(i.from, i.to, i),
       verifyRelease: (i) =>
         this.record('verifyRelease', i.cluster.name, () => {

@@ -1,0 +1,69 @@
+/**
+ * The rollout flags of issue 8: `--health-timeout`, `--on-failure`, `--canary`, `--max-failures`.
+ * Checked against the fleet before anything starts; each bad value is one line naming it.
+ */
+import type { FailurePolicy, Fleet, UpgradeOptions } from '../../runbook/types';
+import { ExitError } from './errors';
+
+export interface RolloutFlags {
+  healthTimeout?: string;
+  onFailure?: string;
+  canary?: string;
+  maxFailures?: string;
+}
+
+const UNIT_MS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000 };
+
+/** `90s`, `10m`, `1h`: from 10 seconds to 24 hours. */
+export function durationOption(flag: string, value: string | undefined, fallbackMs: number): number {
+  if (value === undefined) return fallbackMs;
+  const m = /^(\d+)(s|m|h)$/.exec(value);
+  const ms = m ? Number(m[1]) * (UNIT_MS[m[2] as string] as number) : NaN;
+  if (!(ms >= 10_000 && ms <= 24 * 3_600_000))
+    throw new ExitError(`${flag} "${value}" must be a duration from 10s to 24h, such as 90s, 10m or 1h`);
+  return ms;
+}
+
+export function onFailureOption(value: string | undefined): FailurePolicy {
+  const v = value ?? 'rollback';
+  if (v !== 'stop' && v !== 'rollback') throw new ExitError(`--on-failure "${v}" must be stop or rollback`);
+  return v;
+}
+
+/** `--canary 2` (the first two worker clusters of the fleet file) or `--canary worker-1,worker-7`. */
+export function canaryOption(value: string | undefined, fleet: Fleet): string[] | undefined {
+  if (value === undefined) return undefined;
+  const names = fleet.workers.map((w) => w.name);
+  if (/^\d+$/.test(value)) {
+    const n = Number(value);
+    if (n < 1 || n > names.length)
+      throw new ExitError(`--canary ${value} must be from 1 to the ${names.length} worker clusters of the fleet`);
+    return names.slice(0, n);
+  }
+  const wanted = value.split(',').map((s) => s.trim());
+  const unknown = wanted.find((c) => !names.includes(c));
+  if (unknown !== undefined || wanted.length === 0)
+    throw new ExitError(
+      `--canary: "${unknown ?? value}" is not a worker cluster of the fleet (it has: ${names.slice(0, 10).join(', ')}${names.length > 10 ? ', ...' : ''})`
+    );
+  return [...new Set(wanted)];
+}
+
+/** `--max-failures 2` or `--max-failures 10%` (of the worker clusters, rounded down); default 0. */
+export function maxFailuresOption(value: string | undefined, workers: number): number {
+  const v = value ?? '0';
+  const m = /^(\d+)(%?)$/.exec(v);
+  if (!m || (m[2] === '%' && Number(m[1]) > 100))
+    throw new ExitError(`--max-failures "${v}" must be a whole number (e.g. 2) or a percentage up to 100% (e.g. 10%)`);
+  return m[2] === '%' ? Math.floor((Number(m[1]) / 100) * workers) : Number(m[1]);
+}
+
+export function rolloutOptions(flags: RolloutFlags, fleet: Fleet): Partial<UpgradeOptions> {
+  const canaries = canaryOption(flags.canary, fleet);
+  return {
+    healthTimeoutMs: durationOption('--health-timeout', flags.healthTimeout, 10 * 60_000),
+    onFailure: onFailureOption(flags.onFailure),
+    maxFailures: maxFailuresOption(flags.maxFailures, fleet.workers.length),
+    ...(canaries ? { canaries } : {}),
+  };
+}
