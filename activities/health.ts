@@ -140,9 +140,7 @@ export function imageTagOf(image: string): string | undefined {
 
 const conditionText = (c: Condition, verbose: boolean): string => {
   const text = `${c.type}=${c.status}${c.reason ? ` ${c.reason}` : ''}`;
-  return verbose && c.message
-    ? `${text} (${cut(scrubSecrets(c.message), MAX_CONDITION_MESSAGE_CHARS)})`
-    : text;
+  return verbose && c.message ? `${text} (${cut(scrubSecrets(c.message), MAX_CONDITION_MESSAGE_CHARS)})` : text;
 };
 
 /**

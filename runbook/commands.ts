@@ -356,7 +356,10 @@ export const kubectlGetPods = (c: ClusterRef, selector: string, namespace = c.na
 ];
 
 /** The commands of one step, for printing. Placeholders name what is only known when it runs. */
-export function commandsOfStep(c: ClusterRef, step: Step): { tool: 'helm' | 'kubectl' | 'gate' | 'check'; argv: Argv }[] {
+export function commandsOfStep(
+  c: ClusterRef,
+  step: Step
+): { tool: 'helm' | 'kubectl' | 'gate' | 'check'; argv: Argv }[] {
   switch (step.kind) {
     case 'runDbMigrationJob':
       return [{ tool: 'kubectl', argv: kubectlApplyJob(c, step.manifest) }];

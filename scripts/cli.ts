@@ -57,6 +57,7 @@ function reportEnd(end: FollowEnd, workflowId: string): number {
   const bad =
     end.kind === 'completed'
       ? end.result.counts.failed +
+        end.result.counts['rolled-back'] +
         end.result.counts.rejected +
         end.result.counts.cancelled +
         end.result.counts['not-started']

@@ -14,7 +14,15 @@ import type {
 } from '../runbook/types';
 import type { ClusterProgress } from './messages';
 
-const FINAL: ClusterState[] = ['upgraded', 'already-at-target', 'rejected', 'failed', 'cancelled', 'not-started'];
+const FINAL: ClusterState[] = [
+  'upgraded',
+  'already-at-target',
+  'rejected',
+  'failed',
+  'rolled-back',
+  'cancelled',
+  'not-started',
+];
 
 export class FleetStatus {
   phase: Phase = 'preflight';
@@ -108,7 +116,7 @@ export class FleetStatus {
       workers: all.filter((c) => c.role === 'worker'),
       pendingApprovals: this.waiting(),
       failures: all
-        .filter((c) => c.state === 'failed')
+        .filter((c) => c.state === 'failed' || c.state === 'rolled-back')
         .map((c) => ({ cluster: c.cluster, error: c.error ?? 'failed' })),
     };
   }

@@ -83,7 +83,7 @@ export function statusOfResult(r: UpgradeResult): UpgradeStatus {
     workers,
     pendingApprovals: [],
     failures: workers
-      .filter((w) => w.state === 'failed')
+      .filter((w) => w.state === 'failed' || w.state === 'rolled-back')
       .map((w) => ({ cluster: w.cluster, error: w.error ?? 'failed' })),
   };
 }

@@ -34,9 +34,12 @@ export class FakeFleet {
   /** Blocks `activity:cluster` until the returned function is called. */
   private readonly latches = new Map<string, Promise<void>>();
   readonly clusters: FakeFleetOptions['clusters'];
+  /** Chart versions the fake repository has. */
+  readonly chartVersions: string[];
 
   constructor(private readonly opts: FakeFleetOptions) {
     this.clusters = structuredClone(opts.clusters);
+    this.chartVersions = [...(opts.chartVersions ?? ['0.18.0', '0.19.2'])];
   }
 
   hold(activity: keyof Activities, cluster: string): () => void {
@@ -81,7 +84,7 @@ export class FakeFleet {
   }
 
   activities(): Activities {
-    const versions = this.opts.chartVersions ?? ['0.18.0', '0.19.2'];
+    const versions = this.chartVersions;
     return {
       checkChartVersion: (i) =>
         this.record('checkChartVersion', undefined, () => {
