@@ -397,7 +397,7 @@ export function commandsOfStep(
       return [{ tool: 'helm', argv: helmHistory(c, step.release) }];
     case 'verifyWorkloads':
       return [
-        { tool: 'helm', argv: [...helmTarget(c), 'get', 'manifest', step.release, '-n', c.namespace] },
+        { tool: 'helm', argv: helmGetManifest(c, step.release) },
         {
           tool: 'check',
           argv: [

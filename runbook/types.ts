@@ -249,6 +249,8 @@ export interface ClusterStatus {
   state: ClusterState;
   step?: StepKind;
   from?: Version;
+  /** The revision before this upgrade: what `npm run rollback` goes back to. */
+  fromRevision?: number;
   to: Version;
   error?: string;
   approval?: Approval;

@@ -354,10 +354,12 @@ function getJson(access: ApiAccess, agent: Agent, path: string): Promise<unknown
   });
 }
 
+// resourceVersion=0: served from the apiserver's watch cache; a consistent list reads kine every
+// time (measured: kine +2 % of a core per cluster, for nothing; a stale list is caught next round).
 const LISTS = [
-  ['Deployment', '/apis/apps/v1/deployments'],
-  ['StatefulSet', '/apis/apps/v1/statefulsets'],
-  ['DaemonSet', '/apis/apps/v1/daemonsets'],
+  ['Deployment', '/apis/apps/v1/deployments?resourceVersion=0'],
+  ['StatefulSet', '/apis/apps/v1/statefulsets?resourceVersion=0'],
+  ['DaemonSet', '/apis/apps/v1/daemonsets?resourceVersion=0'],
 ] as const;
 
 export function startWorkloadStandIn(opts: WorkloadStandInOptions): WorkloadStandIn {
@@ -393,8 +395,12 @@ export function startWorkloadStandIn(opts: WorkloadStandInOptions): WorkloadStan
         })
       );
       return lists.flat();
-    } catch {
-      return undefined; // e.g. cluster stopped for an outage test: try again later
+    } catch (err) {
+      // e.g. cluster stopped for an outage test: try again later; each distinct error logged once.
+      const line = `[workload-standin] ${opts.cluster}: list: ${String(err)}`;
+      if (!warned.has(line)) log(line);
+      warned.add(line);
+      return undefined;
     }
   };
 
@@ -455,8 +461,8 @@ export function startWorkloadStandIn(opts: WorkloadStandInOptions): WorkloadStan
       stopped = true;
       clearTimeout(timer); // no pending timer keeps the process alive after stop()
       wake?.();
+      agent.destroy(); // ends a list in flight now, not at its 10 s timeout
       await loop;
-      agent.destroy();
     },
   };
 }

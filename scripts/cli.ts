@@ -5,6 +5,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { approve, validateApprove } from './commands/approve';
 import { cancel } from './commands/cancel';
+import { rollback } from './commands/rollback';
 import { buildRequest, plan } from './commands/plan';
 import { startUpgrade } from './commands/start-upgrade';
 import { status } from './commands/status';
@@ -117,6 +118,25 @@ program
       `${result.approved ? 'approved' : 'rejected'} the CRD step of ${result.clusters.join(', ') || 'no cluster'} (${result.workflowId})`
     );
     for (const n of result.notDecided) print(`  not decided: ${n.cluster}: ${n.reason}`);
+  });
+
+program
+  .command('rollback')
+  .description('put clusters back to the revision they had before the upgrade (refused where the release moved since)')
+  .option('--cluster <name>', 'one cluster of the upgrade')
+  .option('--all', 'every cluster the upgrade changed')
+  .option('--by <name>', 'who asks (recorded)')
+  .option('--workflow-id <id>', "the upgrade (default: this fleet's)")
+  .option('--fleet <file>', 'fleet file', 'fleet.yaml')
+  .option('--json', 'print JSON')
+  .action(async (opts) => {
+    const t = temporalEnv();
+    const result = await rollback(opts, await connectClient(t), t);
+    if (opts.json) return json(result);
+    print(`${result.workflowId}:`);
+    for (const r of result.results) print(`  ${r.cluster}: ${r.outcome}${r.error ? `: ${r.error}` : ''}`);
+    if (result.results.some((r) => r.outcome === 'refused' || r.outcome === 'failed'))
+      process.exitCode = EXIT.upgradeFailed;
   });
 
 program

@@ -21,9 +21,24 @@ const opts = new Command('demo')
   .option('--yes', 'approve the CRD step by itself')
   .option('--workers <n>', 'worker clusters', '3')
   .option('--from <version>', 'version installed first', '0.18.0')
-  .option('--to <version>', 'target version', '0.19.2')
+  .option(
+    '--to <version>',
+    'target version (0.19.3 and 0.28.2 are bad versions: a workload never becomes ready)',
+    '0.19.2'
+  )
+  .option('--canary <n|names>', 'worker clusters that go first (as start-upgrade)')
+  .option('--max-failures <n|p%>', 'failed worker clusters tolerated (as start-upgrade)')
+  .option('--on-failure <policy>', 'rollback or stop (as start-upgrade)')
   .parse()
-  .opts<{ yes?: boolean; workers: string; from: string; to: string }>();
+  .opts<{
+    yes?: boolean;
+    workers: string;
+    from: string;
+    to: string;
+    canary?: string;
+    maxFailures?: string;
+    onFailure?: string;
+  }>();
 
 // The worker's INFO lines would drown the demo's own progress.
 Runtime.install({ logger: new DefaultLogger('WARN') });
@@ -56,7 +71,13 @@ try {
   say(`Temporal UI: ${t.uiUrl}`);
   say(`fleet file: ${stack.fleetFile}`);
 
-  const request = await buildRequest({ version: opts.to, fleet: stack.fleetFile });
+  const request = await buildRequest({
+    version: opts.to,
+    fleet: stack.fleetFile,
+    canary: opts.canary,
+    maxFailures: opts.maxFailures,
+    onFailure: opts.onFailure,
+  });
   const started = await startUpgrade(request, stack.temporal.client, t);
   say(`started ${started.workflowId}: ${workflowUrl(t, started.workflowId)}`);
   let told = false;
@@ -86,6 +107,9 @@ try {
     await shutdown(EXIT.upgradeFailed);
   } else {
     if (end.status) console.log(renderStatus(end.status));
+    const stoppedEarly = end.status?.workers.filter((w) => w.state === 'not-started').length ?? 0;
+    if (stoppedEarly > 0)
+      say(`the rollout stopped early: ${stoppedEarly} worker cluster(s) not started (see the table)`);
     const ok = end.kind === 'completed' && end.result.counts.upgraded === workers + 1;
     await shutdown(ok ? EXIT.ok : EXIT.upgradeFailed);
   }

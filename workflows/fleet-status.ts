@@ -13,6 +13,7 @@ import type {
   Version,
 } from '../runbook/types';
 import type { ClusterProgress } from './messages';
+import { fromRevisionOf } from './run-steps';
 
 const FINAL: ClusterState[] = [
   'upgraded',
@@ -48,7 +49,8 @@ export class FleetStatus {
   }
 
   planned(plan: Plan): void {
-    for (const p of [plan.controlPlane, ...plan.workers]) this.update(p.cluster.name, { from: p.from });
+    for (const p of [plan.controlPlane, ...plan.workers])
+      this.update(p.cluster.name, { from: p.from, fromRevision: fromRevisionOf(p) });
   }
 
   update(cluster: string, patch: Partial<ClusterStatus>): void {
