@@ -5,7 +5,7 @@
  * the old version. One cluster failing does not stop the others.
  */
 import { log, setCurrentDetails } from '@temporalio/workflow';
-import { retaggedContainers } from '../runbook/rules';
+import { ADMISSION_JOBS, retaggedContainers } from '../runbook/rules';
 import type { ClusterRef, ReleaseName, Tuning, Version } from '../runbook/types';
 import { proxies } from './activities';
 import { errorMessage } from './errors';
@@ -44,6 +44,12 @@ export async function rollbackClusters(input: RollbackClustersInput): Promise<Ro
       `rolling back ${t.release} on ${name} to revision ${t.revision} (${results.length}/${input.targets.length} done)`
     );
     try {
+      // Job templates are immutable: the admission Jobs block a rollback as they block an upgrade.
+      if (t.release === 'skoala-init')
+        await acts.quick.deleteAdmissionJobs.executeWithOptions(
+          { ...acts.options.quick, ...site, summary: `delete admission Jobs on ${name} before the rollback` },
+          [{ cluster: t.cluster, jobs: ADMISSION_JOBS }]
+        );
       const { rolledBack } = await acts.helm.rollbackToRevision.executeWithOptions(
         { ...acts.options.helm, ...site, summary: `helm rollback ${t.release} on ${name} to revision ${t.revision}` },
         [{ upgradeId: input.upgradeId, cluster: t.cluster, release: t.release, revision: t.revision }]

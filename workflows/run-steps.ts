@@ -56,6 +56,13 @@ export async function runSteps(plan: ClusterPlan, acts: Proxies, hooks: StepHook
     const cluster = plan.cluster;
     const site = cluster.taskQueue ? { taskQueue: cluster.taskQueue } : {};
     hooks.onStep('rollbackRelease');
+    // Job templates are immutable: the admission Jobs block a rollback as they block an upgrade.
+    const jobs = plan.steps.find((s) => s.kind === 'deleteAdmissionJobs');
+    if (jobs?.kind === 'deleteAdmissionJobs')
+      await acts.quick.deleteAdmissionJobs.executeWithOptions(
+        { ...acts.options.quick, ...site, summary: `delete admission Jobs on ${cluster.name} before the rollback` },
+        [{ cluster, jobs: jobs.jobs }]
+      );
     await CancellationScope.nonCancellable(() =>
       acts.helm.rollbackToRevision.executeWithOptions(
         {

@@ -91,7 +91,7 @@ describe('fixture charts', () => {
         .filter((f) => f.name === chart)
         .map((f) => f.version)
         .sort();
-      expect(versions).toEqual(['0.18.0', '0.19.2', '0.27.2', '0.28.1', '0.52.1', '0.53.0']);
+      expect(versions).toEqual(['0.18.0', '0.19.2', '0.19.3', '0.27.2', '0.28.1', '0.28.2', '0.52.1', '0.53.0']);
     }
     expect(found.every((f) => f.version === f.app_version)).toBe(true);
     const shown = await helm(['show', 'chart', '--repo', sb.chartRepo.url, 'skoala-init', '--version', '0.28.1']);

@@ -1,0 +1,187 @@
+/**
+ * A bad version stops early, end to end: real Temporal, real helm and kubectl, sandbox clusters
+ * whose workloads a status stand-in rolls out, except images on a "broken" list (0.19.3's hive
+ * everywhere; 0.28.2's skoala-agent on worker-1 and worker-2), which stay unready with
+ * ProgressDeadlineExceeded, as a missing image in an offline registry would.
+ */
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { approve } from '../../scripts/commands/approve';
+import { buildRequest } from '../../scripts/commands/plan';
+import { startUpgrade } from '../../scripts/commands/start-upgrade';
+import { startLocalStack, type LocalStack } from '../../scripts/lib/local-stack';
+import type { UpgradeResult } from '../../runbook/types';
+import { statusQuery } from '../../workflows/messages';
+import { waitForStatus } from '../workflow/harness';
+import { kube, NS } from './kube';
+
+let stack: LocalStack;
+let client: Client;
+let k: ReturnType<typeof kube>;
+
+beforeAll(async () => {
+  stack = await startLocalStack({
+    workers: 4,
+    installVersion: '0.18.0',
+    log: () => {},
+    brokenImages: {
+      'control-plane': ['hive:v0.19.3'],
+      'worker-1': ['skoala-agent:v0.28.2'],
+      'worker-2': ['skoala-agent:v0.28.2'],
+    },
+  });
+  await stack.startWorker();
+  client = stack.temporal.client;
+  k = kube(stack);
+});
+afterAll(async () => {
+  await stack?.stop();
+});
+
+const cp = () => stack.sandbox.controlPlane;
+const w = (i: number) => stack.sandbox.workers[i - 1] as (typeof stack.sandbox.workers)[number];
+const workerRevisions = () => Promise.all(stack.sandbox.workers.map((c) => k.revisions(c, 'skoala-init')));
+
+async function start(version: string, flags: Record<string, string> = {}): Promise<WorkflowHandle> {
+  const request = await buildRequest({
+    version,
+    fleet: stack.fleetFile,
+    healthTimeout: '10s',
+    onFailure: 'rollback',
+    ...flags,
+  });
+  request.tuning = { retryInitialInterval: '1s', retryMaximumAttempts: 3, approvalReminder: '10s' };
+  const started = await startUpgrade(request, client, stack.env);
+  return client.workflow.getHandle(started.workflowId);
+}
+
+/** Approves every gate as it opens, until the upgrade ends; returns its failure message or result. */
+async function finish(handle: WorkflowHandle): Promise<UpgradeResult | string> {
+  for (;;) {
+    const s = await waitForStatus(
+      handle,
+      (x) => x.pendingApprovals.length > 0 || ['done', 'failed', 'cancelled'].includes(x.phase),
+      180_000
+    );
+    if (s.pendingApprovals.length === 0) break;
+    await approve({ all: true, by: 'e2e', workflowId: handle.workflowId }, client).catch(() => undefined);
+  }
+  return handle.result().catch((e: { cause?: Error }) => e.cause?.message ?? String(e));
+}
+
+describe.sequential('a bad version stops early', () => {
+  it('0.18.0 -> 0.19.3 (a DB Job ran): stops at the control plane, no automatic rollback, the manual steps', async () => {
+    const before = await workerRevisions();
+    const message = (await finish(await start('0.19.3'))) as string;
+    expect(message).toMatch(/^control plane control-plane failed, no worker cluster was touched: /);
+    expect(message).toMatch(/deployment\/hive: .*Progressing=False ProgressDeadlineExceeded/);
+    expect(message).toContain('NOT rolled back automatically: the DB-migration Job already moved the database schema');
+    expect(message).toContain(
+      `(2) helm --kubeconfig ${cp().kubeconfig} --kube-context control-plane rollback skoala 1 -n skoala-system`
+    );
+    expect(await k.release(cp(), 'skoala')).toMatchObject({ chart: 'skoala-0.19.3' }); // left as it failed
+    expect(await workerRevisions()).toEqual(before);
+    // The operator follows the printed steps (the database is a stand-in here).
+    await k.helm(cp(), ['rollback', 'skoala', '1', '-n', NS]);
+  });
+
+  it('a healthy upgrade passes, and its health check is asserted', async () => {
+    const handle = await start('0.19.2');
+    const result = (await finish(handle)) as UpgradeResult;
+    expect(result.counts).toMatchObject({ upgraded: 5, failed: 0, 'rolled-back': 0 });
+    const events = (await handle.fetchHistory()).events ?? [];
+    const health = events.filter(
+      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'verifyWorkloads'
+    );
+    expect(health).toHaveLength(1); // the control plane's; each worker's is in its child
+    const child = await client.workflow.getHandle(`${handle.workflowId}/worker-3`).fetchHistory();
+    const names = (child.events ?? [])
+      .map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name)
+      .filter(Boolean);
+    expect(names.indexOf('verifyWorkloads')).toBe(names.indexOf('upgradeRelease') + 1);
+    const rollout = await k.kubectl(cp(), ['rollout', 'status', 'deployment/hive', '-n', NS, '--timeout=5s']);
+    expect(rollout).toContain('successfully rolled out');
+  });
+
+  it('0.19.2 -> 0.19.3: stops at the control plane and rolls skoala back; no worker touched', async () => {
+    const before = await workerRevisions();
+    const message = (await finish(await start('0.19.3'))) as string;
+    expect(message).toMatch(
+      /^control plane control-plane failed and was rolled back, no worker cluster was touched: .*deployment\/hive: .*ProgressDeadlineExceeded.*; rolled back to revision \d+$/
+    );
+    const release = await k.release(cp(), 'skoala');
+    expect(release).toMatchObject({ status: 'deployed', chart: 'skoala-0.19.2' });
+    expect(await k.image(cp(), 'hive')).toMatch(/:v0\.19\.2$/);
+    expect(await workerRevisions()).toEqual(before);
+  });
+
+  it('npm run rollback puts a cluster back, and refuses one whose release moved since', async () => {
+    const handle = await start('0.27.2');
+    expect(((await finish(handle)) as UpgradeResult).counts.upgraded).toBe(5);
+    // Someone's helm on worker-3 after the upgrade: its release moved.
+    await k.helm(w(3), [
+      'upgrade',
+      'skoala-init',
+      'skoala-init',
+      '--repo',
+      stack.sandbox.chartRepo.url,
+      '--version',
+      '0.27.2',
+      '-n',
+      NS,
+      '--reuse-values',
+      '--set',
+      'custom.x=y',
+    ]);
+    const cli = (args: string[]) =>
+      execa(
+        process.execPath,
+        ['--import', 'tsx', 'scripts/cli.ts', 'rollback', ...args, '--fleet', stack.fleetFile, '--by', 'alice'],
+        {
+          reject: false,
+          env: { TEMPORAL_ADDRESS: stack.env.address, SKOALA_TASK_QUEUE: stack.taskQueue },
+        }
+      );
+    const ok = await cli(['--cluster', 'worker-4']);
+    expect(ok.exitCode, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/worker-4: rolled-back/);
+    expect(await k.release(w(4), 'skoala-init')).toMatchObject({ status: 'deployed', chart: 'skoala-init-0.19.2' });
+    const refused = await cli(['--cluster', 'worker-3']);
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stdout).toMatch(/worker-3: refused: .*moved since this upgrade/);
+    expect(await k.release(w(3), 'skoala-init')).toMatchObject({ chart: 'skoala-init-0.27.2' });
+  });
+
+  it('0.27.2 -> 0.28.2 with --canary 1: the canary fails its health check, is rolled back, no other starts', async () => {
+    const before = await workerRevisions();
+    const handle = await start('0.28.2', { canary: '1', maxParallel: '4' });
+    const result = (await finish(handle)) as UpgradeResult;
+    expect(result.workers.map((r) => [r.cluster, r.outcome])).toEqual([
+      ['worker-1', 'rolled-back'],
+      ['worker-2', 'not-started'],
+      ['worker-3', 'not-started'],
+      ['worker-4', 'not-started'],
+    ]);
+    expect(result.workers[0]?.error).toMatch(
+      /deployment\/skoala-agent: .*ProgressDeadlineExceeded.*; rolled back to revision \d+$/
+    );
+    expect(await k.release(w(1), 'skoala-init')).toMatchObject({ status: 'deployed', chart: 'skoala-init-0.27.2' });
+    expect((await workerRevisions()).slice(1)).toEqual(before.slice(1));
+  });
+
+  it('--max-failures 1 with two broken clusters out of four: stops after the second, the rest not started', async () => {
+    const handle = await start('0.28.2', { maxFailures: '1', maxParallel: '1' });
+    const result = (await finish(handle)) as UpgradeResult;
+    expect(result.workers.map((r) => [r.cluster, r.outcome])).toEqual([
+      ['worker-1', 'rolled-back'],
+      ['worker-2', 'rolled-back'],
+      ['worker-3', 'not-started'],
+      ['worker-4', 'not-started'],
+    ]);
+    expect(result.workers[2]?.error).toBe(
+      'not started: 2 worker cluster(s) failed (worker-1, worker-2), more than --max-failures 1'
+    );
+    expect((await handle.query(statusQuery)).workers[3]?.state).toBe('not-started');
+  });
+});
