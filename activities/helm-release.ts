@@ -191,14 +191,24 @@ export function releaseActivities(deps: ReleaseDeps) {
       if (!current) throw ApplicationFailure.nonRetryable(`${where} is not installed`, 'ReleaseMissing');
       const back = current.revision === revision || current.description === `Rollback to ${revision}`;
       if (current.status === 'deployed' && back) return { rolledBack: false };
-      if (!facts.ours)
+      // Our own rollback (helm names it so) still running or failed: retried, not someone else's.
+      const ourRollback = current.description === `Rollback to ${revision}`;
+      if (!facts.ours && !ourRollback)
         throw ApplicationFailure.nonRetryable(
           `${where} moved since this upgrade (${historyLine(current)}): not rolling back over someone else's revision`,
           'ReleaseMoved'
         );
       if (facts.status?.startsWith('pending-') && !(Date.now() - Date.parse(facts.updated ?? '') > deps.pendingGraceMs))
-        throw ApplicationFailure.retryable(`${where}: our helm may still be running (${historyLine(current)})`, 'ReleaseLocked');
-      log.warn('rolling back to the pre-upgrade revision', { cluster: cluster.name, release, from: historyLine(current), to: revision });
+        throw ApplicationFailure.retryable(
+          `${where}: our helm may still be running (${historyLine(current)})`,
+          'ReleaseLocked'
+        );
+      log.warn('rolling back to the pre-upgrade revision', {
+        cluster: cluster.name,
+        release,
+        from: historyLine(current),
+        to: revision,
+      });
       await run('helm', cmd.helmRollback(cluster, release, revision, helmDuration(deps.helmTimeoutMs)), {
         timeoutMs: deps.helmTimeoutMs + 60_000,
         cluster: cluster.name,

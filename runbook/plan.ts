@@ -267,12 +267,19 @@ function failurePolicyNote(request: UpgradeRequest, rules: RuleDecisions, cp: Cl
     ? `each release's workloads must roll out within ${Math.round((options.healthTimeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS) / 1000)} s, re-tagged containers at v${options.targetVersion}`
     : 'no workload health check';
   const budget =
-    options.maxFailures === undefined ? 'no failure budget' : `at most ${options.maxFailures} failed worker cluster(s), then no new cluster starts`;
+    options.maxFailures === undefined
+      ? 'no failure budget'
+      : `at most ${options.maxFailures} failed worker cluster(s), then no new cluster starts`;
   const canaries = options.canaries?.length ? `; canaries first: ${someOf(options.canaries)}` : '';
-  if (options.onFailure !== 'rollback') return `On failure: stop (a failed cluster is left as it failed); ${health}; ${budget}${canaries}`;
-  const db = rules.runDbMigration && cp.release.installed && request.fleet.dbMigrationJob !== undefined
-    ? '; the control plane runs a DB-migration Job, so it is NOT rolled back automatically (the schema moved): it stops with the manual steps'
-    : '';
+  if (options.onFailure !== 'rollback')
+    return `On failure: stop (a failed cluster is left as it failed); ${health}; ${budget}${canaries}`;
+  const db =
+    rules.runDbMigration &&
+    cp.release.installed &&
+    !isAtTarget(cp, options.targetVersion) &&
+    request.fleet.dbMigrationJob !== undefined
+      ? '; the control plane runs a DB-migration Job, so it is NOT rolled back automatically (the schema moved): it stops with the manual steps'
+      : '';
   return `On failure: rollback (helm rollback to the pre-upgrade revision, then health-checked again; CRDs are not rolled back: they are updated in place, stay compatible with the older release, and deleting them would delete every custom resource)${db}; ${health}; ${budget}${canaries}`;
 }
 

@@ -54,7 +54,7 @@ export interface UpgradeOptions {
   maxParallel: number;
   /** How long a release's workloads may take to roll out after its upgrade (default 10 minutes). */
   healthTimeoutMs?: number;
-  /** What a failed cluster gets: put back to its pre-upgrade revision (default), or left as it failed. */
+  /** What a failed cluster gets: put back to its pre-upgrade revision (the CLI's default), or left as it failed (unset: stop). */
   onFailure?: FailurePolicy;
   /** Worker clusters that go first, all the way; the others start only when every canary upgraded. */
   canaries?: string[];
@@ -200,13 +200,7 @@ export interface Approval {
 }
 
 export type ClusterOutcome =
-  | 'upgraded'
-  | 'already-at-target'
-  | 'rejected'
-  | 'failed'
-  | 'rolled-back'
-  | 'cancelled'
-  | 'not-started';
+  'upgraded' | 'already-at-target' | 'rejected' | 'failed' | 'rolled-back' | 'cancelled' | 'not-started';
 
 export interface ClusterResult {
   cluster: string;

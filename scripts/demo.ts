@@ -29,6 +29,8 @@ const opts = new Command('demo')
   .option('--canary <n|names>', 'worker clusters that go first (as start-upgrade)')
   .option('--max-failures <n|p%>', 'failed worker clusters tolerated (as start-upgrade)')
   .option('--on-failure <policy>', 'rollback or stop (as start-upgrade)')
+  // The sandbox's workload stand-in rolls a healthy release out in a second: a bad one is known fast.
+  .option('--health-timeout <duration>', 'as start-upgrade', '30s')
   .parse()
   .opts<{
     yes?: boolean;
@@ -38,6 +40,7 @@ const opts = new Command('demo')
     canary?: string;
     maxFailures?: string;
     onFailure?: string;
+    healthTimeout: string;
   }>();
 
 // The worker's INFO lines would drown the demo's own progress.
@@ -77,6 +80,7 @@ try {
     canary: opts.canary,
     maxFailures: opts.maxFailures,
     onFailure: opts.onFailure,
+    healthTimeout: opts.healthTimeout,
   });
   const started = await startUpgrade(request, stack.temporal.client, t);
   say(`started ${started.workflowId}: ${workflowUrl(t, started.workflowId)}`);

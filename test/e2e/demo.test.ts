@@ -40,6 +40,17 @@ describe('npm run demo', () => {
     expect(serverProcesses()).toEqual(before);
   });
 
+  it('shows a bad version: --to 0.28.2 --canary 1, the canary fails its health check, is rolled back, no other starts', async () => {
+    const run = await demo(['--yes', '--workers', '2', '--to', '0.28.2', '--canary', '1']);
+    expect(run.exitCode, run.all).toBe(1);
+    expect(run.all).toMatch(
+      /worker-1: rolled-back: .*deployment\/skoala-agent: .*ProgressDeadlineExceeded.*; rolled back to revision 1/
+    );
+    expect(run.all).toMatch(/│ worker-1 +│ worker +│ rolled-back /);
+    expect(run.all).toMatch(/│ worker-2 +│ worker +│ not-started .*│ not started: canary worker-1 ended rolled-back/);
+    expect(run.all).toContain('[demo] the rollout stopped early: 1 worker cluster(s) not started (see the table)');
+  });
+
   it('stops at the gate with the exact approve command; Ctrl-C leaves no process behind', async () => {
     const before = serverProcesses();
     const child = demo(['--workers', '1']);

@@ -785,6 +785,230 @@ describe('rollbackRelease', () => {
   });
 });
 
+describe('rollbackToRevision', () => {
+  const input = { upgradeId: UID, cluster: w1, release: 'skoala-init' as const, revision: 3 };
+  const r3: Rev = { revision: 3, status: 'deployed', version: '0.27.2' };
+  const r3old: Rev = { ...r3, status: 'superseded' };
+  /** Revision 4 at the target, made by this upgrade: deployed, but its workloads failed the health check. */
+  const ours4: Rev = { revision: 4, status: 'deployed', version: '0.28.1', label: mark(UID, 4) };
+  const rollbackArgv = (timeout = '600s') => [
+    'helm',
+    '--kubeconfig',
+    '/kc/w1.yaml',
+    'rollback',
+    'skoala-init',
+    '3',
+    '-n',
+    'skoala-system',
+    '--timeout',
+    timeout,
+  ];
+  /** Our own warnings (the SDK adds an "Activity failed" one when an activity throws). */
+  const warnings = () => logger.entries.filter((e) => e.level === 'WARN' && e.message !== 'Activity failed');
+
+  it('the newest revision is ours: helm rollback to the given revision, with a warning', async () => {
+    const r = recorder(...state([r3old, ours4]), 'Rollback was a success! Happy Helming!\n');
+    await expect(act(activitiesWith(r.run).rollbackToRevision, input)).resolves.toEqual({ rolledBack: true });
+    expect(r.argvs()).toEqual([HISTORY_W1, LABELS_W1, rollbackArgv()]);
+    // helm stops itself at --timeout 600s; the process limit is a minute later
+    expect(r.calls.map((c) => c.opts)).toEqual([
+      { cluster: 'w1' },
+      { cluster: 'w1' },
+      { timeoutMs: 660_000, cluster: 'w1' },
+    ]);
+    expect(warnings()).toEqual([
+      {
+        level: 'WARN',
+        message: 'rolling back to the pre-upgrade revision',
+        meta: expect.objectContaining({ cluster: 'w1', release: 'skoala-init', from: line(ours4), to: 3 }),
+      },
+    ]);
+  });
+
+  it('a failed revision of ours is rolled back too', async () => {
+    const failed: Rev = {
+      revision: 4,
+      status: 'failed',
+      version: '0.28.1',
+      description: 'Upgrade "skoala-init" failed: timed out waiting for the condition',
+      label: mark(UID, 4),
+    };
+    const r = recorder(...state([r3, failed]), '');
+    await expect(act(activitiesWith(r.run).rollbackToRevision, input)).resolves.toEqual({ rolledBack: true });
+    expect(r.argvs()).toEqual([HISTORY_W1, LABELS_W1, rollbackArgv()]);
+  });
+
+  it('helm --timeout follows helmTimeoutMs', async () => {
+    const r = recorder(...state([r3old, ours4]), '');
+    await act(activitiesWith(r.run, { helmTimeoutMs: 90_000 }).rollbackToRevision, input);
+    expect(r.argvs()[2]).toEqual(rollbackArgv('90s'));
+    expect(r.calls[2]?.opts).toEqual({ timeoutMs: 150_000, cluster: 'w1' });
+  });
+
+  it('the control plane: its kubeconfig and context, skoala, the revision it came from', async () => {
+    const r = recorder(
+      ...state(
+        [
+          { ...r3old, revision: 6 },
+          { ...ours4, revision: 7, label: mark(UID, 7) },
+        ],
+        'skoala'
+      ),
+      ''
+    );
+    await expect(
+      act(activitiesWith(r.run).rollbackToRevision, { upgradeId: UID, cluster: global, release: 'skoala', revision: 6 })
+    ).resolves.toEqual({ rolledBack: true });
+    expect(r.argvs()[0]).toEqual([
+      'helm',
+      '--kubeconfig',
+      '/kc/global.yaml',
+      '--kube-context',
+      'admin',
+      'history',
+      'skoala',
+      '-n',
+      'skoala-system',
+      '--max',
+      '20',
+      '-o',
+      'json',
+    ]);
+    expect(r.argvs()[2]).toEqual([
+      'helm',
+      '--kubeconfig',
+      '/kc/global.yaml',
+      '--kube-context',
+      'admin',
+      'rollback',
+      'skoala',
+      '6',
+      '-n',
+      'skoala-system',
+      '--timeout',
+      '600s',
+    ]);
+  });
+
+  it.each<[string, Rev[]]>([
+    [
+      'already rolled back (`Rollback to 3` deployed, a revision helm made, not labelled ours)',
+      [
+        r3old,
+        { ...ours4, status: 'superseded' },
+        { revision: 5, status: 'deployed', version: '0.27.2', description: 'Rollback to 3' },
+      ],
+    ],
+    ['the revision itself is the newest, deployed (the upgrade made none)', [r3]],
+  ])('%s: nothing run but the read', async (_, revs) => {
+    const r = recorder(...state(revs));
+    await expect(act(activitiesWith(r.run).rollbackToRevision, input)).resolves.toEqual({ rolledBack: false });
+    expect(r.argvs()).toEqual([HISTORY_W1, LABELS_W1]);
+    expect(warnings()).toEqual([]);
+  });
+
+  it("twice: the second finds the first one's `Rollback to 3` and changes nothing", async () => {
+    const back: Rev = { revision: 5, status: 'deployed', version: '0.27.2', description: 'Rollback to 3' };
+    const r = recorder(...state([r3old, ours4]), '', ...state([r3old, { ...ours4, status: 'superseded' }, back]));
+    const acts = activitiesWith(r.run);
+    await expect(act(acts.rollbackToRevision, input)).resolves.toEqual({ rolledBack: true });
+    await expect(act(acts.rollbackToRevision, input)).resolves.toEqual({ rolledBack: false });
+    expect(r.argvs()).toEqual([HISTORY_W1, LABELS_W1, rollbackArgv(), HISTORY_W1, LABELS_W1]);
+  });
+
+  it.each<[string, Rev]>([
+    [
+      'someone upgraded it since',
+      { revision: 5, status: 'deployed', version: '0.28.2', description: 'Upgrade complete' },
+    ],
+    [
+      'someone rolled it back elsewhere',
+      { revision: 5, status: 'deployed', version: '0.26.2', description: 'Rollback to 2' },
+    ],
+    [
+      'a newer revision carrying the label helm copied from ours',
+      { revision: 5, status: 'deployed', version: '0.28.1', label: mark(UID, 4) },
+    ],
+    ["someone else's failed upgrade", { revision: 5, status: 'failed', version: '0.28.2', description: 'failed' }],
+    [
+      'another helm at work',
+      { revision: 5, status: 'pending-upgrade', version: '0.28.2', description: 'Preparing upgrade' },
+    ],
+  ])('the newest revision is not ours (%s): non-retryable ReleaseMoved, nothing rolled back', async (_, theirs) => {
+    const r = recorder(...state([r3old, { ...ours4, status: 'superseded' }, theirs]));
+    const err = await failureOf(act(activitiesWith(r.run).rollbackToRevision, input));
+    expect(err).toMatchObject({ type: 'ReleaseMoved', nonRetryable: true });
+    expect(err.message).toBe(
+      `skoala-init on w1 moved since this upgrade (${line(theirs)}): not rolling back over someone else's revision`
+    );
+    expect(r.argvs()).toEqual([HISTORY_W1, LABELS_W1]);
+    expect(warnings()).toEqual([]);
+  });
+
+  it('not installed: non-retryable ReleaseMissing', async () => {
+    const r = recorder(notFound());
+    const err = await failureOf(act(activitiesWith(r.run).rollbackToRevision, input));
+    expect(err).toMatchObject({ type: 'ReleaseMissing', nonRetryable: true });
+    expect(err.message).toBe('skoala-init on w1 is not installed');
+    expect(r.argvs()).toEqual([HISTORY_W1]);
+  });
+
+  describe('a pending revision of ours', () => {
+    const NOW = Date.parse('2025-06-01T12:00:00Z');
+    const ago = (ms: number) => new Date(NOW - ms).toISOString().replace('.000Z', 'Z');
+    const pending = (updated: string): Rev => ({
+      revision: 4,
+      status: 'pending-upgrade',
+      version: '0.28.1',
+      updated,
+      description: 'Preparing upgrade',
+      label: mark(UID, 4),
+    });
+    beforeEach(() => {
+      vi.useFakeTimers({ toFake: ['Date'] });
+      vi.setSystemTime(NOW);
+    });
+
+    it('younger than pendingGraceMs (our helm may still run): retryable ReleaseLocked, no rollback', async () => {
+      const young = pending(ago(60_000));
+      const r = recorder(...state([r3, young]));
+      const err = await failureOf(act(activitiesWith(r.run, { pendingGraceMs: 300_000 }).rollbackToRevision, input));
+      expect(err).toMatchObject({ type: 'ReleaseLocked', nonRetryable: false });
+      expect(err.message).toBe(`skoala-init on w1: our helm may still be running (${line(young)})`);
+      expect(r.argvs()).toEqual([HISTORY_W1, LABELS_W1]);
+      expect(warnings()).toEqual([]);
+    });
+
+    it('the default grace is helm timeout + 2 minutes', async () => {
+      const young = pending(ago(11 * 60_000));
+      const r = recorder(...state([r3, young]));
+      const err = await failureOf(act(activitiesWith(r.run).rollbackToRevision, input));
+      expect(err).toMatchObject({ type: 'ReleaseLocked', nonRetryable: false });
+    });
+
+    it('older than pendingGraceMs: rolled back', async () => {
+      const old = pending(ago(10 * 60_000));
+      const r = recorder(...state([r3, old]), '');
+      await expect(act(activitiesWith(r.run, { pendingGraceMs: 300_000 }).rollbackToRevision, input)).resolves.toEqual({
+        rolledBack: true,
+      });
+      expect(r.argvs()).toEqual([HISTORY_W1, LABELS_W1, rollbackArgv()]);
+    });
+  });
+
+  it('a failed helm rollback surfaces as the runner classified it', async () => {
+    const locked = commandFailure({
+      tool: 'helm',
+      argv: ['rollback'],
+      exitCode: 1,
+      stderr: 'Error: another operation (install/upgrade/rollback) is in progress',
+    });
+    const r = recorder(...state([r3old, ours4]), locked);
+    const err = await failureOf(act(activitiesWith(r.run).rollbackToRevision, input));
+    expect(err).toMatchObject({ type: 'ReleaseLocked', nonRetryable: false });
+  });
+});
+
 describe('checkChartVersion', () => {
   const input = { repo: REPO, chart: 'skoala' as const, version: '9.9.9' };
   const SHOW = ['helm', 'show', 'chart', 'skoala', '--repo', REPO.url, '--version', '9.9.9'];

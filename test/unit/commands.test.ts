@@ -530,6 +530,56 @@ describe('commandsOfStep', () => {
     ]);
   });
 
+  it('verifyWorkloads: helm get manifest, then the check with its containers, version and timeout', () => {
+    const step: Step = {
+      kind: 'verifyWorkloads',
+      release: 'skoala-init',
+      version: '0.28.1',
+      containers: ['skoala-agent', 'nacos-operator'],
+      timeoutMs: 600_000,
+    };
+    expect(cmd.commandsOfStep(both, step)).toEqual([
+      {
+        tool: 'helm',
+        argv: [
+          '--kubeconfig',
+          '/kc/w1.yaml',
+          '--kube-context',
+          'w1-admin',
+          'get',
+          'manifest',
+          'skoala-init',
+          '-n',
+          'skoala-system',
+        ],
+      },
+      {
+        tool: 'check',
+        argv: [
+          'wait until every Deployment/StatefulSet/DaemonSet of skoala-init rolled out (skoala-agent, nacos-operator at v0.28.1), within 600 s',
+        ],
+      },
+    ]);
+    expect(cmd.commandsOfStep(both, step)[0]?.argv).toEqual(cmd.helmGetManifest(both, 'skoala-init'));
+  });
+
+  it("verifyWorkloads: the cluster's own flags and namespace, the timeout in whole seconds", () => {
+    const step: Step = {
+      kind: 'verifyWorkloads',
+      release: 'skoala',
+      version: '0.19.2',
+      containers: ['hive'],
+      timeoutMs: 90_400,
+    };
+    expect(cmd.commandsOfStep(contextOnly, step)).toEqual([
+      { tool: 'helm', argv: ['--kube-context', 'w3-admin', 'get', 'manifest', 'skoala', '-n', 'engine'] },
+      {
+        tool: 'check',
+        argv: ['wait until every Deployment/StatefulSet/DaemonSet of skoala rolled out (hive at v0.19.2), within 90 s'],
+      },
+    ]);
+  });
+
   it('no step kind ever prints a kubectl delete of a CRD', () => {
     const steps: Step[] = [
       { kind: 'runDbMigrationJob', manifest: '/j.yaml' },
@@ -547,6 +597,13 @@ describe('commandsOfStep', () => {
         chartFiles: ['c.yaml'],
         extraFiles: [],
         allowDowngrade: false,
+      },
+      {
+        kind: 'verifyWorkloads',
+        release: 'skoala-init',
+        version: '0.52.1',
+        containers: ['skoala-agent'],
+        timeoutMs: 600_000,
       },
       { kind: 'verifyRelease', release: 'skoala-init', version: '0.52.1' },
     ];

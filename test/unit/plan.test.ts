@@ -3,8 +3,8 @@
  * which values, and when the plan is refused.
  */
 import { describe, expect, it } from 'vitest';
-import { PlanRefused, planUpgrade, rulesFor } from '../../runbook/plan';
-import { decideRules } from '../../runbook/rules';
+import { DEFAULT_HEALTH_TIMEOUT_MS, PlanRefused, planUpgrade, rulesFor } from '../../runbook/plan';
+import { decideRules, type RuleDecisions } from '../../runbook/rules';
 import type {
   ClusterFacts,
   ClusterPlan,
@@ -142,6 +142,7 @@ describe('0.18.0 -> 0.19.2 (DB migration required, CRDs re-applied)', () => {
       'addChartRepo',
       'updateChartRepo',
       'upgradeRelease',
+      'verifyWorkloads',
       'verifyRelease',
     ]);
     expect(stepOf(plan.controlPlane, 'runDbMigrationJob').manifest).toBe('/ops/job.yaml');
@@ -179,6 +180,7 @@ describe('0.18.0 -> 0.19.2 (DB migration required, CRDs re-applied)', () => {
         'addChartRepo',
         'updateChartRepo',
         'upgradeRelease',
+        'verifyWorkloads',
         'awaitCrdApproval',
         'reapplyCrds',
         'verifyRelease',
@@ -221,6 +223,7 @@ describe('0.27.2 -> 0.28.1', () => {
       'addChartRepo',
       'updateChartRepo',
       'upgradeRelease',
+      'verifyWorkloads',
       'verifyRelease',
     ]);
     expect(plan.notes.join('\n')).toMatch(/DB-migration Job: skipped \(not needed: the engine migrates its own tables/);
@@ -234,6 +237,7 @@ describe('0.27.2 -> 0.28.1', () => {
         'updateChartRepo',
         'deleteAdmissionJobs',
         'upgradeRelease',
+        'verifyWorkloads',
         'awaitCrdApproval',
         'reapplyCrds',
         'verifyRelease',
@@ -260,6 +264,7 @@ describe('0.52.1 -> 0.53.0 (the chart manages its CRDs)', () => {
         'updateChartRepo',
         'deleteAdmissionJobs',
         'upgradeRelease',
+        'verifyWorkloads',
         'verifyRelease',
       ]);
     }
@@ -275,6 +280,7 @@ describe('0.52.1 -> 0.53.0 (the chart manages its CRDs)', () => {
         'updateChartRepo',
         'deleteAdmissionJobs',
         'upgradeRelease',
+        'verifyWorkloads',
         'awaitCrdApproval',
         'reapplyCrds',
         'verifyRelease',
@@ -327,11 +333,18 @@ describe('fresh install (--allow-install)', () => {
   );
 
   it('no backup step and no DB Job', () => {
-    expect(kinds(plan.controlPlane)).toEqual(['addChartRepo', 'updateChartRepo', 'upgradeRelease', 'verifyRelease']);
+    expect(kinds(plan.controlPlane)).toEqual([
+      'addChartRepo',
+      'updateChartRepo',
+      'upgradeRelease',
+      'verifyWorkloads',
+      'verifyRelease',
+    ]);
     expect(kinds(plan.workers[0] as ClusterPlan)).toEqual([
       'addChartRepo',
       'updateChartRepo',
       'upgradeRelease',
+      'verifyWorkloads',
       'awaitCrdApproval',
       'reapplyCrds',
       'verifyRelease',
@@ -378,6 +391,7 @@ describe('fresh install (--allow-install)', () => {
       'addChartRepo',
       'updateChartRepo',
       'upgradeRelease',
+      'verifyWorkloads',
       'awaitCrdApproval',
       'reapplyCrds',
       'verifyRelease',
@@ -393,7 +407,13 @@ describe('fresh install (--allow-install)', () => {
 
   it('a control plane installed fresh gets no DB Job, even with --db-migration always', () => {
     const p = planUpgrade(requestFor('0.28.1', { allowInstall: true, dbMigration: 'always' }), factsAt(undefined));
-    expect(kinds(p.controlPlane)).toEqual(['addChartRepo', 'updateChartRepo', 'upgradeRelease', 'verifyRelease']);
+    expect(kinds(p.controlPlane)).toEqual([
+      'addChartRepo',
+      'updateChartRepo',
+      'upgradeRelease',
+      'verifyWorkloads',
+      'verifyRelease',
+    ]);
   });
 });
 
@@ -758,7 +778,14 @@ describe('planUpgrade(request, facts, rules): the given rules, not runbook/rules
   it('chartManagesCrds from the given rules: no CRD step for 0.19.2', () => {
     const plan = planUpgrade(requestFor('0.19.2'), factsAt('0.18.0'), { ...runbook, chartManagesCrds: true });
     for (const w of plan.workers) {
-      expect(kinds(w)).toEqual(['backupValues', 'addChartRepo', 'updateChartRepo', 'upgradeRelease', 'verifyRelease']);
+      expect(kinds(w)).toEqual([
+        'backupValues',
+        'addChartRepo',
+        'updateChartRepo',
+        'upgradeRelease',
+        'verifyWorkloads',
+        'verifyRelease',
+      ]);
     }
     expect(plan.notes).toContain('0.19.2 updates its own CRDs: no CRD step and no approval gate');
   });
@@ -799,5 +826,228 @@ describe('planUpgrade(request, facts, rules): the given rules, not runbook/rules
     expect(err.problems).toEqual([
       'the DB-migration Job is required from 0.27.2 to 0.28.1: set dbMigrationJob in the fleet file to the Job manifest (or pass --db-migration never if it already ran)',
     ]);
+  });
+});
+
+describe('the health check after each upgrade', () => {
+  const SKOALA = ['hive', 'sesame'];
+  const SKOALA_INIT = ['skoala-agent', 'nacos-operator', 'sentinel-operator', 'seata-operator'];
+
+  /** The rules as an upgrade recorded before health checks existed has them: no healthContainers at all. */
+  function recordedBeforeHealthChecks(rules: RuleDecisions): RuleDecisions {
+    const old: RuleDecisions = JSON.parse(JSON.stringify(rules));
+    delete old.healthContainers;
+    return old;
+  }
+
+  it('right after helm upgrade on the control plane, with its re-tagged containers and the default 10 minutes', () => {
+    const plan = planUpgrade(requestFor('0.28.1'), factsAt('0.27.2'));
+    expect(DEFAULT_HEALTH_TIMEOUT_MS).toBe(600_000);
+    const steps = kinds(plan.controlPlane);
+    expect(steps[steps.indexOf('upgradeRelease') + 1]).toBe('verifyWorkloads');
+    expect(steps.filter((k) => k === 'verifyWorkloads')).toHaveLength(1);
+    expect(stepOf(plan.controlPlane, 'verifyWorkloads')).toEqual({
+      kind: 'verifyWorkloads',
+      release: 'skoala',
+      version: '0.28.1',
+      containers: SKOALA,
+      timeoutMs: 600_000,
+    });
+  });
+
+  it('right after helm upgrade on every worker: before the CRD gate, so a bad version never reaches it', () => {
+    const plan = planUpgrade(requestFor('0.28.1'), factsAt('0.27.2'));
+    for (const w of plan.workers) {
+      const steps = kinds(w);
+      expect(steps.slice(steps.indexOf('upgradeRelease'))).toEqual([
+        'upgradeRelease',
+        'verifyWorkloads',
+        'awaitCrdApproval',
+        'reapplyCrds',
+        'verifyRelease',
+      ]);
+      expect(stepOf(w, 'verifyWorkloads')).toEqual({
+        kind: 'verifyWorkloads',
+        release: 'skoala-init',
+        version: '0.28.1',
+        containers: SKOALA_INIT,
+        timeoutMs: 600_000,
+      });
+    }
+  });
+
+  it('its timeout comes from the options (--health-timeout)', () => {
+    const plan = planUpgrade(requestFor('0.28.1', { healthTimeoutMs: 90_000 }), factsAt('0.27.2'));
+    for (const p of [plan.controlPlane, ...plan.workers]) expect(stepOf(p, 'verifyWorkloads').timeoutMs).toBe(90_000);
+  });
+
+  it('a fresh install is health-checked too', () => {
+    const plan = planUpgrade(
+      requestFor('0.28.1', { allowInstall: true }, fleetOf({ dbMigrationJob: undefined })),
+      factsAt(undefined)
+    );
+    for (const p of [plan.controlPlane, ...plan.workers]) {
+      const steps = kinds(p);
+      expect(steps[steps.indexOf('upgradeRelease') + 1]).toBe('verifyWorkloads');
+    }
+  });
+
+  it('its containers come from the given rules, per release', () => {
+    const rules = {
+      ...decideRules('0.27.2', '0.28.1', { dbMigration: 'auto' }),
+      healthContainers: { skoala: ['hive'], 'skoala-init': ['agent-x'] },
+    };
+    const plan = planUpgrade(requestFor('0.28.1'), factsAt('0.27.2'), rules);
+    expect(stepOf(plan.controlPlane, 'verifyWorkloads').containers).toEqual(['hive']);
+    for (const w of plan.workers) expect(stepOf(w, 'verifyWorkloads').containers).toEqual(['agent-x']);
+  });
+
+  it('rules recorded before health checks existed: no health step anywhere, and the note says so', () => {
+    const request = requestFor('0.28.1', { healthTimeoutMs: 90_000 });
+    const facts = factsAt('0.27.2');
+    const plan = planUpgrade(request, facts, recordedBeforeHealthChecks(rulesFor(request, facts)));
+    for (const p of [plan.controlPlane, ...plan.workers]) expect(kinds(p)).not.toContain('verifyWorkloads');
+    expect(kinds(plan.workers[0] as ClusterPlan)).toEqual([
+      'backupValues',
+      'addChartRepo',
+      'updateChartRepo',
+      'deleteAdmissionJobs',
+      'upgradeRelease',
+      'awaitCrdApproval',
+      'reapplyCrds',
+      'verifyRelease',
+    ]);
+    const note = plan.notes.find((n) => n.startsWith('On failure: '));
+    expect(note).toContain('; no workload health check;');
+    expect(note).not.toContain('roll out within');
+  });
+
+  it('not in the CRD-only plan of a worker already at the target (nothing was upgraded)', () => {
+    const plan = planUpgrade(
+      requestFor('0.28.1'),
+      factsAt('0.27.2', { w2: clusterFacts('w2', deployed('0.28.1', 7)) })
+    );
+    expect(kinds(plan.workers[1] as ClusterPlan)).toEqual(['awaitCrdApproval', 'reapplyCrds', 'verifyRelease']);
+    expect(kinds(plan.workers[0] as ClusterPlan)).toContain('verifyWorkloads');
+  });
+
+  it('a control plane at the target is skipped, no health step; a worker still below it gets one', () => {
+    const plan = planUpgrade(requestFor('0.28.1'), factsAt('0.28.1', { w1: clusterFacts('w1', deployed('0.27.2')) }));
+    expect(plan.controlPlane).toMatchObject({ skipped: 'already at target', steps: [] });
+    expect(kinds(plan.workers[0] as ClusterPlan)).toContain('verifyWorkloads');
+  });
+});
+
+describe('the failure-policy note', () => {
+  const ROLLBACK =
+    'On failure: rollback (helm rollback to the pre-upgrade revision, then health-checked again; CRDs are not rolled back: they are updated in place, stay compatible with the older release, and deleting them would delete every custom resource)';
+  const STOP = 'On failure: stop (a failed cluster is left as it failed)';
+  const NO_AUTO_ROLLBACK =
+    '; the control plane runs a DB-migration Job, so it is NOT rolled back automatically (the schema moved): it stops with the manual steps';
+  const HEALTH_281 = "each release's workloads must roll out within 600 s, re-tagged containers at v0.28.1";
+
+  const policyNotes = (notes: string[]) => notes.filter((n) => n.startsWith('On failure: '));
+  const policyNote = (request: UpgradeRequest, facts: FleetFacts, rules?: RuleDecisions): string => {
+    const notes = policyNotes(planUpgrade(request, facts, rules).notes);
+    expect(notes).toHaveLength(1);
+    return notes[0] as string;
+  };
+
+  it('every plan has exactly one, whatever it plans', () => {
+    const plans = [
+      planUpgrade(requestFor('0.19.2'), factsAt('0.18.0')),
+      planUpgrade(requestFor('0.28.1', { onFailure: 'stop' }), factsAt('0.27.2')),
+      planUpgrade(requestFor('0.53.0', { onFailure: 'rollback' }), factsAt('0.52.1')),
+      planUpgrade(requestFor('0.28.1'), factsAt('0.28.1')),
+      planUpgrade(
+        requestFor('0.19.2', { allowInstall: true }, fleetOf({ dbMigrationJob: undefined })),
+        factsAt(undefined)
+      ),
+    ];
+    for (const plan of plans) expect(policyNotes(plan.notes)).toHaveLength(1);
+  });
+
+  it('rollback: helm rollback to the pre-upgrade revision, CRDs left in place, the health check and no budget', () => {
+    expect(policyNote(requestFor('0.28.1', { onFailure: 'rollback' }), factsAt('0.27.2'))).toBe(
+      `${ROLLBACK}; ${HEALTH_281}; no failure budget`
+    );
+  });
+
+  it('stop: a failed cluster is left as it failed, with the timeout from the options', () => {
+    expect(policyNote(requestFor('0.28.1', { onFailure: 'stop', healthTimeoutMs: 90_000 }), factsAt('0.27.2'))).toBe(
+      `${STOP}; each release's workloads must roll out within 90 s, re-tagged containers at v0.28.1; no failure budget`
+    );
+  });
+
+  it('no policy in the request reads as stop, as the workflows read it (only "rollback" rolls back)', () => {
+    expect(policyNote(requestFor('0.28.1'), factsAt('0.27.2'))).toBe(`${STOP}; ${HEALTH_281}; no failure budget`);
+  });
+
+  it('rollback with a DB-migration Job on the control plane: it is not rolled back automatically', () => {
+    expect(policyNote(requestFor('0.19.2', { onFailure: 'rollback' }), factsAt('0.18.0'))).toBe(
+      `${ROLLBACK}${NO_AUTO_ROLLBACK}; each release's workloads must roll out within 600 s, re-tagged containers at v0.19.2; no failure budget`
+    );
+    // --db-migration always brings the Job, so the same
+    expect(
+      policyNote(requestFor('0.28.1', { onFailure: 'rollback', dbMigration: 'always' }), factsAt('0.27.2'))
+    ).toContain(NO_AUTO_ROLLBACK);
+  });
+
+  it('no DB Job run (never, or a fresh control plane): the control plane is rolled back like the rest', () => {
+    expect(
+      policyNote(requestFor('0.19.2', { onFailure: 'rollback', dbMigration: 'never' }), factsAt('0.18.0'))
+    ).not.toContain('DB-migration Job');
+    expect(
+      policyNote(
+        requestFor('0.28.1', { onFailure: 'rollback', dbMigration: 'always', allowInstall: true }),
+        factsAt(undefined)
+      )
+    ).not.toContain('DB-migration Job');
+  });
+
+  it('stop with a DB Job: nothing is rolled back anyway, so no DB clause', () => {
+    expect(policyNote(requestFor('0.19.2', { onFailure: 'stop' }), factsAt('0.18.0'))).toBe(
+      `${STOP}; each release's workloads must roll out within 600 s, re-tagged containers at v0.19.2; no failure budget`
+    );
+  });
+
+  it('canaries are named last, in the given order, ten at most', () => {
+    expect(policyNote(requestFor('0.28.1', { onFailure: 'rollback', canaries: ['w2', 'w1'] }), factsAt('0.27.2'))).toBe(
+      `${ROLLBACK}; ${HEALTH_281}; no failure budget; canaries first: w2, w1`
+    );
+    expect(policyNote(requestFor('0.28.1', { onFailure: 'stop', canaries: [] }), factsAt('0.27.2'))).not.toContain(
+      'canaries'
+    );
+    const names = Array.from({ length: 12 }, (_, i) => `w${i + 1}`);
+    const fleet = fleetOf({
+      workers: names.map((name) => ({ name, kubeconfig: `/kc/${name}`, namespace: 'skoala-system' })),
+    });
+    const facts: FleetFacts = {
+      controlPlane: clusterFacts('global', deployed('0.27.2')),
+      workers: names.map((name) => clusterFacts(name, deployed('0.27.2'))),
+    };
+    expect(policyNote(requestFor('0.28.1', { canaries: names }, fleet), facts)).toMatch(
+      /; canaries first: w1, w2, w3, w4, w5, w6, w7, w8, w9, w10 and 2 more$/
+    );
+  });
+
+  it('max failures: the budget, then no new cluster starts (0 is a budget too)', () => {
+    expect(policyNote(requestFor('0.28.1', { onFailure: 'rollback', maxFailures: 2 }), factsAt('0.27.2'))).toBe(
+      `${ROLLBACK}; ${HEALTH_281}; at most 2 failed worker cluster(s), then no new cluster starts`
+    );
+    expect(policyNote(requestFor('0.28.1', { onFailure: 'stop', maxFailures: 0 }), factsAt('0.27.2'))).toBe(
+      `${STOP}; ${HEALTH_281}; at most 0 failed worker cluster(s), then no new cluster starts`
+    );
+  });
+
+  it('everything at once: DB clause, health, budget, canaries, in that order', () => {
+    expect(
+      policyNote(
+        requestFor('0.19.2', { onFailure: 'rollback', healthTimeoutMs: 300_000, maxFailures: 1, canaries: ['w1'] }),
+        factsAt('0.18.0')
+      )
+    ).toBe(
+      `${ROLLBACK}${NO_AUTO_ROLLBACK}; each release's workloads must roll out within 300 s, re-tagged containers at v0.19.2; at most 1 failed worker cluster(s), then no new cluster starts; canaries first: w1`
+    );
   });
 });

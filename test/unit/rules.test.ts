@@ -196,6 +196,10 @@ describe('decideRules: every rule for one upgrade, decided once', () => {
       chartManagesCrds: false,
       crdFiles: [CONTOUR, GATEWAY_API],
       minWorkerKubeVersion: '1.25.0',
+      healthContainers: {
+        skoala: ['hive', 'sesame'],
+        'skoala-init': ['skoala-agent', 'nacos-operator', 'sentinel-operator', 'seata-operator'],
+      },
     });
   });
 
