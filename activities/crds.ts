@@ -4,12 +4,12 @@
  */
 import { Context, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { stringify } from 'yaml';
 import * as cmd from '../runbook/commands';
 import type { ClusterRef, CrdRecord, Step } from '../runbook/types';
 import { crdDowngrade, crdName, installedCrds, manifestDocs, previewCrds, summarizeCrdPreview } from './crd-preview';
+import { readRecord, writeRecord } from './cluster-records';
 import type { CommandRunner } from './exec';
 
 type CrdStep = Step & { kind: 'reapplyCrds' };
@@ -21,28 +21,12 @@ export interface CrdDeps {
 
 /** The CRD record a worker cluster holds, if the product ever completed a CRD step there. */
 export async function readCrdRecord(run: CommandRunner, cluster: ClusterRef): Promise<CrdRecord | undefined> {
-  const out = (await run('kubectl', cmd.kubectlGetCrdRecord(cluster))).stdout.trim();
-  if (!out) return undefined;
-  const data = (JSON.parse(out) as { data?: Partial<CrdRecord> }).data ?? {};
-  return data.version ? { version: data.version, upgradeId: data.upgradeId ?? '', at: data.at ?? '' } : undefined;
+  const data = await readRecord(run, cluster, cmd.CRD_RECORD);
+  return data?.version ? { version: data.version, upgradeId: data.upgradeId ?? '', at: data.at ?? '' } : undefined;
 }
 
 export function crdActivities(deps: CrdDeps) {
   const { run } = deps;
-
-  async function recordCrds(cluster: ClusterRef, record: CrdRecord, dir: string): Promise<void> {
-    const file = path.join(dir, 'crd-record.yaml');
-    await writeFile(
-      file,
-      stringify({
-        apiVersion: 'v1',
-        kind: 'ConfigMap',
-        metadata: { name: cmd.CRD_RECORD, labels: { 'app.kubernetes.io/managed-by': 'skoala-upgrade' } },
-        data: record,
-      })
-    );
-    await run('kubectl', cmd.kubectlApplyFile(cluster, file));
-  }
 
   /**
    * Before anything is applied: a CRD whose installed bundle is newer than the manifest's would go
@@ -114,11 +98,8 @@ export function crdActivities(deps: CrdDeps) {
           applied.push(...appliedNames(out.stdout));
           Context.current().heartbeat({ applied: applied.length });
         }
-        await recordCrds(
-          cluster,
-          { version: step.version, upgradeId: input.upgradeId, at: new Date().toISOString() },
-          tmp
-        );
+        const record: CrdRecord = { version: step.version, upgradeId: input.upgradeId, at: new Date().toISOString() };
+        await writeRecord(run, cluster, cmd.CRD_RECORD, { ...record }, tmp);
         return { applied };
       } finally {
         await rm(tmp, { recursive: true, force: true });

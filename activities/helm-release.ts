@@ -7,6 +7,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import * as cmd from '../runbook/commands';
 import type { BackupRef, ClusterRef, ReleaseFacts, ReleaseName, Step, Version } from '../runbook/types';
 import type { BackupStore } from './backup-store';
+import { writeRecord } from './cluster-records';
 import type { CommandRunner } from './exec';
 import {
   historyLine,
@@ -27,6 +28,8 @@ export interface ReleaseDeps {
   helmTimeoutMs: number;
   /** A pending revision of ours younger than this may still have its helm running: wait, don't roll back. */
   pendingGraceMs: number;
+  /** Scratch space for the records written on clusters. */
+  workDir: string;
 }
 
 export interface ReleaseState {
@@ -70,6 +73,45 @@ export function releaseActivities(deps: ReleaseDeps) {
     // `helm rollback` to the planned revision restores exactly its values.
     if (deployed.description === `Rollback to ${fromRevision}`) return undefined;
     return deployed;
+  }
+
+  /** The rollback itself: true when helm ran, false when the release was already back. */
+  async function rollBack(input: {
+    upgradeId: string;
+    cluster: ClusterRef;
+    release: ReleaseName;
+    revision: number;
+  }): Promise<boolean> {
+    const { cluster, release, revision, upgradeId } = input;
+    const where = `${release} on ${cluster.name}`;
+    const { history, facts } = await readState(cluster, release, upgradeId);
+    const current = history.at(-1);
+    if (!current) throw ApplicationFailure.nonRetryable(`${where} is not installed`, 'ReleaseMissing');
+    const back = current.revision === revision || current.description === `Rollback to ${revision}`;
+    if (current.status === 'deployed' && back) return false;
+    // Our own rollback (helm names it so) still running or failed: retried, not someone else's.
+    const ourRollback = current.description === `Rollback to ${revision}`;
+    if (!facts.ours && !ourRollback)
+      throw ApplicationFailure.nonRetryable(
+        `${where} moved since this upgrade (${historyLine(current)}): not rolling back over someone else's revision`,
+        'ReleaseMoved'
+      );
+    if (facts.status?.startsWith('pending-') && !(Date.now() - Date.parse(facts.updated ?? '') > deps.pendingGraceMs))
+      throw ApplicationFailure.retryable(
+        `${where}: our helm may still be running (${historyLine(current)})`,
+        'ReleaseLocked'
+      );
+    log.warn('rolling back to the pre-upgrade revision', {
+      cluster: cluster.name,
+      release,
+      from: historyLine(current),
+      to: revision,
+    });
+    await run('helm', cmd.helmRollback(cluster, release, revision, helmDuration(deps.helmTimeoutMs)), {
+      timeoutMs: deps.helmTimeoutMs + 60_000,
+      cluster: cluster.name,
+    });
+    return true;
   }
 
   return {
@@ -183,37 +225,24 @@ export function releaseActivities(deps: ReleaseDeps) {
       cluster: ClusterRef;
       release: ReleaseName;
       revision: number;
+      /** Recorded on the cluster: a rerun of this upgrade then leaves it alone (unless --retry-failed). */
+      record?: { version: Version; cause: string };
     }): Promise<{ rolledBack: boolean }> {
-      const { cluster, release, revision, upgradeId } = input;
-      const where = `${release} on ${cluster.name}`;
-      const { history, facts } = await readState(cluster, release, upgradeId);
-      const current = history.at(-1);
-      if (!current) throw ApplicationFailure.nonRetryable(`${where} is not installed`, 'ReleaseMissing');
-      const back = current.revision === revision || current.description === `Rollback to ${revision}`;
-      if (current.status === 'deployed' && back) return { rolledBack: false };
-      // Our own rollback (helm names it so) still running or failed: retried, not someone else's.
-      const ourRollback = current.description === `Rollback to ${revision}`;
-      if (!facts.ours && !ourRollback)
-        throw ApplicationFailure.nonRetryable(
-          `${where} moved since this upgrade (${historyLine(current)}): not rolling back over someone else's revision`,
-          'ReleaseMoved'
+      const rolledBack = await rollBack(input);
+      if (input.record)
+        await writeRecord(
+          run,
+          input.cluster,
+          cmd.ROLLBACK_RECORD,
+          {
+            upgradeId: input.upgradeId,
+            version: input.record.version,
+            at: new Date().toISOString(),
+            cause: input.record.cause.slice(0, 500),
+          },
+          deps.workDir
         );
-      if (facts.status?.startsWith('pending-') && !(Date.now() - Date.parse(facts.updated ?? '') > deps.pendingGraceMs))
-        throw ApplicationFailure.retryable(
-          `${where}: our helm may still be running (${historyLine(current)})`,
-          'ReleaseLocked'
-        );
-      log.warn('rolling back to the pre-upgrade revision', {
-        cluster: cluster.name,
-        release,
-        from: historyLine(current),
-        to: revision,
-      });
-      await run('helm', cmd.helmRollback(cluster, release, revision, helmDuration(deps.helmTimeoutMs)), {
-        timeoutMs: deps.helmTimeoutMs + 60_000,
-        cluster: cluster.name,
-      });
-      return { rolledBack: true };
+      return { rolledBack };
     },
 
     async verifyRelease(input: {

@@ -17,6 +17,7 @@ import type {
   Version,
 } from '../runbook/types';
 import { BackupStore } from './backup-store';
+import { readRollbackRecord } from './cluster-records';
 import { crdActivities, readCrdRecord } from './crds';
 import { healthActivities } from './health';
 import { releaseActivities } from './helm-release';
@@ -58,6 +59,7 @@ export function createActivities(deps: ActivityDeps) {
     store,
     helmTimeoutMs,
     pendingGraceMs: deps.pendingGraceMs ?? helmTimeoutMs + 2 * 60_000,
+    workDir: deps.workDir,
   });
   const { readState, ...releaseSteps } = releases;
 
@@ -127,7 +129,14 @@ export function createActivities(deps: ActivityDeps) {
         throw ApplicationFailure.nonRetryable(`${cluster.name}: cannot read the Kubernetes version ("${gitVersion}")`);
       const { facts } = await readState(cluster, input.release, input.upgradeId);
       const crds = input.release === 'skoala-init' ? await readCrdRecord(run, cluster) : undefined;
-      return { cluster: cluster.name, kubeVersion, release: facts, ...(crds ? { crds } : {}) };
+      const rolledBack = await readRollbackRecord(run, cluster);
+      return {
+        cluster: cluster.name,
+        kubeVersion,
+        release: facts,
+        ...(crds ? { crds } : {}),
+        ...(rolledBack ? { rolledBack } : {}),
+      };
     },
 
     /** Applies this upgrade's migration Job (replacing a finished one of another upgrade) and waits for it. */

@@ -60,17 +60,22 @@ export const kubectlReleaseLabels = (c: ClusterRef, release: ReleaseName): Argv 
 /** Where the product records a completed CRD step on a worker cluster, so a later run can see it. */
 export const CRD_RECORD = 'skoala-upgrade-crds';
 
-export const kubectlGetCrdRecord = (c: ClusterRef): Argv => [
+/** Where a rollback by an upgrade is recorded, so a rerun of that upgrade leaves the cluster alone. */
+export const ROLLBACK_RECORD = 'skoala-upgrade-rollback';
+
+export const kubectlGetConfigMap = (c: ClusterRef, name: string): Argv => [
   ...kubectlTarget(c),
   'get',
   'configmap',
-  CRD_RECORD,
+  name,
   '-n',
   c.namespace,
   '--ignore-not-found',
   '-o',
   'json',
 ];
+
+export const kubectlGetCrdRecord = (c: ClusterRef): Argv => kubectlGetConfigMap(c, CRD_RECORD);
 
 export const kubectlApplyFile = (c: ClusterRef, file: string): Argv => [
   ...kubectlTarget(c),

@@ -104,6 +104,11 @@ export function planUpgrade(
 function releaseProblems(cluster: string, release: string, f: ClusterFacts, request: UpgradeRequest): string[] {
   const { options } = request;
   const r = f.release;
+  // The control plane must not be retried silently: the workers follow it, and it failed before.
+  if (release === 'skoala' && rolledBackHere(f, request) && !isAtTarget(f, options.targetVersion))
+    return [
+      `${cluster}: an earlier run of this upgrade rolled ${release} back (${f.rolledBack?.cause}); pass --retry-failed to try it again`,
+    ];
   if (!r.installed) {
     return options.allowInstall
       ? []
@@ -124,6 +129,12 @@ function releaseProblems(cluster: string, release: string, f: ClusterFacts, requ
   }
   return problems;
 }
+
+/** This same upgrade (fleet and version) rolled this cluster back in an earlier run. */
+const rolledBackHere = (f: ClusterFacts, request: UpgradeRequest): boolean =>
+  !request.options.retryFailed &&
+  f.rolledBack?.upgradeId === request.upgradeId &&
+  f.rolledBack.version === request.options.targetVersion;
 
 const isAtTarget = (f: ClusterFacts, to: string): boolean =>
   f.release.installed && f.release.chartVersion === to && f.release.status === 'deployed';
@@ -238,6 +249,13 @@ function planWorker(request: UpgradeRequest, rules: RuleDecisions, ref: ClusterR
       steps: [...crdSteps(request, rules), { kind: 'verifyRelease', release: 'skoala-init', version: to }],
     };
   }
+  if (rolledBackHere(f, request))
+    return {
+      ...skippedPlan(ref, 'worker', f, to),
+      // No cause here: the memo groups clusters by this text and must stay small on large fleets.
+      skipped: 'not started: an earlier run of this upgrade rolled it back; pass --retry-failed to try it again',
+      skipOutcome: 'not-started',
+    };
   const upgrade = upgradeStepFor(request, f, 'skoala-init', rules.skoalaInitSet);
   const steps: Step[] = [
     ...backupStep(upgrade),

@@ -60,6 +60,8 @@ export interface UpgradeOptions {
   canaries?: string[];
   /** Failed (or rolled-back) worker clusters tolerated before no new cluster starts; unset: no limit. */
   maxFailures?: number;
+  /** Try again clusters that an earlier run of this upgrade rolled back (they are left alone otherwise). */
+  retryFailed?: boolean;
 }
 
 export type FailurePolicy = 'stop' | 'rollback';
@@ -108,12 +110,23 @@ export interface CrdRecord {
   at: string;
 }
 
+/** What the product wrote on a cluster when it rolled a failed upgrade back there. */
+export interface RollbackRecord {
+  upgradeId: string;
+  /** The version that failed and was rolled back. */
+  version: Version;
+  at: string;
+  cause: string;
+}
+
 export interface ClusterFacts {
   cluster: string;
   kubeVersion: Version;
   release: ReleaseFacts;
   /** Worker clusters only: the last CRD step this product completed there. */
   crds?: CrdRecord;
+  /** The last rollback this product did there. */
+  rolledBack?: RollbackRecord;
 }
 
 export interface FleetFacts {
@@ -180,6 +193,8 @@ export interface ClusterPlan {
   steps: Step[];
   /** Set when nothing is to be done, e.g. 'already at target'. */
   skipped?: string;
+  /** How a skipped cluster ends (default `already-at-target`). */
+  skipOutcome?: 'already-at-target' | 'not-started';
 }
 
 export interface Plan {

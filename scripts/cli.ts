@@ -36,6 +36,7 @@ const upgradeFlags = (cmd: Command) =>
     )
     .option('--canary <n|names>', 'worker clusters that go first, all the way (a count or a comma list)')
     .option('--max-failures <n|p%>', 'failed worker clusters tolerated before no new one starts (default 0)')
+    .option('--retry-failed', 'try again clusters an earlier run of this upgrade rolled back')
     .option('--json', 'print JSON');
 
 /** Exit status of a followed upgrade: anything but a clean finish or a wait for approval is 1. */

@@ -77,7 +77,8 @@ export async function upgradeControlPlane(
 export const skippedResult = (p: ClusterPlan): ClusterResult => ({
   cluster: p.cluster.name,
   role: p.role,
-  outcome: 'already-at-target',
+  outcome: p.skipOutcome ?? 'already-at-target',
   from: p.from,
   to: p.to,
+  ...(p.skipOutcome === 'not-started' ? { error: p.skipped } : {}),
 });

@@ -22,6 +22,8 @@ export interface RollbackClustersInput {
   /** The upgrade whose revisions are undone: only revisions it made are rolled back. */
   upgradeId: string;
   targets: RollbackTarget[];
+  /** The upgrade's target version: a rerun of it leaves these clusters alone (unless --retry-failed). */
+  version: Version;
   by: string;
   healthTimeoutMs: number;
   tuning?: Tuning;
@@ -52,7 +54,15 @@ export async function rollbackClusters(input: RollbackClustersInput): Promise<Ro
         );
       const { rolledBack } = await acts.helm.rollbackToRevision.executeWithOptions(
         { ...acts.options.helm, ...site, summary: `helm rollback ${t.release} on ${name} to revision ${t.revision}` },
-        [{ upgradeId: input.upgradeId, cluster: t.cluster, release: t.release, revision: t.revision }]
+        [
+          {
+            upgradeId: input.upgradeId,
+            cluster: t.cluster,
+            release: t.release,
+            revision: t.revision,
+            record: { version: input.version, cause: `rolled back by ${input.by} (npm run rollback)` },
+          },
+        ]
       );
       await acts.helm.verifyWorkloads.executeWithOptions(
         {

@@ -70,7 +70,15 @@ export async function runSteps(plan: ClusterPlan, acts: Proxies, hooks: StepHook
           ...site,
           summary: `roll back ${upgrade.release} on ${cluster.name} to revision ${upgrade.fromRevision}`,
         },
-        [{ upgradeId: hooks.upgradeId, cluster, release: upgrade.release, revision: upgrade.fromRevision as number }]
+        [
+          {
+            upgradeId: hooks.upgradeId,
+            cluster,
+            release: upgrade.release,
+            revision: upgrade.fromRevision as number,
+            record: { version: plan.to, cause },
+          },
+        ]
       )
     );
     const health = plan.steps.find((s) => s.kind === 'verifyWorkloads');

@@ -75,7 +75,15 @@ export async function rollback(opts: RollbackOptions, client: Client, t: Tempora
   const results = await client.workflow.execute(rollbackClusters, {
     taskQueue: t.taskQueue,
     workflowId,
-    args: [{ upgradeId: status.upgradeId, targets, by: opts.by.trim(), healthTimeoutMs: DEFAULT_HEALTH_TIMEOUT_MS }],
+    args: [
+      {
+        upgradeId: status.upgradeId,
+        version: status.targetVersion,
+        targets,
+        by: opts.by.trim(),
+        healthTimeoutMs: DEFAULT_HEALTH_TIMEOUT_MS,
+      },
+    ],
     staticSummary: `roll back ${targets.map((x) => x.cluster.name).join(', ')} of ${upgrade}`,
   });
   return { workflowId, results };

@@ -123,6 +123,7 @@ export interface UpgradeFlags {
   dbMigration?: string;
   uiVersion?: string;
   forceCrdReapply?: boolean;
+  retryFailed?: boolean;
 }
 
 export function upgradeOptions(flags: UpgradeFlags): UpgradeOptions {
@@ -134,5 +135,6 @@ export function upgradeOptions(flags: UpgradeFlags): UpgradeOptions {
     dbMigration: dbMigrationOption(flags.dbMigration),
     uiVersion: flags.uiVersion === undefined ? undefined : versionOption('--ui-version', flags.uiVersion),
     forceCrdReapply: flags.forceCrdReapply ?? false,
+    ...(flags.retryFailed ? { retryFailed: true } : {}),
   };
 }

@@ -43,7 +43,7 @@ const cp = () => stack.sandbox.controlPlane;
 const w = (i: number) => stack.sandbox.workers[i - 1] as (typeof stack.sandbox.workers)[number];
 const workerRevisions = () => Promise.all(stack.sandbox.workers.map((c) => k.revisions(c, 'skoala-init')));
 
-async function start(version: string, flags: Record<string, string> = {}): Promise<WorkflowHandle> {
+async function start(version: string, flags: Record<string, string | boolean> = {}): Promise<WorkflowHandle> {
   const request = await buildRequest({
     version,
     fleet: stack.fleetFile,
@@ -171,7 +171,8 @@ describe.sequential('a bad version stops early', () => {
   });
 
   it('--max-failures 1 with two broken clusters out of four: stops after the second, the rest not started', async () => {
-    const handle = await start('0.28.2', { maxFailures: '1', maxParallel: '1' });
+    // worker-1, the canary, was rolled back by the last run of this same upgrade: try it again.
+    const handle = await start('0.28.2', { maxFailures: '1', maxParallel: '1', retryFailed: true });
     const result = (await finish(handle)) as UpgradeResult;
     expect(result.workers.map((r) => [r.cluster, r.outcome])).toEqual([
       ['worker-1', 'rolled-back'],
@@ -183,5 +184,21 @@ describe.sequential('a bad version stops early', () => {
       'not started: 2 worker cluster(s) failed (worker-1, worker-2), more than --max-failures 1'
     );
     expect((await handle.query(statusQuery)).workers[3]?.state).toBe('not-started');
+  });
+
+  it('a rerun of the same version continues with exactly the clusters never started', async () => {
+    const before = await workerRevisions();
+    const result = (await finish(await start('0.28.2', { maxParallel: '2' }))) as UpgradeResult;
+    expect(result.workers.map((r) => [r.cluster, r.outcome])).toEqual([
+      ['worker-1', 'not-started'],
+      ['worker-2', 'not-started'],
+      ['worker-3', 'upgraded'],
+      ['worker-4', 'upgraded'],
+    ]);
+    expect(result.workers[0]?.error).toBe(
+      'not started: an earlier run of this upgrade rolled it back; pass --retry-failed to try it again'
+    );
+    expect((await workerRevisions()).slice(0, 2)).toEqual(before.slice(0, 2)); // left alone
+    for (const i of [3, 4]) expect(await k.release(w(i), 'skoala-init')).toMatchObject({ chart: 'skoala-init-0.28.2' });
   });
 });

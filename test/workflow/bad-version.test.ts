@@ -145,4 +145,35 @@ describe('a bad version', () => {
       'not started: 2 worker cluster(s) failed (worker-1, worker-2), more than --max-failures 1'
     );
   });
+
+  it('a rerun of the same version continues with exactly the clusters never started; --retry-failed tries the rest', async () => {
+    const fleet = fleetOf(3);
+    const fake = fakeFleetAt(fleet, '0.27.2');
+    fake.chartVersions.push('0.28.2');
+    unhealthy(fake, 'worker-1');
+    const request = requestFor(fleet, { targetVersion: '0.28.2', ...opts, maxParallel: 1 }, 'rerun-bad');
+    const first = (await run(fake, request)).result as { workers: { outcome: string }[] };
+    expect(first.workers.map((w) => w.outcome)).toEqual(['rolled-back', 'not-started', 'not-started']);
+
+    // Same upgrade again (the cause is not fixed for worker-1): worker-1 is left alone, the rest go on.
+    const second = (await run(fake, { ...request, upgradeId: 'rerun-bad' })).result as {
+      workers: { cluster: string; outcome: string; error?: string }[];
+    };
+    expect(second.workers.map((w) => [w.cluster, w.outcome])).toEqual([
+      ['worker-1', 'not-started'],
+      ['worker-2', 'upgraded'],
+      ['worker-3', 'upgraded'],
+    ]);
+    expect(second.workers[0]?.error).toBe(
+      'not started: an earlier run of this upgrade rolled it back; pass --retry-failed to try it again'
+    );
+    expect(fake.count('upgradeRelease', 'worker-1')).toBe(1);
+
+    // --retry-failed: worker-1 is tried again (and, healthy now, upgraded).
+    const third = (await run(fake, { ...request, options: { ...request.options, retryFailed: true } })).result as {
+      workers: { outcome: string }[];
+    };
+    expect(third.workers.map((w) => w.outcome)).toEqual(['upgraded', 'already-at-target', 'already-at-target']);
+    expect(fake.count('upgradeRelease', 'worker-1')).toBe(2);
+  });
 });

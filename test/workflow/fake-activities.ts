@@ -7,7 +7,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Activities } from '../../activities';
 import { summarizeCrdPreview } from '../../activities/crd-preview';
 import { decideRules } from '../../runbook/rules';
-import type { CrdRecord, ReleaseFacts } from '../../runbook/types';
+import type { CrdRecord, ReleaseFacts, RollbackRecord } from '../../runbook/types';
 
 export interface Call {
   activity: keyof Activities;
@@ -21,7 +21,7 @@ export interface Call {
 export type Fault = 'retryable' | 'nonRetryable';
 
 export interface FakeFleetOptions {
-  clusters: Record<string, ReleaseFacts & { kubeVersion?: string; crds?: CrdRecord }>;
+  clusters: Record<string, ReleaseFacts & { kubeVersion?: string; crds?: CrdRecord; rolledBack?: RollbackRecord }>;
   chartVersions?: string[];
   /** Milliseconds each upgradeRelease takes: long enough to observe overlap. */
   upgradeMs?: number;
@@ -34,6 +34,8 @@ export class FakeFleet {
   /** Blocks `activity:cluster` until the returned function is called. */
   private readonly latches = new Map<string, Promise<void>>();
   readonly clusters: FakeFleetOptions['clusters'];
+  /** The version each cluster had before its last upgrade: what a rollback brings back. */
+  private readonly previous = new Map<string, string | undefined>();
   /** Chart versions the fake repository has. */
   readonly chartVersions: string[];
 
@@ -99,8 +101,14 @@ export class FakeFleet {
         this.record('preflightCluster', i.cluster.name, () => {
           const c = this.clusters[i.cluster.name];
           if (!c) throw ApplicationFailure.nonRetryable(`unknown cluster ${i.cluster.name}`);
-          const { kubeVersion = '1.33.0', crds, ...release } = c;
-          return { cluster: i.cluster.name, kubeVersion, release, ...(crds ? { crds } : {}) };
+          const { kubeVersion = '1.33.0', crds, rolledBack, ...release } = c;
+          return {
+            cluster: i.cluster.name,
+            kubeVersion,
+            release,
+            ...(crds ? { crds } : {}),
+            ...(rolledBack ? { rolledBack } : {}),
+          };
         }),
       runDbMigrationJob: (i) =>
         this.record('runDbMigrationJob', i.cluster.name, () => ({ job: 'job.batch/skoala-db-upgrade' })),
@@ -117,6 +125,7 @@ export class FakeFleet {
         this.record('upgradeRelease', i.cluster.name, async () => {
           await new Promise((r) => setTimeout(r, this.opts.upgradeMs ?? 0));
           const c = this.clusters[i.cluster.name] as ReleaseFacts;
+          this.previous.set(i.cluster.name, c.chartVersion);
           Object.assign(c, {
             installed: true,
             chartVersion: i.step.version,
@@ -138,8 +147,11 @@ export class FakeFleet {
       verifyWorkloads: (i) => this.record('verifyWorkloads', i.cluster.name, () => ({ workloads: [] })),
       rollbackToRevision: (i) =>
         this.record('rollbackToRevision', i.cluster.name, () => {
-          const c = this.clusters[i.cluster.name] as ReleaseFacts;
+          const c = this.clusters[i.cluster.name] as ReleaseFacts & { rolledBack?: RollbackRecord };
           Object.assign(c, { status: 'deployed', revision: (c.revision ?? 0) + 1, ours: false });
+          // The version before the upgrade comes back, as with helm.
+          Object.assign(c, { chartVersion: this.previous.get(i.cluster.name) ?? c.chartVersion });
+          if (i.record) c.rolledBack = { upgradeId: i.upgradeId, ...i.record, at: new Date().toISOString() };
           return { rolledBack: true };
         }),
       decideRules: async (i) => decideRules(i.from, i.to, i),
