@@ -70,6 +70,8 @@ const CRD_RECORD_W1 = [
   'json',
 ];
 
+const ROLLBACK_W1 = CRD_RECORD_W1.map((a) => (a === 'skoala-upgrade-crds' ? 'skoala-upgrade-rollback' : a));
+
 /** The label helm stores on the release Secret of each revision the product makes. */
 const OWNER = 'skoala-upgrade.io/revision';
 /** Its value, from its definition: 20 hex digits of the upgrade ID's sha256, then the revision. */
@@ -1091,7 +1093,7 @@ describe('preflightCluster', () => {
       { revision: 2, status: 'superseded', version: '0.27.1' },
       { revision: 3, status: 'deployed', version: '0.27.2' },
     ];
-    const r = recorder(serverVersion('v1.24.17-gke.100'), ...state(revs, 'skoala'));
+    const r = recorder(serverVersion('v1.24.17-gke.100'), ...state(revs, 'skoala'), '');
     const facts = await act(activitiesWith(r.run).preflightCluster, {
       upgradeId: UID,
       cluster: global,
@@ -1144,6 +1146,21 @@ describe('preflightCluster', () => {
         '-o',
         'jsonpath={range .items[*]}{.metadata.labels}{"\\n"}{end}',
       ],
+      [
+        'kubectl',
+        '--kubeconfig',
+        '/kc/global.yaml',
+        '--context',
+        'admin',
+        'get',
+        'configmap',
+        'skoala-upgrade-rollback',
+        '-n',
+        'skoala-system',
+        '--ignore-not-found',
+        '-o',
+        'json',
+      ],
     ]);
   });
 
@@ -1165,7 +1182,8 @@ describe('preflightCluster', () => {
     const r = recorder(
       serverVersion('v1.30.2'),
       ...state([{ revision: 3, status: 'deployed', version: '0.27.2' }, pendingOurs]),
-      record
+      record,
+      ''
     );
     const facts = await act(activitiesWith(r.run).preflightCluster, {
       upgradeId: UID,
@@ -1188,12 +1206,12 @@ describe('preflightCluster', () => {
       },
       crds: { version: '0.27.2', upgradeId: 'skoala-upgrade-prod-0.27.2', at: '2024-12-01T00:00:00.000Z' },
     });
-    expect(r.argvs()).toEqual([VERSION_W1, HISTORY_W1, LABELS_W1, CRD_RECORD_W1]);
+    expect(r.argvs()).toEqual([VERSION_W1, HISTORY_W1, LABELS_W1, CRD_RECORD_W1, ROLLBACK_W1]);
   });
 
   it('the same revision in another upgrade is not ours', async () => {
     const revs: Rev[] = [{ revision: 4, status: 'failed', version: '0.28.1', label: mark(UID, 4) }];
-    const r = recorder(serverVersion('v1.30.2'), ...state(revs), '');
+    const r = recorder(serverVersion('v1.30.2'), ...state(revs), '', '');
     const facts = await act(activitiesWith(r.run).preflightCluster, {
       upgradeId: 'u-2',
       cluster: w1,
@@ -1203,14 +1221,30 @@ describe('preflightCluster', () => {
   });
 
   it('worker not installed, no CRD record: no labels read, no crds', async () => {
-    const r = recorder(serverVersion('v1.30.2'), notFound(), '');
+    const r = recorder(serverVersion('v1.30.2'), notFound(), '', '');
     const facts = await act(activitiesWith(r.run).preflightCluster, {
       upgradeId: UID,
       cluster: w1,
       release: 'skoala-init',
     });
     expect(facts).toEqual({ cluster: 'w1', kubeVersion: '1.30.2', release: { installed: false } });
-    expect(r.argvs()).toEqual([VERSION_W1, HISTORY_W1, CRD_RECORD_W1]);
+    expect(r.argvs()).toEqual([VERSION_W1, HISTORY_W1, CRD_RECORD_W1, ROLLBACK_W1]);
+  });
+
+  it('a rollback this product recorded on the cluster comes back in the facts', async () => {
+    const rolledBack = { upgradeId: UID, version: '0.28.2', at: '2026-11-29T00:00:00.000Z', cause: 'hive never ready' };
+    const r = recorder(
+      serverVersion('v1.30.2'),
+      notFound(),
+      '',
+      JSON.stringify({ kind: 'ConfigMap', data: rolledBack })
+    );
+    const facts = await act(activitiesWith(r.run).preflightCluster, {
+      upgradeId: UID,
+      cluster: w1,
+      release: 'skoala-init',
+    });
+    expect(facts.rolledBack).toEqual(rolledBack);
   });
 
   it("the fleet's files are checked on this host first: a missing one is FileNotFound naming the field", async () => {
@@ -1237,14 +1271,14 @@ describe('preflightCluster', () => {
   it('files that are there: preflight goes on to the cluster', async () => {
     const there = path.join(dir, 'site.yaml');
     await writeFile(there, 'a: 1\n');
-    const r = recorder(serverVersion('v1.30.2'), notFound(), '');
+    const r = recorder(serverVersion('v1.30.2'), notFound(), '', '');
     await act(activitiesWith(r.run).preflightCluster, {
       upgradeId: UID,
       cluster: w1,
       release: 'skoala-init',
       files: [{ field: 'valuesFiles.skoalaInit[0]', path: there }],
     });
-    expect(r.calls).toHaveLength(3);
+    expect(r.calls).toHaveLength(4);
   });
 
   it('an unreadable server version is non-retryable', async () => {
@@ -1394,7 +1428,7 @@ describe('reapplyCrds', () => {
       apply(path.join(tmp, 'skoala-init', CONTOUR)),
       apply(path.join(tmp, 'skoala-init', GATEWAY_API)),
       apply(extra),
-      applyRecord(path.join(tmp, 'crd-record.yaml')),
+      applyRecord(expect.stringMatching(/\/record-[^/]+\/skoala-upgrade-crds\.yaml$/) as unknown as string),
     ]);
     expect(r.argvs().flat()).not.toContain('delete');
     expect(existsSync(tmp)).toBe(false);
