@@ -4,7 +4,8 @@
  * new code is what proves the change is safe for upgrades already running (use patched() if not).
  *
  * One upgrade of 3 workers covers: approve by the child's update, reject by approve-all (with its
- * answers), a retried then failed cluster on a per-site task queue, and continue-as-new (2 children
+ * answers), a retried, then unhealthy and rolled-back cluster on a per-site task queue (v4; v3: a
+ * failed one), health checks, and continue-as-new (2 children
  * per run): every run of the parent is saved (v3: the first one only reads the fleet).
  */
 import { execa } from 'execa';
@@ -15,7 +16,7 @@ import { decideAllUpdate, decideCrdUpdate } from '../../workflows/messages';
 import { startHarness, waitForStatus } from './harness';
 import { fakeFleetAt, fleetOf, requestFor } from './request';
 
-const VERSION = 'v3';
+const VERSION = 'v4';
 
 function expectFirst(runs: string[], firstRunId: string): void {
   if (runs[0] !== firstRunId) throw new Error(`runs listed out of order: ${runs.join(', ')}`);
@@ -26,14 +27,16 @@ try {
   const fleet = fleetOf(3);
   fleet.workers[2] = { ...(fleet.workers[2] as (typeof fleet.workers)[number]), taskQueue: 'record-site' };
   const fake = fakeFleetAt(fleet, '0.18.0');
-  fake.faults.set('upgradeRelease:worker-3', ['retryable', 'nonRetryable']);
+  // v4: worker-3 is retried, then unhealthy, and rolled back (health checks and rollbacks in history).
+  fake.faults.set('upgradeRelease:worker-3', ['retryable']);
+  fake.faults.set('verifyWorkloads:worker-3', ['nonRetryable']);
   const [central, site] = await Promise.all([
     h.worker('record', fake.activities()),
     h.worker('record-site', fake.activities()),
   ]);
   await site.runUntil(() =>
     central.runUntil(async () => {
-      const request = requestFor(fleet, { maxParallel: 2 }, 'recorded');
+      const request = requestFor(fleet, { maxParallel: 2, onFailure: 'rollback' }, 'recorded');
       request.tuning = { ...request.tuning, childrenPerRun: 2 };
       const handle = await h.env.client.workflow.start(upgradeEngine, {
         taskQueue: 'record',
@@ -81,7 +84,7 @@ try {
         );
       await save(`worker-cluster-approved-${VERSION}`, 'recorded/worker-1');
       await save(`worker-cluster-rejected-${VERSION}`, 'recorded/worker-2');
-      await save(`worker-cluster-failed-at-site-${VERSION}`, 'recorded/worker-3');
+      await save(`worker-cluster-rolled-back-at-site-${VERSION}`, 'recorded/worker-3');
     })
   );
   console.log(`histories written to ${out.pathname}`);
