@@ -2,7 +2,13 @@
  * Executes one cluster's plan, step by step, exactly as planUpgrade ordered it. Shared by the
  * parent (control plane) and the child (worker cluster).
  */
-import { ActivityFailure, ApplicationFailure, CancellationScope, CancelledFailure } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  CancelledFailure,
+  isCancellation,
+} from '@temporalio/workflow';
 import type { Approval, BackupRef, ClusterPlan, Step, StepKind } from '../runbook/types';
 import { errorMessage } from './errors';
 import type { Proxies } from './activities';
@@ -25,6 +31,18 @@ export interface StepsOutcome {
   /** Set when the cluster failed and was rolled back: why, and to which revision. */
   rolledBack?: { cause: string; toRevision: number };
 }
+
+/** upgradeRelease's refusals: helm did not run, so the release is not ours to roll back. */
+const REFUSED_BEFORE_HELM = new Set([
+  'ValuesChanged',
+  'ReleaseLocked',
+  'ReleaseFailed',
+  'ReleaseMissing',
+  'ReleaseStuck',
+  'BackupMissing',
+  'BackupNotFound',
+  'BackupChecksumMismatch',
+]);
 
 const failureType = (err: unknown): string | undefined =>
   err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? (err.cause.type ?? undefined) : undefined;
@@ -50,55 +68,66 @@ export async function runSteps(plan: ClusterPlan, acts: Proxies, hooks: StepHook
   } catch (err) {
     const upgrade = plan.steps.find((s) => s.kind === 'upgradeRelease');
     if (!hooks.rollbackOnFailure || !upgradeBegan || upgrade?.kind !== 'upgradeRelease') throw err;
+    // upgradeRelease refused before helm ran (someone else's work, a missing backup...): nothing of ours to undo.
+    if (REFUSED_BEFORE_HELM.has(failureType(err) ?? '')) throw err;
     if (upgrade.fromRevision === undefined || plan.from === undefined) throw err; // a fresh install has nothing to go back to
     if (CancellationScope.current().consideredCancelled) throw err;
     const cause = errorMessage(err);
     const cluster = plan.cluster;
     const site = cluster.taskQueue ? { taskQueue: cluster.taskQueue } : {};
-    hooks.onStep('rollbackRelease');
-    // Job templates are immutable: the admission Jobs block a rollback as they block an upgrade.
-    const jobs = plan.steps.find((s) => s.kind === 'deleteAdmissionJobs');
-    if (jobs?.kind === 'deleteAdmissionJobs')
-      await acts.quick.deleteAdmissionJobs.executeWithOptions(
-        { ...acts.options.quick, ...site, summary: `delete admission Jobs on ${cluster.name} before the rollback` },
-        [{ cluster, jobs: jobs.jobs }]
+    try {
+      hooks.onStep('rollbackRelease');
+      // Job templates are immutable: the admission Jobs block a rollback as they block an upgrade.
+      const jobs = plan.steps.find((s) => s.kind === 'deleteAdmissionJobs');
+      if (jobs?.kind === 'deleteAdmissionJobs')
+        await acts.quick.deleteAdmissionJobs.executeWithOptions(
+          { ...acts.options.quick, ...site, summary: `delete admission Jobs on ${cluster.name} before the rollback` },
+          [{ cluster, jobs: jobs.jobs }]
+        );
+      await CancellationScope.nonCancellable(() =>
+        acts.helm.rollbackToRevision.executeWithOptions(
+          {
+            ...acts.options.helm,
+            ...site,
+            summary: `roll back ${upgrade.release} on ${cluster.name} to revision ${upgrade.fromRevision}`,
+          },
+          [
+            {
+              upgradeId: hooks.upgradeId,
+              cluster,
+              release: upgrade.release,
+              revision: upgrade.fromRevision as number,
+              record: { version: plan.to, cause },
+            },
+          ]
+        )
       );
-    await CancellationScope.nonCancellable(() =>
-      acts.helm.rollbackToRevision.executeWithOptions(
-        {
-          ...acts.options.helm,
-          ...site,
-          summary: `roll back ${upgrade.release} on ${cluster.name} to revision ${upgrade.fromRevision}`,
-        },
-        [
+      const health = plan.steps.find((s) => s.kind === 'verifyWorkloads');
+      if (health?.kind === 'verifyWorkloads') {
+        hooks.onStep('verifyWorkloads');
+        await acts.helm.verifyWorkloads.executeWithOptions(
           {
-            upgradeId: hooks.upgradeId,
-            cluster,
-            release: upgrade.release,
-            revision: upgrade.fromRevision as number,
-            record: { version: plan.to, cause },
+            ...healthOptions(acts, health.timeoutMs),
+            ...site,
+            summary: `health of ${upgrade.release} on ${cluster.name} back at ${plan.from}`,
           },
-        ]
-      )
-    );
-    const health = plan.steps.find((s) => s.kind === 'verifyWorkloads');
-    if (health?.kind === 'verifyWorkloads') {
-      hooks.onStep('verifyWorkloads');
-      await acts.helm.verifyWorkloads.executeWithOptions(
-        {
-          ...healthOptions(acts, health.timeoutMs),
-          ...site,
-          summary: `health of ${upgrade.release} on ${cluster.name} back at ${plan.from}`,
-        },
-        [
-          {
-            cluster,
-            release: health.release,
-            version: plan.from,
-            containers: health.containers,
-            timeoutMs: health.timeoutMs,
-          },
-        ]
+          [
+            {
+              cluster,
+              release: health.release,
+              version: plan.from,
+              containers: health.containers,
+              timeoutMs: health.timeoutMs,
+            },
+          ]
+        );
+      }
+    } catch (rollbackErr) {
+      if (isCancellation(rollbackErr)) throw rollbackErr;
+      // Both causes matter to whoever picks the cluster up.
+      throw ApplicationFailure.nonRetryable(
+        `${cause}; the rollback to revision ${upgrade.fromRevision} failed too: ${errorMessage(rollbackErr)}`,
+        'RollbackFailed'
       );
     }
     outcome.rolledBack = { cause, toRevision: upgrade.fromRevision };

@@ -103,6 +103,20 @@ describe('a bad version', () => {
     expect(fake.count('rollbackToRevision')).toBe(0);
   });
 
+  it('a refusal before helm ran (values changed by someone) is not rolled back: nothing of ours to undo', async () => {
+    const fleet = fleetOf(1);
+    const fake = fakeFleetAt(fleet, '0.19.2');
+    fake.chartVersions.push('0.27.2');
+    fake.faults.set('upgradeRelease:worker-1', ['valuesChanged']);
+    const { result } = await run(fake, requestFor(fleet, { targetVersion: '0.27.2', ...opts }));
+    const worker = (result as { workers: { outcome: string; error?: string }[] }).workers[0];
+    expect(worker).toMatchObject({
+      outcome: 'failed',
+      error: expect.stringContaining('values changed since the plan'),
+    });
+    expect(fake.count('rollbackToRevision')).toBe(0);
+  });
+
   it('a failed canary is rolled back and no other cluster starts', async () => {
     const fleet = fleetOf(3);
     const fake = fakeFleetAt(fleet, '0.27.2');

@@ -18,7 +18,8 @@ export interface Call {
   failed?: boolean;
 }
 
-export type Fault = 'retryable' | 'nonRetryable';
+/** `valuesChanged`: upgradeRelease's own refusal, before helm runs. */
+export type Fault = 'retryable' | 'nonRetryable' | 'valuesChanged';
 
 export interface FakeFleetOptions {
   clusters: Record<string, ReleaseFacts & { kubeVersion?: string; crds?: CrdRecord; rolledBack?: RollbackRecord }>;
@@ -69,6 +70,11 @@ export class FakeFleet {
     try {
       await this.latches.get(`${activity}:${cluster}`);
       const fault = this.faults.get(`${activity}:${cluster}`)?.shift();
+      if (fault === 'valuesChanged')
+        throw ApplicationFailure.nonRetryable(
+          `values changed since the plan: re-run plan (injected on ${cluster})`,
+          'ValuesChanged'
+        );
       if (fault)
         throw ApplicationFailure.create({
           message: `injected ${fault} failure in ${activity} on ${cluster}`,
