@@ -63,10 +63,11 @@ export const CRD_RECORD = 'skoala-upgrade-crds';
 /** Where a rollback by an upgrade is recorded, so a rerun of that upgrade leaves the cluster alone. */
 export const ROLLBACK_RECORD = 'skoala-upgrade-rollback';
 
-export const kubectlGetConfigMap = (c: ClusterRef, name: string): Argv => [
+/** One object by kind and name, as JSON; prints nothing (exit 0) when it does not exist. */
+export const kubectlGetIfExists = (c: ClusterRef, kind: string, name: string): Argv => [
   ...kubectlTarget(c),
   'get',
-  'configmap',
+  kind,
   name,
   '-n',
   c.namespace,
@@ -74,6 +75,8 @@ export const kubectlGetConfigMap = (c: ClusterRef, name: string): Argv => [
   '-o',
   'json',
 ];
+
+export const kubectlGetConfigMap = (c: ClusterRef, name: string): Argv => kubectlGetIfExists(c, 'configmap', name);
 
 export const kubectlGetCrdRecord = (c: ClusterRef): Argv => kubectlGetConfigMap(c, CRD_RECORD);
 
@@ -130,16 +133,6 @@ export const kubectlApplyJob = (c: ClusterRef, manifest: string): Argv => [
   'name',
 ];
 
-export const kubectlGetJson = (c: ClusterRef, name: string): Argv => [
-  ...kubectlTarget(c),
-  'get',
-  '-n',
-  c.namespace,
-  name,
-  '-o',
-  'json',
-];
-
 export const kubectlDeleteJobs = (c: ClusterRef, jobs: string[]): Argv => [
   ...kubectlTarget(c),
   'delete',
@@ -150,18 +143,7 @@ export const kubectlDeleteJobs = (c: ClusterRef, jobs: string[]): Argv => [
   '--ignore-not-found',
 ];
 
-/** One Job by name; prints nothing (exit 0) when it does not exist. */
-export const kubectlGetJobJson = (c: ClusterRef, name: string): Argv => [
-  ...kubectlTarget(c),
-  'get',
-  'job',
-  name,
-  '-n',
-  c.namespace,
-  '--ignore-not-found',
-  '-o',
-  'json',
-];
+export const kubectlGetJobJson = (c: ClusterRef, name: string): Argv => kubectlGetIfExists(c, 'job', name);
 
 /** The plain delete, as an operator would type it. */
 export const kubectlDeleteJob = (c: ClusterRef, name: string): Argv => [

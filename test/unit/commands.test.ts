@@ -274,14 +274,16 @@ describe('read-only commands', () => {
     ]);
   });
 
-  it('kubectlGetJson', () => {
-    expect(cmd.kubectlGetJson(contextOnly, 'job.batch/db')).toEqual([
+  it('kubectlGetIfExists: one object by kind and name, nothing printed when absent', () => {
+    expect(cmd.kubectlGetIfExists(contextOnly, 'job', 'db')).toEqual([
       '--context',
       'w3-admin',
       'get',
+      'job',
+      'db',
       '-n',
       'engine',
-      'job.batch/db',
+      '--ignore-not-found',
       '-o',
       'json',
     ]);
