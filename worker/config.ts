@@ -2,10 +2,11 @@
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { DEFAULT_TASK_QUEUE } from './create-worker';
+import { temporalConnectConfig, type TemporalConnectConfig } from './temporal-config';
 
 export interface WorkerConfig {
-  address: string;
-  namespace: string;
+  /** Address, namespace, TLS or API key: Temporal's environment configuration. */
+  temporal: TemporalConnectConfig;
   taskQueue: string;
   helm: string;
   kubectl: string;
@@ -18,8 +19,7 @@ export interface WorkerConfig {
 export function workerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
   const state = env.XDG_STATE_HOME ?? path.join(homedir(), '.local', 'state');
   return {
-    address: env.TEMPORAL_ADDRESS ?? 'localhost:7233',
-    namespace: env.TEMPORAL_NAMESPACE ?? 'default',
+    temporal: temporalConnectConfig(env),
     taskQueue: env.SKOALA_TASK_QUEUE ?? DEFAULT_TASK_QUEUE,
     helm: env.SKOALA_HELM ?? 'helm',
     kubectl: env.SKOALA_KUBECTL ?? 'kubectl',

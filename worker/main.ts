@@ -6,19 +6,30 @@ import { workerConfig } from './config';
 import { createWorker } from './create-worker';
 
 const config = workerConfig();
+const { temporal } = config;
 await mkdir(config.backupDir, { recursive: true, mode: 0o700 });
 await mkdir(config.workDir, { recursive: true });
-const connection = await NativeConnection.connect({ address: config.address });
+let connection: NativeConnection;
+try {
+  connection = await NativeConnection.connect(temporal.connectionOptions);
+} catch (err) {
+  // One line, as the CLI says it: a wrong certificate or address is a configuration problem.
+  const first = (err instanceof Error ? err.message : String(err)).split('\n')[0];
+  console.error(`worker: cannot reach Temporal at ${temporal.address} (${temporal.security}): ${first}`);
+  process.exit(3);
+}
 try {
   const worker = await createWorker({
     connection,
-    namespace: config.namespace,
+    namespace: temporal.namespace,
     taskQueue: config.taskQueue,
     activities: createActivities(config),
     // Opt-in: a stale bundle would run old workflow code, so it is used only when named.
     ...(config.workflowBundle ? { workflowBundle: { codePath: config.workflowBundle } } : {}),
   });
-  console.log(`worker polling task queue ${config.taskQueue} on ${config.address} (namespace ${config.namespace})`);
+  console.log(
+    `worker polling task queue ${config.taskQueue} on ${temporal.address} (namespace ${temporal.namespace}, ${temporal.security})`
+  );
   await worker.run(); // the SDK stops it gracefully on SIGINT/SIGTERM
 } finally {
   await connection.close();

@@ -99,6 +99,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   const env: TemporalEnv = {
     address: temporal.address,
     namespace: 'default',
+    connectionOptions: { address: temporal.address },
+    security: 'plain',
     uiUrl: opts.uiPort ? `http://127.0.0.1:${opts.uiPort}` : '(no UI)',
     taskQueue,
   };

@@ -1,33 +1,44 @@
 /** Connecting to Temporal and finding the upgrade an operator means. */
 import { Client, Connection } from '@temporalio/client';
 import { DEFAULT_TASK_QUEUE } from '../../runbook/fleet';
+import { temporalConnectConfig, TemporalConfigError, type TemporalConnectConfig } from '../../worker/temporal-config';
 import { EXIT, ExitError } from './errors';
 
-export interface TemporalEnv {
-  address: string;
-  namespace: string;
+export interface TemporalEnv extends TemporalConnectConfig {
   uiUrl: string;
   taskQueue: string;
 }
 
+/** Temporal's environment configuration (see worker/temporal-config.ts) plus the UI link and task queue. */
 export function temporalEnv(env: NodeJS.ProcessEnv = process.env): TemporalEnv {
+  let config: TemporalConnectConfig;
+  try {
+    config = temporalConnectConfig(env);
+  } catch (err) {
+    if (err instanceof TemporalConfigError) throw new ExitError(err.message, EXIT.badInput);
+    throw err;
+  }
   return {
-    address: env.TEMPORAL_ADDRESS ?? 'localhost:7233',
-    namespace: env.TEMPORAL_NAMESPACE ?? 'default',
+    ...config,
     uiUrl: env.TEMPORAL_UI_URL ?? 'http://localhost:8233',
     taskQueue: env.SKOALA_TASK_QUEUE ?? DEFAULT_TASK_QUEUE,
   };
 }
 
+/** First line of a gRPC/TLS failure: the rest is a stack of transport details. */
+const firstLine = (err: unknown): string => (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
+
 export async function connectClient(t: TemporalEnv): Promise<Client> {
   try {
-    const connection = await Connection.connect({ address: t.address, connectTimeout: '5s' });
+    const { address, tls, apiKey, metadata } = t.connectionOptions;
+    const connection = await Connection.connect({ address, tls, apiKey, metadata, connectTimeout: '5s' });
     return new Client({ connection, namespace: t.namespace });
   } catch (err) {
-    throw new ExitError(
-      `cannot reach Temporal at ${t.address} (set TEMPORAL_ADDRESS): ${(err as Error).message}`,
-      EXIT.unreachable
-    );
+    const how =
+      t.security === 'plain'
+        ? 'set TEMPORAL_ADDRESS, and TEMPORAL_TLS_* or TEMPORAL_API_KEY if it is secured'
+        : `connection: ${t.security}; check TEMPORAL_TLS_* / TEMPORAL_API_KEY`;
+    throw new ExitError(`cannot reach Temporal at ${t.address} (${how}): ${firstLine(err)}`, EXIT.unreachable);
   }
 }
 
