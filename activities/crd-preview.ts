@@ -4,6 +4,7 @@
  * resources of that kind exist (what a CRD delete would have destroyed), which fields other field
  * managers own that the step would take over, and whether it would take the CRD to an older bundle.
  */
+import { pullChart, type ChartRepoSession } from './chart-repo';
 import { ApplicationFailure } from '@temporalio/common';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -264,13 +265,14 @@ export async function installedCrds(
 
 export async function previewCrds(
   run: CommandRunner,
+  repos: ChartRepoSession,
   workDir: string,
   cluster: ClusterRef,
   step: Step & { kind: 'reapplyCrds' }
 ): Promise<CrdChange[]> {
   const tmp = await mkdtemp(path.join(workDir, 'preview-'));
   try {
-    await run('helm', cmd.helmPullChart(step.repo, step.chart, step.version, tmp));
+    await pullChart(run, repos, step, tmp, { cluster: cluster.name });
     const files = [...step.chartFiles.map((f) => path.join(tmp, step.chart, f)), ...step.extraFiles];
     const out: CrdChange[] = [];
     let n = 0;

@@ -2,6 +2,7 @@
  * The CRD step: update CRDs in place from the target chart (never delete one), then record on the
  * cluster that this version's CRD step is done, so a later run (a fresh workflow) can see it.
  */
+import { pullChart, type ChartRepoSession } from './chart-repo';
 import { Context, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
@@ -16,6 +17,7 @@ type CrdStep = Step & { kind: 'reapplyCrds' };
 
 export interface CrdDeps {
   run: CommandRunner;
+  repos: ChartRepoSession;
   workDir: string;
 }
 
@@ -58,7 +60,7 @@ export function crdActivities(deps: CrdDeps) {
       cluster: ClusterRef;
       step: CrdStep;
     }): Promise<{ summary: ReturnType<typeof summarizeCrdPreview> }> {
-      const changes = await previewCrds(run, deps.workDir, input.cluster, input.step);
+      const changes = await previewCrds(run, deps.repos, deps.workDir, input.cluster, input.step);
       return { summary: summarizeCrdPreview(changes, { allowDowngrade: input.step.allowDowngrade }) };
     },
 
@@ -71,7 +73,7 @@ export function crdActivities(deps: CrdDeps) {
       const { cluster, step } = input;
       const tmp = await mkdtemp(path.join(deps.workDir, 'chart-'));
       try {
-        await run('helm', cmd.helmPullChart(step.repo, step.chart, step.version, tmp));
+        await pullChart(run, deps.repos, step, tmp, { cluster: cluster.name });
         const chartFiles = step.chartFiles.map((f) => path.join(tmp, step.chart, f));
         const files = [...chartFiles, ...step.extraFiles];
         // Every file is checked before the first is applied: a refusal leaves the CRDs as they were.

@@ -154,6 +154,48 @@ function shownStderr(stderr: string): string[] {
   return lines;
 }
 
+/** A chart repository or registry as failures name it: where it is and where its credentials come from. */
+export interface ChartSource {
+  name: string;
+  url: string;
+  /** e.g. `env HARBOR_PASSWORD`: said in the hint, never the value. */
+  passwordFrom?: string;
+}
+
+/**
+ * A failure that is the chart source's, not the cluster's: stderr names the source's host (helm
+ * quotes the URL it could not fetch) and says TLS, 401/403 or unreachable.
+ */
+export function classifyChartSourceFailure(stderr: string, repo: ChartSource): FailureKind | undefined {
+  const host = repo.url.replace(/^[a-z][\w+.-]*:\/\//i, '').split(/[/?#]/)[0] ?? '';
+  const aboutRepo = stderr.split('\n').some((l) => host !== '' && l.includes(host));
+  if (!aboutRepo) return undefined;
+  const where = `chart repository ${repo.name} (${repo.url})`;
+  if (
+    /x509:|certificate signed by unknown authority|tls: failed to verify|certificate is not valid|certificate required|bad certificate/i.test(
+      stderr
+    )
+  )
+    return {
+      type: 'ChartRepoTlsFailed',
+      nonRetryable: true,
+      hint: `${where}: its TLS certificate is not trusted or a client certificate is missing; set chartRepo.caFile to the site's CA (certFile/keyFile for mutual TLS)`,
+    };
+  if (/\b401\b|\b403\b|unauthorized|authentication required|forbidden|denied/i.test(stderr))
+    return {
+      type: 'ChartRepoUnauthorized',
+      nonRetryable: true,
+      hint: `${where} refused the credentials; check chartRepo.username and chartRepo.password${repo.passwordFrom ? ` (${repo.passwordFrom})` : ''} on this worker host`,
+    };
+  if (/connection refused|no such host|i\/o timeout|network is unreachable|context deadline exceeded|EOF/i.test(stderr))
+    return {
+      type: 'ChartRepoUnreachable',
+      nonRetryable: false,
+      hint: `${where} cannot be reached from this worker host`,
+    };
+  return undefined;
+}
+
 export interface CommandFailure {
   tool: string;
   argv: readonly string[];
@@ -162,6 +204,8 @@ export interface CommandFailure {
   timedOut?: boolean;
   /** The fleet cluster the command ran against, named in the message. */
   cluster?: string;
+  /** The chart source the command reached, if any. */
+  chartRepo?: ChartSource;
 }
 
 /** The one `details` entry of a command failure: every string in it is redacted or scrubbed. */
@@ -179,7 +223,9 @@ export function commandFailure(f: CommandFailure): ApplicationFailure {
   const argv = redactArgv(f.argv);
   const stderr = shownStderr(f.stderr);
   // Classified on the raw text: masking must not change what kind of failure it is.
-  const kind = f.timedOut ? { type: 'CommandTimedOut', nonRetryable: false } : classifyStderr(f.stderr);
+  const kind = f.timedOut
+    ? { type: 'CommandTimedOut', nonRetryable: false }
+    : ((f.chartRepo && classifyChartSourceFailure(f.stderr, f.chartRepo)) ?? classifyStderr(f.stderr));
   const why = f.timedOut ? 'timed out' : `exited ${f.exitCode ?? '?'}`;
   const where = f.cluster ? ` on ${f.cluster}` : '';
   const hint = kind.hint ? ` (${kind.hint})` : '';
@@ -219,6 +265,10 @@ const VALUE_FLAGS = new Set([
   '--set-string',
   '--untardir',
   '--history-max',
+  '--username',
+  '--ca-file',
+  '--cert-file',
+  '--key-file',
 ]);
 
 /** The leading words of a command, skipping flags and their values. */

@@ -6,7 +6,7 @@
 import { Context } from '@temporalio/activity';
 import { CancelledFailure } from '@temporalio/common';
 import { execa } from 'execa';
-import { commandFailure } from './errors';
+import { commandFailure, type ChartSource } from './errors';
 
 export type Tool = 'helm' | 'kubectl';
 
@@ -14,6 +14,10 @@ export interface RunOptions {
   timeoutMs?: number;
   /** The fleet cluster the command targets: named in the failure message. */
   cluster?: string;
+  /** Written to the process's stdin (a password for `--password-stdin`); never logged or reported. */
+  input?: string;
+  /** The chart source the command reaches: its TLS and 401 failures are told apart from a cluster's. */
+  chartRepo?: ChartSource;
 }
 
 export interface RunResult {
@@ -65,7 +69,7 @@ export function createRunner(deps: RunnerDeps): CommandRunner {
     try {
       const res = await execa(paths[tool], argv, {
         env: deps.env,
-        stdin: 'ignore',
+        ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' as const }),
         reject: false,
         timeout: processTimeout(ctx, opts.timeoutMs ?? deps.defaultTimeoutMs ?? 10 * 60_000),
         cancelSignal: ctx?.cancellationSignal,
@@ -81,6 +85,7 @@ export function createRunner(deps: RunnerDeps): CommandRunner {
           stderr: String(res.stderr) || (res.originalMessage ?? ''),
           timedOut: res.timedOut,
           cluster: opts.cluster,
+          chartRepo: opts.chartRepo,
         });
       }
       return { stdout: String(res.stdout), stderr: String(res.stderr) };

@@ -2,6 +2,7 @@
  * The activities that read and change a Helm release: what preflight reads, the upgrade itself
  * (at most once, never over someone else's work), the rollback of our own stuck revision, verify.
  */
+import type { ChartRepoSession } from './chart-repo';
 import { log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import * as cmd from '../runbook/commands';
@@ -23,6 +24,7 @@ type UpgradeStep = Step & { kind: 'upgradeRelease' };
 
 export interface ReleaseDeps {
   run: CommandRunner;
+  repos: ChartRepoSession;
   store: BackupStore;
   /** helm's own `--timeout` for upgrade and rollback. */
   helmTimeoutMs: number;
@@ -178,6 +180,7 @@ export function releaseActivities(deps: ReleaseDeps) {
         backupFile = await deps.store.verified(input.backup);
       }
       const next = (history.at(-1)?.revision ?? 0) + 1;
+      await deps.repos.ensure(step.repo, { cluster: cluster.name });
       await run(
         'helm',
         cmd.helmUpgrade(cluster, step, backupFile, {
@@ -186,7 +189,7 @@ export function releaseActivities(deps: ReleaseDeps) {
           timeout: helmDuration(deps.helmTimeoutMs),
         }),
         // helm stops itself at its --timeout; the process limit only catches a helm that hangs past it.
-        { timeoutMs: deps.helmTimeoutMs + 60_000, cluster: cluster.name }
+        deps.repos.runOptions(step.repo, { timeoutMs: deps.helmTimeoutMs + 60_000, cluster: cluster.name })
       );
       const after = await readState(cluster, step.release, upgradeId);
       return { revision: after.facts.revision ?? 0, alreadyDone: false };

@@ -17,6 +17,7 @@ import type {
   Version,
 } from '../runbook/types';
 import { BackupStore } from './backup-store';
+import { chartRepoSession } from './chart-repo';
 import { readRollbackRecord } from './cluster-records';
 import { crdActivities, readCrdRecord } from './crds';
 import { healthActivities } from './health';
@@ -53,9 +54,11 @@ export interface NeededFile {
 export function createActivities(deps: ActivityDeps) {
   const run = deps.run ?? createRunner({ helm: deps.helm, kubectl: deps.kubectl, env: deps.env });
   const store = new BackupStore(deps.backupDir);
+  const repos = chartRepoSession(run, { ...process.env, ...deps.env });
   const helmTimeoutMs = deps.helmTimeoutMs ?? 10 * 60_000;
   const releases = releaseActivities({
     run,
+    repos,
     store,
     helmTimeoutMs,
     pendingGraceMs: deps.pendingGraceMs ?? helmTimeoutMs + 2 * 60_000,
@@ -65,7 +68,7 @@ export function createActivities(deps: ActivityDeps) {
 
   return {
     ...releaseSteps,
-    ...crdActivities({ run, workDir: deps.workDir }),
+    ...crdActivities({ run, repos, workDir: deps.workDir }),
     ...healthActivities({ run, pollMs: deps.healthPollMs ?? 2_000 }),
 
     /**
@@ -87,8 +90,16 @@ export function createActivities(deps: ActivityDeps) {
       chart: ReleaseName;
       version: Version;
     }): Promise<{ version: Version }> {
+      const show = () =>
+        run('helm', cmd.helmShowChart(input.repo, input.chart, input.version), repos.runOptions(input.repo));
       try {
-        await run('helm', cmd.helmShowChart(input.repo, input.chart, input.version));
+        await repos.ensure(input.repo);
+        await show().catch(async (err: unknown) => {
+          // The index this host fetched earlier may predate the version: fetch it once more.
+          if (!(err instanceof ApplicationFailure && err.type === 'ChartVersionNotFound')) throw err;
+          await repos.update(input.repo);
+          await show();
+        });
       } catch (err) {
         if (err instanceof ApplicationFailure && err.type === 'ChartVersionNotFound') {
           throw ApplicationFailure.nonRetryable(
@@ -167,12 +178,13 @@ export function createActivities(deps: ActivityDeps) {
       return store.save(key, stdout.trim() === 'null' ? '{}\n' : stdout);
     },
 
+    /** `helm repo add` with the site's credentials (or `helm registry login` for OCI), on this host. */
     async addChartRepo(input: { repo: ChartRepo }): Promise<void> {
-      await run('helm', cmd.helmRepoAdd(input.repo));
+      await repos.add(input.repo);
     },
 
     async updateChartRepo(input: { repo: ChartRepo }): Promise<void> {
-      await run('helm', cmd.helmRepoUpdate(input.repo));
+      await repos.update(input.repo);
     },
 
     /** Absent Jobs are fine (`--ignore-not-found`). */

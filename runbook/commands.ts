@@ -2,9 +2,20 @@
  * The exact helm and kubectl argument arrays, built in one place: the activities execute them and
  * `npm run plan` prints them, so what is shown is what runs.
  */
-import type { ChartRepo, ClusterRef, ReleaseName, Step, Version } from './types';
+import { chartRef, chartTlsFlags, helmPullChart, helmRepoUpdate, isOciRepo, repoSetupCommands } from './chart-repo';
+import type { ClusterRef, ReleaseName, Step } from './types';
 
 export type Argv = string[];
+// Chart sources have their own module; re-exported so `cmd.*` stays the one place for argv.
+export {
+  chartRef,
+  helmPullChart,
+  helmRegistryLogin,
+  helmRepoAdd,
+  helmRepoUpdate,
+  helmShowChart,
+  helmTlsFlags,
+} from './chart-repo';
 
 export const helmTarget = (c: ClusterRef): Argv => [
   ...(c.kubeconfig ? ['--kubeconfig', c.kubeconfig] : []),
@@ -95,16 +106,6 @@ export const kubectlApplyFile = (c: ClusterRef, file: string): Argv => [
   'name',
 ];
 
-export const helmShowChart = (repo: ChartRepo, chart: ReleaseName, version: Version): Argv => [
-  'show',
-  'chart',
-  chart,
-  '--repo',
-  repo.url,
-  '--version',
-  version,
-];
-
 /** Pinned to the pre-upgrade revision, so a late or repeated backup still captures the old values. */
 export const helmGetValues = (c: ClusterRef, release: ReleaseName, revision: number): Argv => [
   ...helmTarget(c),
@@ -118,9 +119,6 @@ export const helmGetValues = (c: ClusterRef, release: ReleaseName, revision: num
   '-o',
   'yaml',
 ];
-
-export const helmRepoAdd = (repo: ChartRepo): Argv => ['repo', 'add', repo.name, repo.url, '--force-update'];
-export const helmRepoUpdate = (repo: ChartRepo): Argv => ['repo', 'update', repo.name];
 
 export const kubectlApplyJob = (c: ClusterRef, manifest: string): Argv => [
   ...kubectlTarget(c),
@@ -167,10 +165,6 @@ export const kubectlDeleteJobBackground = (c: ClusterRef, name: string): Argv =>
   '--ignore-not-found',
 ];
 
-/**
- * `--repo URL` instead of `<repo>/<chart>`: the upgrade must not depend on which worker host ran
- * `helm repo add`. Values: the backup first, then the operator's files, then the image tags.
- */
 /** How the product marks and bounds a helm upgrade it runs. */
 export interface HelmRunMarks {
   /** `helm history` shows it for the revision: who made it. */
@@ -181,6 +175,11 @@ export interface HelmRunMarks {
   timeout: string;
 }
 
+/**
+ * The chart as the runbook names it (`<repo>/<chart>`, or `oci://.../<chart>`): the activity makes
+ * sure the repository is added (or logged into) on its worker host first. Values: the backup
+ * first, then the operator's files, then the image tags.
+ */
 export function helmUpgrade(
   c: ClusterRef,
   step: Step & { kind: 'upgradeRelease' },
@@ -195,11 +194,10 @@ export function helmUpgrade(
     '-n',
     c.namespace,
     step.release,
-    step.chart,
-    '--repo',
-    step.repo.url,
+    chartRef(step.repo, step.chart),
     '--version',
     step.version,
+    ...chartTlsFlags(step.repo),
     ...(backupFile ? ['-f', backupFile] : []),
     ...step.valuesFiles.flatMap((f) => ['-f', f]),
     ...step.set.flatMap(([k, v]) => ['--set', `${k}=${v}`]),
@@ -233,18 +231,6 @@ export const helmRollback = (c: ClusterRef, release: ReleaseName, revision: numb
   c.namespace,
   '--timeout',
   timeout,
-];
-
-export const helmPullChart = (repo: ChartRepo, chart: ReleaseName, version: Version, dir: string): Argv => [
-  'pull',
-  chart,
-  '--repo',
-  repo.url,
-  '--version',
-  version,
-  '--untar',
-  '--untardir',
-  dir,
 ];
 
 /** The field manager of everything the product applies: its ownership shows in managedFields. */
@@ -353,9 +339,9 @@ export function commandsOfStep(
     case 'backupValues':
       return [{ tool: 'helm', argv: helmGetValues(c, step.release, step.revision) }];
     case 'addChartRepo':
-      return [{ tool: 'helm', argv: helmRepoAdd(step.repo) }];
+      return repoSetupCommands(step.repo).map((argv) => ({ tool: 'helm' as const, argv }));
     case 'updateChartRepo':
-      return [{ tool: 'helm', argv: helmRepoUpdate(step.repo) }];
+      return isOciRepo(step.repo) ? [] : [{ tool: 'helm', argv: helmRepoUpdate(step.repo) }];
     case 'deleteAdmissionJobs':
       return [{ tool: 'kubectl', argv: kubectlDeleteJobs(c, step.jobs) }];
     case 'upgradeRelease':

@@ -4,7 +4,7 @@
  */
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import type { Fleet } from './types';
+import type { ChartRepo, Fleet, RegistryTls, SecretRef } from './types';
 
 export const DEFAULT_NAMESPACE = 'skoala-system';
 /** Task queue of the workers, unless a cluster names its site's own. */
@@ -98,21 +98,72 @@ const cluster = z
     message: 'needs a kubeconfig path and/or a context',
   });
 
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const BY_REFERENCE = 'credentials are given by reference only: {env: VARIABLE} or {file: PATH} on the worker host';
+/** A secret named, never given (see SecretRef): a plain string is refused without echoing it. */
+const secretRef = z.unknown().superRefine((v, ctx) => {
+  const ok =
+    typeof v === 'object' &&
+    v !== null &&
+    Object.keys(v).length === 1 &&
+    (('env' in v && typeof v.env === 'string' && ENV_NAME.test(v.env)) ||
+      ('file' in v && typeof v.file === 'string' && v.file.length > 0));
+  if (!ok) ctx.addIssue({ code: z.ZodIssueCode.custom, message: BY_REFERENCE });
+}) as z.ZodType<SecretRef>;
+
+/** TLS and credentials of a registry; both halves of a pair or neither. */
+const registryAccess = {
+  username: secretRef.optional(),
+  password: secretRef.optional(),
+  caFile: z.string().min(1).optional(),
+  certFile: z.string().min(1).optional(),
+  keyFile: z.string().min(1).optional(),
+  insecureSkipTlsVerify: z.boolean().optional(),
+};
+function checkPairs(
+  r: { username?: unknown; password?: unknown; certFile?: string; keyFile?: string },
+  ctx: z.RefinementCtx
+) {
+  if ((r.username === undefined) !== (r.password === undefined))
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'username and password go together: give both or neither' });
+  if ((r.certFile === undefined) !== (r.keyFile === undefined))
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'certFile and keyFile go together: give both or neither' });
+}
+
+const chartRepo = z
+  .object({
+    name: z
+      .string()
+      .regex(REPO_NAME, 'must be a simple repository name (letters, digits, "-", "_", "."), as in helm repo add NAME'),
+    url: chartRepoUrl,
+    ...registryAccess,
+  })
+  .strict()
+  .superRefine((r, ctx) => {
+    checkPairs(r, ctx);
+    if (/^http:\/\//i.test(r.url) && (r.caFile || r.certFile || r.insecureSkipTlsVerify))
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        message: 'TLS settings (caFile, certFile, insecureSkipTlsVerify) need an https:// or oci:// URL',
+      });
+  });
+
+const HOST_PORT = /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:\d{1,5})?$/;
+const imageRegistry = z
+  .object({
+    host: z.string().regex(HOST_PORT, 'must be host or host:port, as image references name it'),
+    ...registryAccess,
+  })
+  .strict()
+  .superRefine(checkPairs);
+
 const fleetSchema = z
   .object({
     name,
-    chartRepo: z
-      .object({
-        name: z
-          .string()
-          .regex(
-            REPO_NAME,
-            'must be a simple repository name (letters, digits, "-", "_", "."), as in helm repo add NAME'
-          ),
-        url: chartRepoUrl,
-      })
-      .strict()
-      .default(DEFAULT_CHART_REPO),
+    chartRepo: chartRepo.default(DEFAULT_CHART_REPO),
+    registries: z.array(imageRegistry).default([]),
+    checkImages: z.boolean().default(true),
+    backupStore: z.enum(['dir', 'cluster']).default('dir'),
     controlPlane: cluster,
     workers: workers.pipe(z.array(cluster)),
     valuesFiles: z
@@ -172,9 +223,21 @@ export function parseFleet(text: string, file: string, resolvePath: (p: string) 
   const f = parsed.data;
   const abs = (p: string | undefined): string | undefined => (p === undefined ? undefined : resolvePath(p));
   const ref = (c: typeof f.controlPlane) => ({ ...c, kubeconfig: abs(c.kubeconfig) });
+  const secret = (r: SecretRef | undefined): SecretRef | undefined =>
+    r === undefined ? undefined : 'file' in r ? { file: resolvePath(r.file) } : r;
+  // Files are resolved like every other fleet path; absent keys stay absent (history stays small).
+  const access = <T extends RegistryTls & { username?: SecretRef; password?: SecretRef }>(r: T): T => {
+    const out: Record<string, unknown> = { ...(r as object) };
+    for (const k of ['caFile', 'certFile', 'keyFile'] as const) if (r[k] !== undefined) out[k] = resolvePath(r[k]);
+    for (const k of ['username', 'password'] as const) if (r[k] !== undefined) out[k] = secret(r[k]);
+    return out as T;
+  };
   return {
     name: f.name,
-    chartRepo: f.chartRepo,
+    chartRepo: access<ChartRepo>(f.chartRepo),
+    registries: f.registries.map((r) => access(r)),
+    checkImages: f.checkImages,
+    backupStore: f.backupStore,
     controlPlane: ref(f.controlPlane),
     workers: f.workers.map(ref),
     valuesFiles: {

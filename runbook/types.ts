@@ -19,15 +19,55 @@ export interface ClusterRef {
   taskQueue?: string;
 }
 
-export interface ChartRepo {
+/**
+ * A secret named, never given: an environment variable of the worker process, or a file on the
+ * worker host. Only the reference travels through workflow history; the activity that needs the
+ * value reads it on the host that runs it.
+ */
+export type SecretRef = { env: string } | { file: string };
+
+/** TLS towards a registry: the site's CA, a client certificate, or an explicit opt-out. Paths on the worker host. */
+export interface RegistryTls {
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
+  /** Opt-in only: `plan` prints it as a warning. */
+  insecureSkipTlsVerify?: boolean;
+}
+
+/** Credentials for a registry, by reference (both or neither). */
+export interface RegistryAuth {
+  username?: SecretRef;
+  password?: SecretRef;
+}
+
+/**
+ * Where the charts come from: an HTTP(S) chart repository (added once with `helm repo add`, charts
+ * used as `<name>/<chart>`) or an OCI registry (`oci://host/path`, `helm registry login`, charts
+ * used as `oci://host/path/<chart>`).
+ */
+export interface ChartRepo extends RegistryTls, RegistryAuth {
   name: string;
   url: string;
+}
+
+/** An image registry the preflight image check talks to, when it is not the chart repository's host. */
+export interface ImageRegistry extends RegistryTls, RegistryAuth {
+  /** `host[:port]`, as image references name it. */
+  host: string;
 }
 
 /** The fleet file, validated (see fleet.ts). Paths are absolute once loaded. */
 export interface Fleet {
   name: string;
   chartRepo: ChartRepo;
+  // The next three are optional because upgrades started before they existed carry fleets without them.
+  /** Credentials and TLS for image registries (by host), for the preflight image check. */
+  registries?: ImageRegistry[];
+  /** Preflight checks that every image of the target charts exists (absent: true). */
+  checkImages?: boolean;
+  /** Where values backups live: files on the worker host (absent: 'dir'), or an owner-only Secret in the cluster. */
+  backupStore?: 'dir' | 'cluster';
   controlPlane: ClusterRef;
   workers: ClusterRef[];
   /** Extra values files passed after the values backup (`-f`), per release. */

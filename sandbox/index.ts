@@ -18,6 +18,17 @@ export { buildChartRepo, startChartRepo, DEFAULT_CHART_VERSIONS } from './charts
 export { startJobStandIn } from './job-standin';
 export { startWorkloadStandIn, type WorkloadStandIn } from './workload-standin';
 export { ensureTools, toolPaths, toolsDir } from './tools';
+export {
+  imagesForCharts,
+  MISSING_IMAGE,
+  startOciRegistry,
+  startSecureChartRepo,
+  VERSION_WITH_MISSING_IMAGE,
+  type OciRegistry,
+  type SecureChartRepo,
+  type StartOciRegistryOptions,
+  type StartSecureChartRepoOptions,
+} from './secure-registry';
 export { stopAllSandboxProcesses } from './procs';
 
 export const SANDBOX_NAMESPACE = 'skoala-system';

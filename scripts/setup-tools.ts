@@ -1,11 +1,12 @@
 // Installs (or finds in the cache outside the checkout) every binary the tests and the demo use:
-// temporal, helm, kubectl, kine, kube-apiserver. Run first by `npm test`; a warm run takes ~1 s.
-import { ensureTools } from '../sandbox/tools';
+// temporal, helm, kubectl, kine, kube-apiserver, crane, registry, temporal-server (+ sql tool and
+// schemas). Run first by `npm test`; a warm run takes ~1 s.
+import { ALL_TOOLS, ensureTools } from '../sandbox/tools';
 
 try {
   const t0 = Date.now();
-  const paths = await ensureTools();
-  for (const [tool, path] of Object.entries(paths)) console.log(`${tool.padEnd(14)} ${path}`);
+  const paths = await ensureTools({ only: ALL_TOOLS });
+  for (const [tool, path] of Object.entries(paths)) console.log(`${tool.padEnd(18)} ${path}`);
   console.log(`tools ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 } catch (err) {
   // One clear line: execa errors carry the failing command and its stderr in the message.

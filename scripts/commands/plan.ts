@@ -3,6 +3,7 @@
  * (read-only), computes the plan the workflow would execute, and previews the CRD step. Starts
  * nothing, changes nothing.
  */
+import { chartRepoSession } from '../../activities/chart-repo';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -51,6 +52,7 @@ export async function plan(
   const workDir = await mkdtemp(path.join(tmpdir(), 'skoala-plan-'));
   try {
     const run = createRunner({ helm: config.helm, kubectl: config.kubectl, env });
+    const repos = chartRepoSession(run, env);
     const acts = createActivities({ ...config, backupDir: path.join(workDir, 'unused'), workDir, run });
     const { fleet, options } = request;
     const failIf =
@@ -98,7 +100,7 @@ export async function plan(
         const step = w.steps.find((s) => s.kind === 'reapplyCrds');
         if (step?.kind !== 'reapplyCrds') return [];
         return bounded(() =>
-          previewCrds(run, workDir, w.cluster, step).catch(failIf(`CRD preview on ${w.cluster.name}`))
+          previewCrds(run, repos, workDir, w.cluster, step).catch(failIf(`CRD preview on ${w.cluster.name}`))
         );
       })
     );

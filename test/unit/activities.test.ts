@@ -20,6 +20,10 @@ import type { BackupRef, ClusterRef, Step } from '../../runbook/types';
 import { RecordingLogger } from '../helpers/recording-logger';
 
 const REPO = { name: 'skoala', url: 'https://release.daocloud.io/chartrepo/skoala' };
+/** The first chart command of a worker process adds the repository on its host. */
+const REPO_ADD = ['helm', 'repo', 'add', 'skoala', REPO.url, '--force-update'];
+/** How chart commands name their source to the runner (for telling repo failures from cluster ones). */
+const SOURCE = { name: 'skoala', url: REPO.url };
 const w1: ClusterRef = { name: 'w1', kubeconfig: '/kc/w1.yaml', namespace: 'skoala-system' };
 const global: ClusterRef = {
   name: 'global',
@@ -308,9 +312,7 @@ describe('upgradeRelease', () => {
     '-n',
     'skoala-system',
     'skoala-init',
-    'skoala-init',
-    '--repo',
-    REPO.url,
+    'skoala/skoala-init',
     '--version',
     '0.28.1',
     '-f',
@@ -343,15 +345,23 @@ describe('upgradeRelease', () => {
 
   it('reads the release, upgrades with the backup first and its marks, reads it again', async () => {
     const backup = await backupFor();
-    const r = recorder(...state([r3]), '', ...state([r3old, ours4]));
+    const r = recorder(...state([r3]), '', '', ...state([r3old, ours4]));
     const out = await act(activitiesWith(r.run).upgradeRelease, { upgradeId: UID, cluster: w1, step, backup });
     expect(out).toEqual({ revision: 4, alreadyDone: false });
-    expect(r.argvs()).toEqual([HISTORY_W1, LABELS_W1, upgradeArgv(backupFileOf(3), 4), HISTORY_W1, LABELS_W1]);
+    expect(r.argvs()).toEqual([
+      HISTORY_W1,
+      LABELS_W1,
+      REPO_ADD,
+      upgradeArgv(backupFileOf(3), 4),
+      HISTORY_W1,
+      LABELS_W1,
+    ]);
     // helm stops itself at --timeout 600s; the process limit is a minute later
     expect(r.calls.map((c) => c.opts)).toEqual([
       { cluster: 'w1' },
       { cluster: 'w1' },
-      { timeoutMs: 660_000, cluster: 'w1' },
+      { cluster: 'w1', chartRepo: SOURCE },
+      { timeoutMs: 660_000, cluster: 'w1', chartRepo: SOURCE },
       { cluster: 'w1' },
       { cluster: 'w1' },
     ]);
@@ -367,24 +377,25 @@ describe('upgradeRelease', () => {
         { revision: 4, status: 'failed', version: '0.28.1', label: mark(UID, 4) },
       ]),
       '',
+      '',
       ...state([r3, { revision: 5, status: 'deployed', version: '0.28.1', label: mark(UID, 5) }])
     );
     const out = await act(activitiesWith(r.run).upgradeRelease, { upgradeId: UID, cluster: w1, step, backup });
     expect(out).toEqual({ revision: 5, alreadyDone: false });
-    expect(r.argvs()[2]).toEqual(upgradeArgv(backupFileOf(3), 5));
+    expect(r.argvs()[3]).toEqual(upgradeArgv(backupFileOf(3), 5));
   });
 
   it('helm --timeout follows helmTimeoutMs', async () => {
     const backup = await backupFor();
-    const r = recorder(...state([r3]), '', ...state([r3old, ours4]));
+    const r = recorder(...state([r3]), '', '', ...state([r3old, ours4]));
     await act(activitiesWith(r.run, { helmTimeoutMs: 90_000 }).upgradeRelease, {
       upgradeId: UID,
       cluster: w1,
       step,
       backup,
     });
-    expect(r.calls[2]?.argv.slice(-2)).toEqual(['--timeout', '90s']);
-    expect(r.calls[2]?.opts).toEqual({ timeoutMs: 150_000, cluster: 'w1' });
+    expect(r.calls[3]?.argv.slice(-2)).toEqual(['--timeout', '90s']);
+    expect(r.calls[3]?.opts).toEqual({ timeoutMs: 150_000, cluster: 'w1', chartRepo: SOURCE });
   });
 
   it('our revision already deployed at the target: only the read, no upgrade (alreadyDone)', async () => {
@@ -446,11 +457,19 @@ describe('upgradeRelease', () => {
     const r = recorder(
       ...state([r3old, { revision: 4, status: 'superseded', version: '0.28.1', label: mark(UID, 4) }, rolledBack]),
       '',
+      '',
       ...state([r3old, { ...rolledBack, status: 'superseded' }, { ...ours4, revision: 6, label: mark(UID, 6) }])
     );
     const out = await act(activitiesWith(r.run).upgradeRelease, { upgradeId: UID, cluster: w1, step, backup });
     expect(out).toEqual({ revision: 6, alreadyDone: false });
-    expect(r.argvs()).toEqual([HISTORY_W1, LABELS_W1, upgradeArgv(backupFileOf(3), 6), HISTORY_W1, LABELS_W1]);
+    expect(r.argvs()).toEqual([
+      HISTORY_W1,
+      LABELS_W1,
+      REPO_ADD,
+      upgradeArgv(backupFileOf(3), 6),
+      HISTORY_W1,
+      LABELS_W1,
+    ]);
   });
 
   it('a rollback to another revision is not the planned base: ValuesChanged', async () => {
@@ -498,6 +517,7 @@ describe('upgradeRelease', () => {
     const r = recorder(
       notFound(),
       '',
+      '',
       ...state([{ revision: 1, status: 'deployed', version: '0.28.1', label: mark(UID, 1) }])
     );
     const fresh = { ...step, useBackup: false, valuesFiles: [], fromRevision: undefined, install: true };
@@ -505,6 +525,7 @@ describe('upgradeRelease', () => {
     expect(out).toEqual({ revision: 1, alreadyDone: false });
     expect(r.argvs()).toEqual([
       HISTORY_W1,
+      REPO_ADD,
       [
         'helm',
         '--kubeconfig',
@@ -515,9 +536,7 @@ describe('upgradeRelease', () => {
         '-n',
         'skoala-system',
         'skoala-init',
-        'skoala-init',
-        '--repo',
-        REPO.url,
+        'skoala/skoala-init',
         '--version',
         '0.28.1',
         '--set',
@@ -688,11 +707,12 @@ describe('upgradeRelease', () => {
     const r = recorder(
       ...state([r3, ourFailed]),
       '',
+      '',
       ...state([r3old, ourFailed, { ...ours4, revision: 5, label: mark(UID, 5) }])
     );
     const out = await act(activitiesWith(r.run).upgradeRelease, { upgradeId: UID, cluster: w1, step, backup });
     expect(out).toEqual({ revision: 5, alreadyDone: false });
-    expect(r.argvs()[2]).toEqual(upgradeArgv(backupFileOf(3), 5));
+    expect(r.argvs()[3]).toEqual(upgradeArgv(backupFileOf(3), 5));
   });
 
   it('a backup that is needed but missing: non-retryable, no upgrade', async () => {
@@ -1013,12 +1033,12 @@ describe('rollbackToRevision', () => {
 
 describe('checkChartVersion', () => {
   const input = { repo: REPO, chart: 'skoala' as const, version: '9.9.9' };
-  const SHOW = ['helm', 'show', 'chart', 'skoala', '--repo', REPO.url, '--version', '9.9.9'];
+  const SHOW = ['helm', 'show', 'chart', 'skoala/skoala', '--version', '9.9.9'];
 
   it('returns the version when the repository has it', async () => {
-    const r = recorder('apiVersion: v2\nname: skoala\nversion: 9.9.9\n');
+    const r = recorder('', 'apiVersion: v2\nname: skoala\nversion: 9.9.9\n');
     await expect(act(activitiesWith(r.run).checkChartVersion, input)).resolves.toEqual({ version: '9.9.9' });
-    expect(r.argvs()).toEqual([SHOW]);
+    expect(r.argvs()).toEqual([REPO_ADD, SHOW]);
   });
 
   it('a version the repository lacks is a non-retryable ChartVersionNotFound', async () => {
@@ -1028,8 +1048,10 @@ describe('checkChartVersion', () => {
       exitCode: 1,
       stderr: `Error: chart "skoala" version "9.9.9" not found in ${REPO.url} repository`,
     });
-    const r = recorder(notFoundInRepo);
+    // Not in the index this host fetched: fetched once more (helm repo update), then refused.
+    const r = recorder('', notFoundInRepo, '', notFoundInRepo);
     const err = await failureOf(act(activitiesWith(r.run).checkChartVersion, input));
+    expect(r.argvs()).toEqual([REPO_ADD, SHOW, ['helm', 'repo', 'update', 'skoala'], SHOW]);
     expect(err).toMatchObject({ type: 'ChartVersionNotFound', nonRetryable: true });
     expect(err.message).toBe(`chart skoala 9.9.9 is not in repository skoala (${REPO.url})`);
   });
@@ -1391,6 +1413,7 @@ describe('reapplyCrds', () => {
     await writeFile(extra, 'kind: CustomResourceDefinition\n');
     const record: { text?: string } = {};
     const r = recorder(
+      '',
       pull([CONTOUR, GATEWAY_API]),
       applied('httpproxies.projectcontour.io', 'extensionservices.projectcontour.io'),
       applied('gateways.gateway.networking.k8s.io'),
@@ -1407,7 +1430,7 @@ describe('reapplyCrds', () => {
         'extras.example.com',
       ],
     });
-    const tmp = r.calls[0]?.argv.at(-1) as string;
+    const tmp = r.calls[1]?.argv.at(-1) as string;
     expect(path.dirname(tmp)).toBe(workDir);
     const apply = (file: string) => [
       'kubectl',
@@ -1424,7 +1447,8 @@ describe('reapplyCrds', () => {
       'json',
     ];
     expect(r.argvs()).toEqual([
-      ['helm', 'pull', 'skoala-init', '--repo', REPO.url, '--version', '0.52.0', '--untar', '--untardir', tmp],
+      REPO_ADD,
+      ['helm', 'pull', 'skoala/skoala-init', '--version', '0.52.0', '--untar', '--untardir', tmp],
       apply(path.join(tmp, 'skoala-init', CONTOUR)),
       apply(path.join(tmp, 'skoala-init', GATEWAY_API)),
       apply(extra),
@@ -1450,11 +1474,11 @@ describe('reapplyCrds', () => {
   });
 
   it('a CRD file missing from the chart: non-retryable, nothing applied, nothing recorded', async () => {
-    const r = recorder(pull([GATEWAY_API]));
+    const r = recorder('', pull([GATEWAY_API]));
     const err = await failureOf(act(activitiesWith(r.run).reapplyCrds, { upgradeId: UID, cluster: w1, step: step() }));
     expect(err).toMatchObject({ type: 'FileNotFound', nonRetryable: true });
     expect(err.message).toBe(`CRD manifest ${path.join('skoala-init', CONTOUR)} is missing (chart skoala-init 0.52.0)`);
-    expect(r.calls).toHaveLength(1);
+    expect(r.calls).toHaveLength(2);
     expect(await readdir(workDir)).toEqual([]);
   });
 
@@ -1466,11 +1490,11 @@ describe('reapplyCrds', () => {
       stderr:
         'The CustomResourceDefinition "httproutes.gateway.networking.k8s.io" is invalid: status.storedVersions[0]: Invalid value: "v1alpha2": must appear in spec.versions',
     });
-    const r = recorder(pull([CONTOUR, GATEWAY_API]), refused);
+    const r = recorder('', pull([CONTOUR, GATEWAY_API]), refused);
     const err = await failureOf(act(activitiesWith(r.run).reapplyCrds, { upgradeId: UID, cluster: w1, step: step() }));
     expect(err).toMatchObject({ type: 'CrdRefused', nonRetryable: true });
     expect(err.message).toMatch(/^the API server refused to update CRDs from contour\.yaml in place on w1: /);
-    expect(r.calls).toHaveLength(2);
+    expect(r.calls).toHaveLength(3);
     expect(await readdir(workDir)).toEqual([]);
   });
 });

@@ -87,7 +87,9 @@ describe('fleet files', () => {
 
   it('a valid request goes on to Temporal, and says so when it is unreachable (exit 3)', async () => {
     const run = await cli(['start-upgrade', '--version', '0.19.2', '--fleet', fleet]);
-    expect(run.stderr).toMatch(/^skoala-upgrade: cannot reach Temporal at 127\.0\.0\.1:1 \(set TEMPORAL_ADDRESS\)/);
+    expect(run.stderr).toMatch(
+      /^skoala-upgrade: cannot reach Temporal at 127\.0\.0\.1:1 \(set TEMPORAL_ADDRESS, and TEMPORAL_TLS_\* or TEMPORAL_API_KEY if it is secured\): /
+    );
     expect(run.exitCode).toBe(3);
   });
 

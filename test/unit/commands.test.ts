@@ -56,9 +56,7 @@ describe('helmUpgrade', () => {
       '-n',
       'skoala-system',
       'skoala-init',
-      'skoala-init',
-      '--repo',
-      'https://release.daocloud.io/chartrepo/skoala',
+      'skoala/skoala-init',
       '--version',
       '0.28.1',
       '-f',
@@ -92,9 +90,7 @@ describe('helmUpgrade', () => {
       '-n',
       'engine',
       'skoala',
-      'skoala',
-      '--repo',
-      'https://release.daocloud.io/chartrepo/skoala',
+      'skoala/skoala',
       '--version',
       '0.19.2',
       '--set',
@@ -120,9 +116,7 @@ describe('helmUpgrade', () => {
       '-n',
       'skoala-system',
       'skoala-init',
-      'skoala-init',
-      '--repo',
-      'https://release.daocloud.io/chartrepo/skoala',
+      'skoala/skoala-init',
       '--version',
       '0.28.1',
       '-f',
@@ -250,13 +244,11 @@ describe('read-only commands', () => {
     ]);
   });
 
-  it('helmShowChart asks the repository directly', () => {
+  it('helmShowChart names the chart through the added repository, as the runbook does', () => {
     expect(cmd.helmShowChart(REPO, 'skoala', '0.28.1')).toEqual([
       'show',
       'chart',
-      'skoala',
-      '--repo',
-      'https://release.daocloud.io/chartrepo/skoala',
+      'skoala/skoala',
       '--version',
       '0.28.1',
     ]);
@@ -380,9 +372,7 @@ describe('changing commands', () => {
   it('helmPullChart untars into the given directory', () => {
     expect(cmd.helmPullChart(REPO, 'skoala-init', '0.52.1', '/work/chart-x')).toEqual([
       'pull',
-      'skoala-init',
-      '--repo',
-      'https://release.daocloud.io/chartrepo/skoala',
+      'skoala/skoala-init',
       '--version',
       '0.52.1',
       '--untar',

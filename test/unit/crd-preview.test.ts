@@ -4,6 +4,7 @@
  * the sandbox's kube-apiserver v1.33.13 and kubectl v1.33.0, and the manifests are the fixture
  * chart's own (sandbox/chart-sources.ts).
  */
+import { chartRepoSession } from '../../activities/chart-repo';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -247,6 +248,8 @@ function recordedCluster(
   const run: CommandRunner = async (tool, argv) => {
     const call: Call = { tool, argv: [...argv] };
     calls.push(call);
+    // The repository is added on this host before the first pull.
+    if (tool === 'helm' && argv[0] === 'repo' && argv[1] === 'add') return { stdout: '', stderr: '' };
     if (tool === 'helm' && argv[0] === 'pull') {
       const into = argv[argv.indexOf('--untardir') + 1] as string;
       const files = skoalaInitChart(opts.chartVersion ?? '0.19.2');
@@ -488,7 +491,7 @@ describe('previewCrds: one unforced dry run per CRD', () => {
     const r = recordedCluster(scenario(), {
       resources: ['httpproxy.projectcontour.io/shop', 'gateway.gateway.networking.k8s.io/web'],
     });
-    const changes = await previewCrds(r.run, workDir, w1, step());
+    const changes = await previewCrds(r.run, chartRepoSession(r.run), workDir, w1, step());
     const by = new Map(changes.map((c) => [c.crd, c]));
     expect(changes.map((c) => c.crd)).toEqual([...fixtureCrds('0.19.2').keys()]);
     expect(by.get(HP_NAME)).toEqual({
@@ -586,7 +589,9 @@ describe('previewCrds: one unforced dry run per CRD', () => {
     const invalid =
       'The CustomResourceDefinition "httpproxies.projectcontour.io" is invalid: spec.versions: Invalid value';
     const r = recordedCluster({ [HP_NAME]: { installed: installed('0.18.0', HP_NAME), conflict: invalid } });
-    await expect(previewCrds(r.run, workDir, w1, step())).rejects.toMatchObject({ type: 'Invalid' });
+    await expect(previewCrds(r.run, chartRepoSession(r.run), workDir, w1, step())).rejects.toMatchObject({
+      type: 'Invalid',
+    });
     expect(await readdir(workDir)).toEqual([]);
   });
 });
@@ -694,7 +699,7 @@ describe('reapplyCrds refuses a CRD downgrade unless forced', () => {
 
   it('refused: non-retryable CrdDowngrade naming the CRD, both versions and the flag; nothing applied', async () => {
     const r = recordedCluster(cluster());
-    const acts = crdActivities({ run: r.run, workDir });
+    const acts = crdActivities({ run: r.run, repos: chartRepoSession(r.run), workDir });
     const err = await act(acts.reapplyCrds, { upgradeId: 'u-1', cluster: w1, step: step() }).then(
       () => undefined,
       (e: unknown) => e
@@ -708,7 +713,8 @@ describe('reapplyCrds refuses a CRD downgrade unless forced', () => {
     });
     expect(r.calls.filter((c) => c.argv.includes('apply'))).toEqual([]);
     expect(r.calls.map((c) => [c.tool, ...(c.tool === 'helm' ? c.argv.slice(0, 2) : c.argv.slice(2, 5))])).toEqual([
-      ['helm', 'pull', 'skoala-init'],
+      ['helm', 'repo', 'add'],
+      ['helm', 'pull', 'skoala/skoala-init'],
       ['kubectl', 'get', 'crd', 'contourconfigurations.projectcontour.io'],
       ['kubectl', 'get', 'crd', 'gatewayclasses.gateway.networking.k8s.io'],
     ]);
@@ -720,7 +726,7 @@ describe('reapplyCrds refuses a CRD downgrade unless forced', () => {
       [...fixtureCrds('0.19.2').keys()].map((n) => [n, { installed: installed('0.19.2', n) }])
     );
     const up = recordedCluster(plain, { chartVersion: '0.28.1' });
-    const out = await act(crdActivities({ run: up.run, workDir }).reapplyCrds, {
+    const out = await act(crdActivities({ run: up.run, repos: chartRepoSession(up.run), workDir }).reapplyCrds, {
       upgradeId: 'u-1',
       cluster: w1,
       step: step(false, '0.28.1'),
@@ -728,7 +734,7 @@ describe('reapplyCrds refuses a CRD downgrade unless forced', () => {
     expect(out.applied).toHaveLength(13);
     const r = recordedCluster(cluster(), { chartVersion: '0.28.1' });
     await expect(
-      act(crdActivities({ run: r.run, workDir }).reapplyCrds, {
+      act(crdActivities({ run: r.run, repos: chartRepoSession(r.run), workDir }).reapplyCrds, {
         upgradeId: 'u-1',
         cluster: w1,
         step: step(false, '0.28.1'),
@@ -738,7 +744,7 @@ describe('reapplyCrds refuses a CRD downgrade unless forced', () => {
 
   it('forced (--force-crd-reapply): applied with --force-conflicts as always, and the downgrade is logged', async () => {
     const r = recordedCluster(cluster());
-    const out = await act(crdActivities({ run: r.run, workDir }).reapplyCrds, {
+    const out = await act(crdActivities({ run: r.run, repos: chartRepoSession(r.run), workDir }).reapplyCrds, {
       upgradeId: 'u-1',
       cluster: w1,
       step: step(true),
@@ -767,10 +773,13 @@ describe('reapplyCrds refuses a CRD downgrade unless forced', () => {
 
   it('previewCrdChanges: the summary for the gate, read-only', async () => {
     const r = recordedCluster(cluster());
-    const { summary } = await act(crdActivities({ run: r.run, workDir }).previewCrdChanges, {
-      cluster: w1,
-      step: step(),
-    });
+    const { summary } = await act(
+      crdActivities({ run: r.run, repos: chartRepoSession(r.run), workDir }).previewCrdChanges,
+      {
+        cluster: w1,
+        step: step(),
+      }
+    );
     expect(summary).toMatchObject({ changed: 1, created: 0, conflicts: 0, downgrades: [HR_NAME] });
     expect(summary.text).toContain('refused unless --force-crd-reapply: httproutes.gateway.networking.k8s.io');
     expect(r.calls.filter((c) => c.argv.includes('apply') && !c.argv.includes('--dry-run=server'))).toEqual([]);

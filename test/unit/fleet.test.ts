@@ -42,6 +42,9 @@ describe('parseFleet: valid files', () => {
     expect(fleet).toEqual({
       name: 'prod',
       chartRepo: { name: 'skoala', url: 'https://release.daocloud.io/chartrepo/skoala' },
+      registries: [],
+      checkImages: true,
+      backupStore: 'dir',
       controlPlane: { name: 'global', kubeconfig: 'kc/global.yaml', namespace: 'skoala-system' },
       workers: [
         { name: 'w1', kubeconfig: '/abs/w1.yaml', namespace: 'skoala-system' },
