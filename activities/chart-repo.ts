@@ -14,6 +14,7 @@ import {
   helmRepoAdd,
   helmRepoUpdate,
   isOciRepo,
+  repoHost,
 } from '../runbook/chart-repo';
 import type { ChartRepo, ReleaseName, SecretRef, Version } from '../runbook/types';
 import type { ChartSource } from './errors';
@@ -40,7 +41,10 @@ export async function readSecret(ref: SecretRef, field: string, env: NodeJS.Proc
     );
   }
   // Files written by `echo` end in a newline that is not part of the secret.
-  return text.replace(/\r?\n$/, '');
+  const value = text.replace(/\r?\n$/, '');
+  if (value === '')
+    throw ApplicationFailure.nonRetryable(`${field}: ${ref.file} is empty on this worker host`, 'SecretNotFound');
+  return value;
 }
 
 /** How failures name the source: URL and where the password comes from, never the password. */
@@ -62,15 +66,17 @@ export interface ChartRepoSession {
 }
 
 export function chartRepoSession(run: CommandRunner, env: NodeJS.ProcessEnv = process.env): ChartRepoSession {
-  // Keyed by everything that shapes the setup, so a changed password or CA in the fleet re-adds.
-  const ready = new Map<string, Promise<void>>();
-  const keyOf = (repo: ChartRepo) => JSON.stringify(repo);
+  // helm keeps one entry per repo name (and one login per registry host): what was set up last
+  // under that slot wins. So each slot remembers the exact settings it was set up with, and a
+  // repo whose password, CA or URL differs is set up again.
+  const ready = new Map<string, { settings: string; done: Promise<void> }>();
+  const slotOf = (repo: ChartRepo) => (isOciRepo(repo) ? `oci ${repoHost(repo.url)}` : `repo ${repo.name}`);
   const runOptions = (repo: ChartRepo, opts: RunOptions = {}): RunOptions => ({
     ...opts,
     chartRepo: chartSource(repo),
   });
 
-  async function add(repo: ChartRepo, opts: RunOptions = {}): Promise<void> {
+  async function setUp(repo: ChartRepo, opts: RunOptions): Promise<void> {
     const creds = hasCredentials(repo)
       ? {
           username: await readSecret(repo.username as SecretRef, 'chartRepo.username', env),
@@ -90,28 +96,30 @@ export function chartRepoSession(run: CommandRunner, env: NodeJS.ProcessEnv = pr
         ...(creds ? { input: creds.password } : {}),
       });
     }
-    ready.set(keyOf(repo), Promise.resolve());
   }
 
-  async function update(repo: ChartRepo, opts: RunOptions = {}): Promise<void> {
-    if (!isOciRepo(repo)) await run('helm', helmRepoUpdate(repo), runOptions(repo, opts));
+  /** Sets up `repo` in its slot; a failed setup is forgotten, so the next call (or retry) tries again. */
+  function remember(repo: ChartRepo, opts: RunOptions): Promise<void> {
+    const slot = slotOf(repo);
+    const done = setUp(repo, opts);
+    const entry = { settings: JSON.stringify(repo), done };
+    ready.set(slot, entry);
+    done.catch(() => {
+      if (ready.get(slot) === entry) ready.delete(slot);
+    });
+    return done;
   }
 
   return {
-    add,
-    update,
+    add: (repo, opts = {}) => remember(repo, opts),
+    async update(repo, opts = {}) {
+      if (!isOciRepo(repo)) await run('helm', helmRepoUpdate(repo), runOptions(repo, opts));
+    },
     runOptions,
-    async ensure(repo, opts) {
-      const key = keyOf(repo);
-      let p = ready.get(key);
-      if (!p) {
-        // `helm repo add` fetches the index too: no update needed right after it.
-        p = add(repo, opts);
-        ready.set(key, p);
-        // A failed setup is tried again by the next activity (or its retry), not remembered.
-        p.catch(() => ready.delete(key));
-      }
-      await p;
+    async ensure(repo, opts = {}) {
+      const entry = ready.get(slotOf(repo));
+      // `helm repo add` fetches the index too: no update needed right after it.
+      await (entry?.settings === JSON.stringify(repo) ? entry.done : remember(repo, opts));
     },
   };
 }

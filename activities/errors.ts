@@ -168,12 +168,17 @@ export interface ChartSource {
  */
 export function classifyChartSourceFailure(stderr: string, repo: ChartSource): FailureKind | undefined {
   const host = repo.url.replace(/^[a-z][\w+.-]*:\/\//i, '').split(/[/?#]/)[0] ?? '';
-  const aboutRepo = stderr.split('\n').some((l) => host !== '' && l.includes(host));
-  if (!aboutRepo) return undefined;
+  if (!host) return undefined;
+  // The host as a whole name: 10.0.0.5 must not match 10.0.0.50 or 10.0.0.5:6443 (a cluster).
+  const named = new RegExp(`(?<![\\w.-])${host.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![\\w.-]|:\\d)`);
+  // Only the lines about the repository decide: another line may be a cluster's own error.
+  const lines = stderr.split('\n').filter((l) => named.test(l));
+  if (lines.length === 0) return undefined;
+  const about = lines.join('\n');
   const where = `chart repository ${repo.name} (${repo.url})`;
   if (
     /x509:|certificate signed by unknown authority|tls: failed to verify|certificate is not valid|certificate required|bad certificate/i.test(
-      stderr
+      about
     )
   )
     return {
@@ -181,13 +186,13 @@ export function classifyChartSourceFailure(stderr: string, repo: ChartSource): F
       nonRetryable: true,
       hint: `${where}: its TLS certificate is not trusted or a client certificate is missing; set chartRepo.caFile to the site's CA (certFile/keyFile for mutual TLS)`,
     };
-  if (/\b401\b|\b403\b|unauthorized|authentication required|forbidden|denied/i.test(stderr))
+  if (/\b401\b|\b403\b|unauthorized|authentication required|forbidden|denied/i.test(about))
     return {
       type: 'ChartRepoUnauthorized',
       nonRetryable: true,
       hint: `${where} refused the credentials; check chartRepo.username and chartRepo.password${repo.passwordFrom ? ` (${repo.passwordFrom})` : ''} on this worker host`,
     };
-  if (/connection refused|no such host|i\/o timeout|network is unreachable|context deadline exceeded|EOF/i.test(stderr))
+  if (/connection refused|no such host|i\/o timeout|network is unreachable|context deadline exceeded|EOF/i.test(about))
     return {
       type: 'ChartRepoUnreachable',
       nonRetryable: false,

@@ -21,6 +21,7 @@ import { chartRepoSession } from './chart-repo';
 import { readRollbackRecord } from './cluster-records';
 import { crdActivities, readCrdRecord } from './crds';
 import { healthActivities } from './health';
+import { imageActivities } from './images';
 import { releaseActivities } from './helm-release';
 import { runDbMigrationJob, type DbMigrationJobInput, type DbMigrationJobResult } from './db-migration-job';
 import { createRunner, type CommandRunner } from './exec';
@@ -69,6 +70,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...releaseSteps,
     ...crdActivities({ run, repos, workDir: deps.workDir }),
+    ...imageActivities({ run, repos, workDir: deps.workDir, env: { ...process.env, ...deps.env } }),
     ...healthActivities({ run, pollMs: deps.healthPollMs ?? 2_000 }),
 
     /**

@@ -97,9 +97,17 @@ export const helmPullChart = (repo: ChartRepo, chart: ReleaseName, version: Vers
   dir,
 ];
 
-/** Warnings `plan` prints about how the chart source is reached. */
-export function chartRepoWarnings(repo: ChartRepo): string[] {
-  const out: string[] = [];
+/** What `plan` says about how the chart source is reached, warnings included; never a secret. */
+export function chartRepoNotes(repo: ChartRepo): string[] {
+  const how = isOciRepo(repo) ? 'OCI registry, helm registry login' : 'chart repository, helm repo add';
+  const creds =
+    repo.username && repo.password
+      ? `username from ${describeSecret(repo.username)}, password from ${describeSecret(repo.password)} (to helm on stdin)`
+      : 'no credentials';
+  const tls = [repo.caFile && `CA ${repo.caFile}`, repo.certFile && `client certificate ${repo.certFile}`]
+    .filter(Boolean)
+    .join(', ');
+  const out = [`charts from ${repo.url} (${how}; ${creds}${tls ? `; ${tls}` : ''})`];
   if (repo.insecureSkipTlsVerify)
     out.push(
       `WARNING: chartRepo.insecureSkipTlsVerify is set: helm will not verify the certificate of ${repo.url}; set chartRepo.caFile to the site's CA instead`
@@ -108,3 +116,27 @@ export function chartRepoWarnings(repo: ChartRepo): string[] {
     out.push(`WARNING: chartRepo ${repo.url} is plain HTTP: its credentials cross the network unencrypted`);
   return out;
 }
+
+/**
+ * `helm template` of an upgrade's chart with the values it will get (backup file, operator files,
+ * `--set` pairs): the manifests the upgrade would apply, rendered client-side, for the image check.
+ */
+export const helmTemplate = (
+  step: { release: ReleaseName; chart: ReleaseName; repo: ChartRepo; version: Version; set: [string, string][] },
+  namespace: string,
+  kubeVersion: string,
+  valuesFiles: string[]
+): Argv => [
+  'template',
+  step.release,
+  chartRef(step.repo, step.chart),
+  '--version',
+  step.version,
+  '-n',
+  namespace,
+  '--kube-version',
+  kubeVersion,
+  ...chartTlsFlags(step.repo),
+  ...valuesFiles.flatMap((f) => ['-f', f]),
+  ...step.set.flatMap(([k, v]) => ['--set', `${k}=${v}`]),
+];

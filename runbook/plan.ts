@@ -3,6 +3,7 @@
  * ordered steps of every cluster. `npm run plan` prints it; the workflow executes exactly this
  * object, planned from the facts and rule decisions recorded in its history.
  */
+import { chartRepoNotes } from './chart-repo';
 import { decideRules, type RuleDecisions } from './rules';
 import type { ClusterFacts, ClusterPlan, ClusterRef, FleetFacts, Plan, Step, UpgradeRequest } from './types';
 import { compareVersions, isBelow } from './version';
@@ -66,6 +67,9 @@ export function planUpgrade(
   }
   if (problems.length > 0) throw new PlanRefused(problems);
 
+  notes.push(...chartRepoNotes(fleet.chartRepo));
+  if (fleet.checkImages === false)
+    notes.push('WARNING: checkImages is false: images are not checked in their registries before anything changes');
   notes.push(dbMigrationNote(rules, options.dbMigration, cpFacts.release.installed));
   const installs = all.filter(({ facts: f }) => f && !f.release.installed).map(({ ref }) => ref.name);
   if (installs.length > 0) {

@@ -151,6 +151,10 @@ export async function writeFleetFile(sb: Sandbox, path: string, extra: Record<st
     dbMigrationJob: DB_MIGRATION_JOB,
     controlPlane: ref(sb.controlPlane),
     workers: sb.workers.map(ref),
+    // The fixture charts name images on release.daocloud.io, which these offline machines cannot
+    // reach: the image check runs against the sandbox's own OCI registry (secure-registry.ts)
+    // where a test asks for it (test/e2e/site-registry.test.ts).
+    checkImages: false,
     ...extra,
   };
   const abs = resolve(path);

@@ -27,6 +27,7 @@ import { fanOut } from './fan-out';
 import { FleetStatus } from './fleet-status';
 import { clusterProgressSignal, statusQuery } from './messages';
 import { memoOf } from './plan-memo';
+import { checkImagesAtPreflight } from './image-check';
 import { preflight, recordRules } from './preflight';
 
 export interface UpgradeEngineInput {
@@ -68,6 +69,10 @@ export async function upgradeEngine(input: UpgradeEngineInput): Promise<UpgradeR
     const plan = planOrRefuse(request, facts, rules, status);
     const perRun = request.tuning?.childrenPerRun ?? 200;
     if (!carried) {
+      // Before the DB Job or any upgrade: the images the plan needs are in their registries.
+      // Added after v4 histories were recorded: upgrades already running go on as they started.
+      if (fleet.checkImages !== false && patched('image-check-at-preflight'))
+        await checkImagesAtPreflight(request, plan, facts, acts).catch(failWith(status));
       upsertMemo({ plan: memoOf(plan) });
       // Preflight costs 3 events per cluster: on a large fleet it gets a run of its own, so no run's
       // history grows past ~4,000 events (1,000 clusters: preflight ~3,100, then ~2,500 per run).

@@ -29,8 +29,8 @@ export function temporalEnv(env: NodeJS.ProcessEnv = process.env): TemporalEnv {
 const firstLine = (err: unknown): string => (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
 
 export async function connectClient(t: TemporalEnv): Promise<Client> {
+  const { address, tls, apiKey, metadata } = t.connectionOptions;
   try {
-    const { address, tls, apiKey, metadata } = t.connectionOptions;
     const connection = await Connection.connect({ address, tls, apiKey, metadata, connectTimeout: '5s' });
     return new Client({ connection, namespace: t.namespace });
   } catch (err) {
@@ -38,7 +38,31 @@ export async function connectClient(t: TemporalEnv): Promise<Client> {
       t.security === 'plain'
         ? 'set TEMPORAL_ADDRESS, and TEMPORAL_TLS_* or TEMPORAL_API_KEY if it is secured'
         : `connection: ${t.security}; check TEMPORAL_TLS_* / TEMPORAL_API_KEY`;
-    throw new ExitError(`cannot reach Temporal at ${t.address} (${how}): ${firstLine(err)}`, EXIT.unreachable);
+    throw new ExitError(
+      `cannot reach Temporal at ${t.address} (${how}): ${await whyUnreachable(t, err)}`,
+      EXIT.unreachable
+    );
+  }
+}
+
+/**
+ * connect() retries until its deadline and then says only that: one call without the retrying
+ * interceptor gets the transport's own reason (a TLS alert such as "unknown ca", a refused port).
+ */
+async function whyUnreachable(t: TemporalEnv, err: unknown): Promise<string> {
+  const { address, tls, apiKey, metadata } = t.connectionOptions;
+  const probe = Connection.lazy({ address, tls, apiKey, metadata, interceptors: [], connectTimeout: '5s' });
+  try {
+    await probe.workflowService.getSystemInfo({});
+    return firstLine(err);
+  } catch (probeErr) {
+    // Only a reason that says more than "no connection" replaces connect()'s own.
+    const reason = firstLine(probeErr).replace(/^\d+ [A-Z_]+: /, '');
+    return /alert|certificate|tls|ssl|handshake|unauthenticated|permission|api key/i.test(reason)
+      ? reason
+      : firstLine(err);
+  } finally {
+    await probe.close().catch(() => undefined);
   }
 }
 

@@ -24,6 +24,8 @@ export type Fault = 'retryable' | 'nonRetryable' | 'valuesChanged';
 export interface FakeFleetOptions {
   clusters: Record<string, ReleaseFacts & { kubeVersion?: string; crds?: CrdRecord; rolledBack?: RollbackRecord }>;
   chartVersions?: string[];
+  /** Images the registry lacks: checkImages reports them for every target. */
+  missingImages?: string[];
   /** Milliseconds each upgradeRelease takes: long enough to observe overlap. */
   upgradeMs?: number;
 }
@@ -94,6 +96,15 @@ export class FakeFleet {
   activities(): Activities {
     const versions = this.chartVersions;
     return {
+      checkImages: (i) =>
+        this.record('checkImages', i.targets[0]?.cluster.name, () => ({
+          checked: i.targets.length,
+          missing: (this.opts.missingImages ?? []).map((image) => ({
+            image,
+            clusters: i.targets.slice(0, 3).map((t) => t.cluster.name),
+            reason: 'not found',
+          })),
+        })),
       checkChartVersion: (i) =>
         this.record('checkChartVersion', undefined, () => {
           if (!versions.includes(i.version))

@@ -8,8 +8,8 @@ import { upgradeEngine, upgradeWorkerCluster } from '../../workflows';
 import { decideAllUpdate, decideCrdUpdate } from '../../workflows/messages';
 import { maxOverlap, startHarness, waitForStatus, type Harness } from './harness';
 import { fakeFleetAt, fleetOf, requestFor } from './request';
-import type { FakeFleet } from './fake-activities';
-import type { UpgradeRequest } from '../../runbook/types';
+import { FakeFleet } from './fake-activities';
+import type { ReleaseFacts, UpgradeRequest } from '../../runbook/types';
 import type { PlanMemo } from '../../workflows/plan-memo';
 
 let h: Harness;
@@ -294,6 +294,41 @@ describe('upgradeEngine', () => {
     expect(
       fake.calls.map((c) => c.activity).filter((a) => a !== 'checkChartVersion' && a !== 'preflightCluster')
     ).toEqual([]);
+  });
+
+  it('refuses at preflight when an image is missing from its registry, before the DB Job or any upgrade', async () => {
+    const fleet = fleetOf(2);
+    const at: ReleaseFacts = { installed: true, chartVersion: '0.18.0', revision: 1, status: 'deployed' };
+    const clusters = Object.fromEntries([fleet.controlPlane, ...fleet.workers].map((c) => [c.name, { ...at }]));
+    const fake = new FakeFleet({ clusters, missingImages: ['harbor.site/skoala/hive:v0.19.2'] });
+    const tq = queue();
+    const worker = await h.worker(tq, fake.activities());
+    await worker.runUntil(async () => {
+      const handle = await start(requestFor(fleet), tq);
+      const err = (await handle.result().catch((e: unknown) => e)) as WorkflowFailedError;
+      expect(err.cause?.message).toContain(
+        'preflight failed, nothing was changed: images missing from their registries: harbor.site/skoala/hive:v0.19.2 (not found; needed by '
+      );
+    });
+    // Only reads ran: no DB Job, no backup, no upgrade.
+    const ran = new Set(fake.calls.map((c) => c.activity));
+    expect([...ran].sort()).toEqual(['checkChartVersion', 'checkImages', 'preflightCluster']);
+  });
+
+  it('checkImages: false in the fleet file skips the image check', async () => {
+    const fleet = { ...fleetOf(1), checkImages: false };
+    const at: ReleaseFacts = { installed: true, chartVersion: '0.18.0', revision: 1, status: 'deployed' };
+    const clusters = Object.fromEntries([fleet.controlPlane, ...fleet.workers].map((c) => [c.name, { ...at }]));
+    const fake = new FakeFleet({ clusters, missingImages: ['harbor.site/skoala/hive:v0.19.2'] });
+    const tq = queue();
+    const worker = await h.worker(tq, fake.activities());
+    await worker.runUntil(async () => {
+      const handle = await start(requestFor(fleet), tq);
+      await waitForStatus(handle, (s) => s.pendingApprovals.length === 1);
+      await handle.cancel();
+    });
+    expect(fake.calls.some((c) => c.activity === 'checkImages')).toBe(false);
+    expect(fake.calls.some((c) => c.activity === 'upgradeRelease')).toBe(true);
   });
 
   it('a new worker finishes the upgrade after the first one stopped mid fan-out, repeating no completed step', async () => {
