@@ -56,7 +56,8 @@ export function imagesInManifests(yamlText: string): string[] {
   for (const doc of parseAllDocuments(yamlText)) {
     if (!('toJS' in doc)) continue; // an empty trailing document
     // A garbled render must not pass as "no images": the check would then check nothing.
-    if (doc.errors.length > 0) throw new Error(`rendered manifests are not valid YAML: ${doc.errors[0]?.message ?? ''}`);
+    if (doc.errors.length > 0)
+      throw new Error(`rendered manifests are not valid YAML: ${doc.errors[0]?.message ?? ''}`);
     walk(doc.toJS());
   }
   return [...found].sort();
