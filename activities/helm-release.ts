@@ -8,6 +8,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import * as cmd from '../runbook/commands';
 import type { BackupRef, ClusterRef, ReleaseFacts, ReleaseName, Step, Version } from '../runbook/types';
 import type { BackupStore } from './backup-store';
+import type { ClusterBackupStore } from './cluster-backup-store';
 import { writeRecord } from './cluster-records';
 import type { CommandRunner } from './exec';
 import {
@@ -26,6 +27,7 @@ export interface ReleaseDeps {
   run: CommandRunner;
   repos: ChartRepoSession;
   store: BackupStore;
+  clusterStore: ClusterBackupStore;
   /** helm's own `--timeout` for upgrade and rollback. */
   helmTimeoutMs: number;
   /** A pending revision of ours younger than this may still have its helm running: wait, don't roll back. */
@@ -175,22 +177,31 @@ export function releaseActivities(deps: ReleaseDeps) {
           'ValuesChanged'
         );
       let backupFile: string | undefined;
+      let removeBackupFile = async (): Promise<void> => undefined;
       if (step.useBackup) {
         if (!input.backup) throw ApplicationFailure.nonRetryable(`no values backup for ${where}`, 'BackupMissing');
-        backupFile = await deps.store.verified(input.backup);
+        if (input.backup.store === 'cluster') {
+          const opened = await deps.clusterStore.open(cluster, input.backup);
+          backupFile = opened.file;
+          removeBackupFile = opened.remove;
+        } else backupFile = await deps.store.verified(input.backup);
       }
       const next = (history.at(-1)?.revision ?? 0) + 1;
-      await deps.repos.ensure(step.repo, { cluster: cluster.name });
-      await run(
-        'helm',
-        cmd.helmUpgrade(cluster, step, backupFile, {
-          description: cmd.upgradeDescription(upgradeId),
-          labels: { [OWNER_LABEL]: ownerLabelValue(upgradeId, next) },
-          timeout: helmDuration(deps.helmTimeoutMs),
-        }),
-        // helm stops itself at its --timeout; the process limit only catches a helm that hangs past it.
-        deps.repos.runOptions(step.repo, { timeoutMs: deps.helmTimeoutMs + 60_000, cluster: cluster.name })
-      );
+      try {
+        await deps.repos.ensure(step.repo, { cluster: cluster.name });
+        await run(
+          'helm',
+          cmd.helmUpgrade(cluster, step, backupFile, {
+            description: cmd.upgradeDescription(upgradeId),
+            labels: { [OWNER_LABEL]: ownerLabelValue(upgradeId, next) },
+            timeout: helmDuration(deps.helmTimeoutMs),
+          }),
+          // helm stops itself at its --timeout; the process limit only catches a helm that hangs past it.
+          deps.repos.runOptions(step.repo, { timeoutMs: deps.helmTimeoutMs + 60_000, cluster: cluster.name })
+        );
+      } finally {
+        await removeBackupFile();
+      }
       const after = await readState(cluster, step.release, upgradeId);
       return { revision: after.facts.revision ?? 0, alreadyDone: false };
     },

@@ -18,6 +18,7 @@ import type {
 } from '../runbook/types';
 import { BackupStore } from './backup-store';
 import { chartRepoSession } from './chart-repo';
+import { ClusterBackupStore } from './cluster-backup-store';
 import { readRollbackRecord } from './cluster-records';
 import { crdActivities, readCrdRecord } from './crds';
 import { healthActivities } from './health';
@@ -55,11 +56,13 @@ export interface NeededFile {
 export function createActivities(deps: ActivityDeps) {
   const run = deps.run ?? createRunner({ helm: deps.helm, kubectl: deps.kubectl, env: deps.env });
   const store = new BackupStore(deps.backupDir);
+  const clusterStore = new ClusterBackupStore(run, deps.workDir);
   const repos = chartRepoSession(run, { ...process.env, ...deps.env });
   const helmTimeoutMs = deps.helmTimeoutMs ?? 10 * 60_000;
   const releases = releaseActivities({
     run,
     repos,
+    clusterStore,
     store,
     helmTimeoutMs,
     pendingGraceMs: deps.pendingGraceMs ?? helmTimeoutMs + 2 * 60_000,
@@ -166,6 +169,8 @@ export function createActivities(deps: ActivityDeps) {
       cluster: ClusterRef;
       release: ReleaseName;
       revision: number;
+      /** 'cluster': a Secret in the cluster (fleet backupStore); absent: a file on this worker host. */
+      store?: 'cluster';
     }): Promise<BackupRef> {
       const key = {
         upgradeId: input.upgradeId,
@@ -173,11 +178,13 @@ export function createActivities(deps: ActivityDeps) {
         release: input.release,
         revision: input.revision,
       };
-      const existing = await store.find(key);
+      const inCluster = input.store === 'cluster';
+      const existing = inCluster ? await clusterStore.find(input.cluster, key) : await store.find(key);
       if (existing) return existing;
       const { stdout } = await run('helm', cmd.helmGetValues(input.cluster, input.release, input.revision));
       // No user values prints `null`, which is not a values file helm accepts back.
-      return store.save(key, stdout.trim() === 'null' ? '{}\n' : stdout);
+      const text = stdout.trim() === 'null' ? '{}\n' : stdout;
+      return inCluster ? clusterStore.save(input.cluster, key, text) : store.save(key, text);
     },
 
     /** `helm repo add` with the site's credentials (or `helm registry login` for OCI), on this host. */

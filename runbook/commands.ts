@@ -87,6 +87,18 @@ export const kubectlGetIfExists = (c: ClusterRef, kind: string, name: string): A
   'json',
 ];
 
+/** `kubectl create -f -`: the object comes on stdin (a Secret's data never touches argv or disk). */
+export const kubectlCreateFromStdin = (c: ClusterRef): Argv => [
+  ...kubectlTarget(c),
+  'create',
+  '-n',
+  c.namespace,
+  '-f',
+  '-',
+  '-o',
+  'name',
+];
+
 export const kubectlGetConfigMap = (c: ClusterRef, name: string): Argv => kubectlGetIfExists(c, 'configmap', name);
 
 export const kubectlGetCrdRecord = (c: ClusterRef): Argv => kubectlGetConfigMap(c, CRD_RECORD);
@@ -337,7 +349,12 @@ export function commandsOfStep(
     case 'runDbMigrationJob':
       return [{ tool: 'kubectl', argv: kubectlApplyJob(c, step.manifest) }];
     case 'backupValues':
-      return [{ tool: 'helm', argv: helmGetValues(c, step.release, step.revision) }];
+      return [
+        { tool: 'helm', argv: helmGetValues(c, step.release, step.revision) },
+        ...(step.store === 'cluster'
+          ? [{ tool: 'kubectl' as const, argv: [...kubectlCreateFromStdin(c), '<Secret with the values, on stdin>'] }]
+          : []),
+      ];
     case 'addChartRepo':
       return repoSetupCommands(step.repo).map((argv) => ({ tool: 'helm' as const, argv }));
     case 'updateChartRepo':

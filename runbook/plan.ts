@@ -5,7 +5,7 @@
  */
 import { chartRepoNotes } from './chart-repo';
 import { decideRules, type RuleDecisions } from './rules';
-import type { ClusterFacts, ClusterPlan, ClusterRef, FleetFacts, Plan, Step, UpgradeRequest } from './types';
+import type { ClusterFacts, ClusterPlan, ClusterRef, Fleet, FleetFacts, Plan, Step, UpgradeRequest } from './types';
 import { compareVersions, isBelow } from './version';
 
 /** The upgrade must not start: every problem found, each naming what to fix. */
@@ -188,11 +188,18 @@ function healthStep(request: UpgradeRequest, rules: RuleDecisions, release: 'sko
 
 export const DEFAULT_HEALTH_TIMEOUT_MS = 10 * 60_000;
 
-function backupStep(upgrade: UpgradeStep): Step[] {
+function backupStep(upgrade: UpgradeStep, store: Fleet['backupStore']): Step[] {
   // Nothing to back up on a fresh install; the revision pins the backup to the pre-upgrade values.
   return upgrade.fromRevision === undefined
     ? []
-    : [{ kind: 'backupValues', release: upgrade.release, revision: upgrade.fromRevision }];
+    : [
+        {
+          kind: 'backupValues',
+          release: upgrade.release,
+          revision: upgrade.fromRevision,
+          ...(store === 'cluster' ? { store: 'cluster' as const } : {}),
+        },
+      ];
 }
 
 function planControlPlane(request: UpgradeRequest, rules: RuleDecisions, f: ClusterFacts): ClusterPlan {
@@ -203,7 +210,7 @@ function planControlPlane(request: UpgradeRequest, rules: RuleDecisions, f: Clus
   const runDb = rules.runDbMigration && fleet.dbMigrationJob !== undefined && f.release.installed;
   const steps: Step[] = [
     ...(runDb ? [{ kind: 'runDbMigrationJob', manifest: fleet.dbMigrationJob as string } as const] : []),
-    ...backupStep(upgrade),
+    ...backupStep(upgrade, fleet.backupStore),
     { kind: 'addChartRepo', repo: fleet.chartRepo },
     { kind: 'updateChartRepo', repo: fleet.chartRepo },
     upgrade,
@@ -262,7 +269,7 @@ function planWorker(request: UpgradeRequest, rules: RuleDecisions, ref: ClusterR
     };
   const upgrade = upgradeStepFor(request, f, 'skoala-init', rules.skoalaInitSet);
   const steps: Step[] = [
-    ...backupStep(upgrade),
+    ...backupStep(upgrade, request.fleet.backupStore),
     { kind: 'addChartRepo', repo: request.fleet.chartRepo },
     { kind: 'updateChartRepo', repo: request.fleet.chartRepo },
     ...(rules.deletesAdmissionJobs && f.release.installed

@@ -177,7 +177,13 @@ export interface FleetFacts {
 /** One step of a cluster's plan. The workflow maps each kind to one activity (or to the gate). */
 export type Step =
   | { kind: 'runDbMigrationJob'; manifest: string }
-  | { kind: 'backupValues'; release: ReleaseName; revision: number }
+  | {
+      kind: 'backupValues';
+      release: ReleaseName;
+      revision: number;
+      /** Kept as a Secret in the cluster itself (fleet `backupStore: cluster`); absent: a file on the worker host. */
+      store?: 'cluster';
+    }
   | { kind: 'addChartRepo'; repo: ChartRepo }
   | { kind: 'updateChartRepo'; repo: ChartRepo }
   | { kind: 'deleteAdmissionJobs'; jobs: string[] }
@@ -284,8 +290,10 @@ export interface UpgradeResult {
 }
 
 export interface BackupRef {
-  /** Where the backup is, relative to the backup store; holds no values. */
+  /** Where the backup is: a path in the backup directory, or `<namespace>/<Secret name>` in the cluster; holds no values. */
   ref: string;
+  /** 'cluster': a Secret in the cluster it came from; absent: a file on the worker host. */
+  store?: 'cluster';
   sha256: string;
   reused: boolean;
 }

@@ -173,7 +173,15 @@ async function executeSteps(
             ...options.quick,
             summary: `back up ${step.release} values on ${cluster.name} (revision ${step.revision})`,
           },
-          [{ upgradeId: hooks.upgradeId, cluster, release: step.release, revision: step.revision }]
+          [
+            {
+              upgradeId: hooks.upgradeId,
+              cluster,
+              release: step.release,
+              revision: step.revision,
+              ...(step.store ? { store: step.store } : {}),
+            },
+          ]
         );
         break;
       case 'addChartRepo':

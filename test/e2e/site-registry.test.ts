@@ -6,11 +6,9 @@
  * secrets may reach workflow history, the worker's logs or `plan` output.
  */
 import type { Client, WorkflowHandle } from '@temporalio/client';
-import { bundleWorkflowCode } from '@temporalio/worker';
 import { execa } from 'execa';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { approve } from '../../scripts/commands/approve';
 import { buildRequest } from '../../scripts/commands/plan';
@@ -27,9 +25,9 @@ import {
 } from '../../sandbox/secure-registry';
 import { createTestCa, type TestCa } from '../../sandbox/test-ca';
 import { waitForStatus } from '../workflow/harness';
+import { buildWorkflowBundle, ROOT, startWorkerProcess, type WorkerProcess } from '../helpers/worker-process';
 import { historiesText, kube } from './kube';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 // Distinctive, so a search that finds it can only have found the secret.
 const PASSWORD = 'Harbor-r0bot-s3cret-7f3a9c';
 const USER = 'robot$skoala';
@@ -44,7 +42,7 @@ let httpsRepo: SecureChartRepo;
 let oci: OciRegistry;
 let passwordFile: string;
 let wrongPasswordFile: string;
-let workerOutput = '';
+let worker: WorkerProcess;
 const workflowIds: string[] = [];
 /** Upgrades that reached the worker clusters (the others have no child workflows). */
 const withChildren = new Set<string>();
@@ -80,44 +78,26 @@ beforeAll(async () => {
       versions,
       imageVersions: ['0.19.2', VERSION_WITH_MISSING_IMAGE],
     }),
-    bundleWorkflowCode({ workflowsPath: path.join(ROOT, 'workflows', 'index.ts') }).then(({ code }) =>
-      writeFile(bundleFile, code)
-    ),
+    buildWorkflowBundle(bundleFile),
   ]);
 
   // The worker as a site runs it: its own process, the username in its environment.
-  const child = execa(process.execPath, ['--import', 'tsx', 'worker/main.ts'], {
-    cwd: ROOT,
-    reject: false,
-    all: true,
-    env: {
-      TEMPORAL_ADDRESS: stack.temporal.address,
-      SKOALA_TASK_QUEUE: stack.taskQueue,
-      SKOALA_HELM: stack.sandbox.tools.helm,
-      SKOALA_KUBECTL: stack.sandbox.tools.kubectl,
-      SKOALA_BACKUP_DIR: path.join(dir, 'backups'),
-      SKOALA_WORK_DIR: path.join(dir, 'work'),
-      SKOALA_WORKFLOW_BUNDLE: bundleFile,
-      [USER_VAR]: USER,
-      ...stack.sandbox.helmEnv,
-    },
+  worker = startWorkerProcess({
+    TEMPORAL_ADDRESS: stack.temporal.address,
+    SKOALA_TASK_QUEUE: stack.taskQueue,
+    SKOALA_HELM: stack.sandbox.tools.helm,
+    SKOALA_KUBECTL: stack.sandbox.tools.kubectl,
+    SKOALA_BACKUP_DIR: path.join(dir, 'backups'),
+    SKOALA_WORK_DIR: path.join(dir, 'work'),
+    SKOALA_WORKFLOW_BUNDLE: bundleFile,
+    [USER_VAR]: USER,
+    ...stack.sandbox.helmEnv,
   });
-  await new Promise<void>((resolve, reject) => {
-    child.all?.on('data', (d: Buffer) => {
-      workerOutput += d.toString();
-      if (workerOutput.includes('worker polling task queue')) resolve();
-    });
-    void child.then((r) => reject(new Error(`worker exited (${r.exitCode ?? r.signal}):\n${workerOutput}`)));
-  });
-  afterAllStops.push(async () => {
-    child.kill('SIGTERM');
-    await child;
-  });
+  await worker.polling;
 }, 300_000);
 
-const afterAllStops: (() => Promise<void>)[] = [];
 afterAll(async () => {
-  for (const s of afterAllStops) await s().catch(() => undefined);
+  await worker?.stop();
   await Promise.all([httpsRepo?.stop(), oci?.stop()]);
   await stack?.stop();
 });
@@ -268,7 +248,7 @@ describe.sequential('charts and images from a secured site registry', () => {
     expect(histories).toContain(passwordFile);
     for (const [where, text] of [
       ['histories', histories],
-      ['worker output', workerOutput],
+      ['worker output', worker.output()],
       ['plan', planText],
     ] as const) {
       expect.soft(text.includes(PASSWORD), `${where} holds the registry password`).toBe(false);
