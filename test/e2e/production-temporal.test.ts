@@ -6,12 +6,10 @@
  * gate; a new worker picks the upgrade up from the server's database and finishes it.
  */
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode } from '@temporalio/worker';
 import { execa } from 'execa';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalStack } from '../../scripts/lib/local-stack';
 import { upgradeWorkflowId } from '../../runbook/fleet';
@@ -26,11 +24,10 @@ import {
 } from '../../sandbox';
 import { createTestCa, type IssuedCert, type TestCa } from '../../sandbox/test-ca';
 import { startTemporalServer, type TemporalServer } from '../../sandbox/temporal-server';
-import { workflowsPath } from '../../worker/create-worker';
+import { buildWorkflowBundle, ROOT, startWorkerProcess, type WorkerProcess } from '../helpers/worker-process';
 import { waitForStatus } from '../workflow/harness';
 import { kube } from './kube';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const WORKFLOW_ID = upgradeWorkflowId('sandbox');
 
 let dir: string;
@@ -68,7 +65,7 @@ beforeAll(async () => {
       },
     }),
     // What `npm run build` makes: both worker processes load it instead of bundling at start.
-    bundleWorkflowCode({ workflowsPath }).then(({ code }) => writeFile(bundleFile, code)),
+    buildWorkflowBundle(bundleFile),
   ]);
   sandbox = sb;
   temporal = server;
@@ -107,13 +104,10 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-/** A `npm run worker` process (one process, no npm/sh wrapper, so SIGKILL hits the worker itself). */
-function startWorkerProcess(name: string, cert: IssuedCert = workerCert) {
-  const child = execa(process.execPath, ['--import', 'tsx', 'worker/main.ts'], {
-    cwd: ROOT,
-    reject: false,
-    all: true,
-    env: {
+/** A `npm run worker` process with the worker's certificate (or `cert`), stopped after the tests. */
+function worker(name: string, cert: IssuedCert = workerCert): WorkerProcess {
+  const w = startWorkerProcess(
+    {
       ...temporal.clientEnv(cert),
       SKOALA_HELM: sandbox.tools.helm,
       SKOALA_KUBECTL: sandbox.tools.kubectl,
@@ -122,23 +116,10 @@ function startWorkerProcess(name: string, cert: IssuedCert = workerCert) {
       SKOALA_WORKFLOW_BUNDLE: bundle,
       ...sandbox.helmEnv,
     },
-  });
-  let out = '';
-  const polling = new Promise<void>((resolve, reject) => {
-    child.all?.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('worker polling task queue')) resolve();
-    });
-    void child.then((r) => reject(new Error(`worker ${name} exited (${r.exitCode ?? r.signal}):\n${out}`)));
-  });
-  polling.catch(() => undefined); // a worker that is meant to die is not an unhandled rejection
-  stops.unshift(async () => {
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-    await child;
-    clearTimeout(timer);
-  });
-  return { child, polling, output: () => out };
+    name
+  );
+  stops.unshift(() => w.stop());
+  return w;
 }
 
 function cli(args: string[], cert: IssuedCert = operator) {
@@ -151,7 +132,7 @@ function cli(args: string[], cert: IssuedCert = operator) {
 
 describe.sequential('skoala-upgrade on a production-shaped Temporal (PostgreSQL, mTLS)', () => {
   it('0.18.0 -> 0.19.2 over mTLS; the worker is SIGKILLed at the CRD gate and a new worker finishes the upgrade', async () => {
-    const first = startWorkerProcess('first');
+    const first = worker('first');
     await first.polling;
 
     const started = await cli(['start-upgrade', '--version', '0.19.2', '--fleet', fleetFile]);
@@ -179,7 +160,7 @@ describe.sequential('skoala-upgrade on a production-shaped Temporal (PostgreSQL,
     const killed = await first.child;
     expect(killed.signal).toBe('SIGKILL');
 
-    const second = startWorkerProcess('second');
+    const second = worker('second');
     await second.polling;
     const approved = await cli(['approve', '--all', '--by', 'e2e', '--workflow-id', WORKFLOW_ID]);
     expect(approved.exitCode, `${approved.stderr}\n${second.output()}`).toBe(0);
@@ -215,11 +196,11 @@ describe.sequential('skoala-upgrade on a production-shaped Temporal (PostgreSQL,
     // The reason is the TLS one, not only "failed to connect before the deadline".
     expect(lines[0]).toMatch(/unknown ca|certificate/i);
 
-    const worker = startWorkerProcess('stranger', stranger);
-    const r = await worker.child;
+    const strangerWorker = worker('stranger', stranger);
+    const r = await strangerWorker.child;
     expect(r.exitCode).toBe(3);
-    const wlines = worker.output().trim().split('\n');
-    expect(wlines, worker.output()).toHaveLength(1);
+    const wlines = strangerWorker.output().trim().split('\n');
+    expect(wlines, strangerWorker.output()).toHaveLength(1);
     expect(wlines[0]).toMatch(
       new RegExp(`^worker: cannot reach Temporal at ${temporal.address.replace(/\./g, '\\.')} \\(mtls\\): `)
     );
