@@ -6,7 +6,8 @@
  * One upgrade of 3 workers covers: approve by the child's update, reject by approve-all (with its
  * answers), a retried, then unhealthy and rolled-back cluster on a per-site task queue (v4; v3: a
  * failed one), health checks, and continue-as-new (2 children
- * per run): every run of the parent is saved (v3: the first one only reads the fleet).
+ * per run): every run of the parent is saved (v3: the first one only reads the fleet). v5: the
+ * image check at preflight (one per task queue) and backups kept in the cluster.
  */
 import { execa } from 'execa';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -16,7 +17,7 @@ import { decideAllUpdate, decideCrdUpdate } from '../../workflows/messages';
 import { startHarness, waitForStatus } from './harness';
 import { fakeFleetAt, fleetOf, requestFor } from './request';
 
-const VERSION = 'v4';
+const VERSION = 'v5';
 
 function expectFirst(runs: string[], firstRunId: string): void {
   if (runs[0] !== firstRunId) throw new Error(`runs listed out of order: ${runs.join(', ')}`);
@@ -26,6 +27,7 @@ const h = await startHarness();
 try {
   const fleet = fleetOf(3);
   fleet.workers[2] = { ...(fleet.workers[2] as (typeof fleet.workers)[number]), taskQueue: 'record-site' };
+  fleet.backupStore = 'cluster';
   const fake = fakeFleetAt(fleet, '0.18.0');
   // v4: worker-3 is retried, then unhealthy, and rolled back (health checks and rollbacks in history).
   fake.faults.set('upgradeRelease:worker-3', ['retryable']);
