@@ -3,6 +3,7 @@
  * which values, and when the plan is refused.
  */
 import { describe, expect, it } from 'vitest';
+import { commandsOfStep } from '../../runbook/commands';
 import { DEFAULT_HEALTH_TIMEOUT_MS, PlanRefused, planUpgrade, rulesFor } from '../../runbook/plan';
 import { decideRules, type RuleDecisions } from '../../runbook/rules';
 import type {
@@ -1049,5 +1050,159 @@ describe('the failure-policy note', () => {
     ).toBe(
       `${ROLLBACK}${NO_AUTO_ROLLBACK}; each release's workloads must roll out within 300 s, re-tagged containers at v0.19.2; at most 1 failed worker cluster(s), then no new cluster starts; canaries first: w1`
     );
+  });
+});
+
+describe('fleet backupStore: cluster', () => {
+  const inCluster = planUpgrade(
+    requestFor('0.19.2', {}, fleetOf({ backupStore: 'cluster' })),
+    factsAt('0.18.0', { w2: clusterFacts('w2', deployed('0.18.0', 7)) })
+  );
+  const onHost = planUpgrade(requestFor('0.19.2'), factsAt('0.18.0'));
+
+  it('every backupValues step is kept in the cluster: the control plane and each worker, same revision pinning', () => {
+    expect(stepOf(inCluster.controlPlane, 'backupValues')).toEqual({
+      kind: 'backupValues',
+      release: 'skoala',
+      revision: 3,
+      store: 'cluster',
+    });
+    expect(inCluster.workers.map((w) => stepOf(w, 'backupValues'))).toEqual([
+      { kind: 'backupValues', release: 'skoala-init', revision: 3, store: 'cluster' },
+      { kind: 'backupValues', release: 'skoala-init', revision: 7, store: 'cluster' },
+    ]);
+  });
+
+  it('the order of the steps does not change', () => {
+    expect(kinds(inCluster.controlPlane)).toEqual(kinds(onHost.controlPlane));
+    expect(inCluster.workers.map(kinds)).toEqual(onHost.workers.map(kinds));
+  });
+
+  it.each([
+    ['absent', fleetOf()],
+    ["'dir'", fleetOf({ backupStore: 'dir' })],
+  ])('backupStore %s: no store key on any backupValues step', (_, fleet) => {
+    const plan = planUpgrade(requestFor('0.19.2', {}, fleet), factsAt('0.18.0'));
+    for (const p of [plan.controlPlane, ...plan.workers]) {
+      const step = stepOf(p, 'backupValues');
+      expect(Object.keys(step)).not.toContain('store');
+      expect(step).toEqual({ kind: 'backupValues', release: p.release, revision: 3 });
+    }
+  });
+
+  it('a fresh install still has no backup step', () => {
+    const plan = planUpgrade(
+      requestFor('0.19.2', { allowInstall: true }, fleetOf({ backupStore: 'cluster' })),
+      factsAt(undefined)
+    );
+    for (const p of [plan.controlPlane, ...plan.workers]) expect(kinds(p)).not.toContain('backupValues');
+  });
+
+  it('commandsOfStep prints helm get values, then kubectl create of the Secret with the values on stdin', () => {
+    const [w1, w2] = inCluster.workers as [ClusterPlan, ClusterPlan];
+    expect(commandsOfStep(w1.cluster, stepOf(w1, 'backupValues'))).toEqual([
+      {
+        tool: 'helm',
+        argv: [
+          '--kubeconfig',
+          '/kc/w1',
+          'get',
+          'values',
+          'skoala-init',
+          '-n',
+          'skoala-system',
+          '--revision',
+          '3',
+          '-o',
+          'yaml',
+        ],
+      },
+      {
+        tool: 'kubectl',
+        argv: [
+          '--kubeconfig',
+          '/kc/w1',
+          'create',
+          '-n',
+          'skoala-system',
+          '-f',
+          '-',
+          '-o',
+          'name',
+          '<Secret with the values, on stdin>',
+        ],
+      },
+    ]);
+    // A context-only cluster: helm's --kube-context, kubectl's --context.
+    expect(commandsOfStep(w2.cluster, stepOf(w2, 'backupValues'))).toEqual([
+      {
+        tool: 'helm',
+        argv: [
+          '--kube-context',
+          'w2-admin',
+          'get',
+          'values',
+          'skoala-init',
+          '-n',
+          'skoala-system',
+          '--revision',
+          '7',
+          '-o',
+          'yaml',
+        ],
+      },
+      {
+        tool: 'kubectl',
+        argv: [
+          '--context',
+          'w2-admin',
+          'create',
+          '-n',
+          'skoala-system',
+          '-f',
+          '-',
+          '-o',
+          'name',
+          '<Secret with the values, on stdin>',
+        ],
+      },
+    ]);
+    const cp = inCluster.controlPlane;
+    expect(commandsOfStep(cp.cluster, stepOf(cp, 'backupValues')).map((c) => [c.tool, ...c.argv])).toEqual([
+      [
+        'helm',
+        '--kubeconfig',
+        '/kc/global',
+        'get',
+        'values',
+        'skoala',
+        '-n',
+        'skoala-system',
+        '--revision',
+        '3',
+        '-o',
+        'yaml',
+      ],
+      [
+        'kubectl',
+        '--kubeconfig',
+        '/kc/global',
+        'create',
+        '-n',
+        'skoala-system',
+        '-f',
+        '-',
+        '-o',
+        'name',
+        '<Secret with the values, on stdin>',
+      ],
+    ]);
+  });
+
+  it('without it, commandsOfStep prints only helm get values (the file is written by the worker)', () => {
+    const w1 = onHost.workers[0] as ClusterPlan;
+    const commands = commandsOfStep(w1.cluster, stepOf(w1, 'backupValues'));
+    expect(commands.map((c) => c.tool)).toEqual(['helm']);
+    expect(commands[0]?.argv).toContain('get');
   });
 });
