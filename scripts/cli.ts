@@ -80,7 +80,8 @@ upgradeFlags(program.command('start-upgrade').description('start (or attach to) 
   .action(async (opts) => {
     if (opts.dryRun) {
       const result = await plan(opts);
-      return opts.json ? json(result) : print(renderPlan(result.plan, result.crds));
+      if (result.images?.missing.length) process.exitCode = EXIT.upgradeFailed;
+      return opts.json ? json(result) : print(renderPlan(result.plan, result.crds, result.images));
     }
     const request = await buildRequest(opts); // bad input fails here, before any connection
     const t = temporalEnv();
@@ -95,8 +96,10 @@ upgradeFlags(program.command('start-upgrade').description('start (or attach to) 
 upgradeFlags(program.command('plan').description('read the clusters and print the plan (read-only)')).action(
   async (opts) => {
     const result = await plan(opts);
+    // The plan is printed either way; exit 1 says the upgrade would be refused at preflight.
+    if (result.images?.missing.length) process.exitCode = EXIT.upgradeFailed;
     if (opts.json) json(result);
-    else print(renderPlan(result.plan, result.crds));
+    else print(renderPlan(result.plan, result.crds, result.images));
   }
 );
 

@@ -3,6 +3,7 @@
  * (read-only), computes the plan the workflow would execute, and previews the CRD step. Starts
  * nothing, changes nothing.
  */
+import type { ImageCheckResult } from '../../runbook/images';
 import { chartRepoSession } from '../../activities/chart-repo';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -26,6 +27,8 @@ export interface PlanResult {
   request: UpgradeRequest;
   plan: Plan;
   crds: CrdChange[];
+  /** What the image check found (absent when the fleet turns it off or nothing is upgraded). */
+  images?: ImageCheckResult;
 }
 
 /** Validates the flags and fleet file into a request; throws ExitError on bad input. */
@@ -104,7 +107,22 @@ export async function plan(
         );
       })
     );
-    return { request, plan: result, crds: previews.flat() };
+    // The same image check preflight runs, from this host: a missing image shows before any start.
+    const targets = [result.controlPlane, ...result.workers].flatMap((p) => {
+      const step = p.steps.find((x) => x.kind === 'upgradeRelease');
+      const f =
+        p.role === 'control-plane' ? facts.controlPlane : facts.workers.find((w) => w.cluster === p.cluster.name);
+      return p.skipped || step?.kind !== 'upgradeRelease' || !f
+        ? []
+        : [{ cluster: p.cluster, kubeVersion: f.kubeVersion, step }];
+    });
+    const images =
+      fleet.checkImages === false || targets.length === 0
+        ? undefined
+        : await acts
+            .checkImages({ targets, chartRepo: fleet.chartRepo, registries: fleet.registries ?? [] })
+            .catch(failIf('image check'));
+    return { request, plan: result, crds: previews.flat(), ...(images ? { images } : {}) };
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }

@@ -1,4 +1,5 @@
 /** Turning plans and status into text: tables and command lines for people, JSON for machines. */
+import { missingImagesLine, type ImageCheckResult } from '../../runbook/images';
 import Table from 'cli-table3';
 import { crdPreviewLines, type CrdChange } from '../../activities/crd-preview';
 import { redactArgv } from '../../activities/errors';
@@ -32,10 +33,17 @@ function renderClusterPlan(p: ClusterPlan, crds: CrdPreview[]): string[] {
   return lines;
 }
 
-export function renderPlan(plan: Plan, crds: CrdPreview[] = []): string {
+export function renderPlan(plan: Plan, crds: CrdPreview[] = [], images?: ImageCheckResult): string {
   return [
     `Plan ${plan.upgradeId}: skoala and skoala-init to ${plan.targetVersion}`,
     ...plan.notes.map((n) => `  note: ${n}`),
+    ...(images
+      ? [
+          images.missing.length === 0
+            ? `  images: ${images.checked} checked in their registries, all present`
+            : `  images: MISSING (preflight will refuse this upgrade): ${missingImagesLine(images.missing)}`,
+        ]
+      : []),
     '',
     ...renderClusterPlan(plan.controlPlane, crds),
     '',

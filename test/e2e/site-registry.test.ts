@@ -156,6 +156,26 @@ async function rollBackByHand(): Promise<void> {
   for (const c of all()) await k.helm(c, ['rollback', releaseOf(c.name), '1', '-n', 'skoala-system']);
 }
 
+/** `npm run plan` as an operator runs it, with the site's variables; no Temporal needed. */
+function planCli(fleetFile: string, version: string) {
+  return execa(
+    process.execPath,
+    ['--import', 'tsx', 'scripts/cli.ts', 'plan', '--fleet', fleetFile, '--version', version],
+    {
+      cwd: ROOT,
+      reject: false,
+      all: true,
+      env: {
+        ...stack.sandbox.helmEnv,
+        SKOALA_HELM: stack.sandbox.tools.helm,
+        SKOALA_KUBECTL: stack.sandbox.tools.kubectl,
+        TEMPORAL_ADDRESS: '127.0.0.1:1',
+        [USER_VAR]: USER,
+      },
+    }
+  );
+}
+
 describe.sequential('charts and images from a secured site registry', () => {
   it('0.18.0 -> 0.19.2 from an HTTPS chart repository with basic auth and the site CA', async () => {
     await upgradeThrough(await fleet('site-https', httpsSource()), '0.19.2');
@@ -190,6 +210,19 @@ describe.sequential('charts and images from a secured site registry', () => {
     expect(await revisions()).toEqual(before);
   });
 
+  it('plan checks the images too: the missing one named for 0.27.2, exit 1, the plan still printed', async () => {
+    const fleetFile = await fleet('site-missing-image', ociSource());
+    const bad = await planCli(fleetFile, VERSION_WITH_MISSING_IMAGE);
+    expect(bad.exitCode, bad.all).toBe(1);
+    expect(bad.all).toContain(
+      `images: MISSING (preflight will refuse this upgrade): ${oci.host}/${MISSING_IMAGE} (not found; needed by control-plane)`
+    );
+    // The plan itself is still printed.
+    expect(bad.all).toMatch(
+      /helm .*upgrade .*skoala oci:\/\/127\.0\.0\.1:\d+\/charts\/skoala --version 0\.27\.2 --ca-file /
+    );
+  });
+
   it('an image missing from the registry fails preflight with its name, before the DB Job or any upgrade', async () => {
     const before = await revisions();
     const handle = await start(await fleet('site-missing-image', ociSource()), VERSION_WITH_MISSING_IMAGE);
@@ -208,31 +241,7 @@ describe.sequential('charts and images from a secured site registry', () => {
 
   it('no history, worker log line or plan output holds the password; the search finds what is there', async () => {
     // `plan` as an operator runs it, with the site's variables: it adds the repo and reads clusters.
-    const planRun = await execa(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        'scripts/cli.ts',
-        'plan',
-        '--fleet',
-        path.join(stack.sandbox.dir, 'site', 'site-oci.yaml'),
-        '--version',
-        '0.19.2',
-      ],
-      {
-        cwd: ROOT,
-        reject: false,
-        all: true,
-        env: {
-          ...stack.sandbox.helmEnv,
-          SKOALA_HELM: stack.sandbox.tools.helm,
-          SKOALA_KUBECTL: stack.sandbox.tools.kubectl,
-          TEMPORAL_ADDRESS: '127.0.0.1:1',
-          [USER_VAR]: USER,
-        },
-      }
-    );
+    const planRun = await planCli(path.join(stack.sandbox.dir, 'site', 'site-oci.yaml'), '0.19.2');
     const planText = planRun.all ?? '';
     expect(planRun.exitCode, planText).toBe(0);
     expect(planText).toContain(`password from file ${passwordFile}`);
