@@ -50,12 +50,20 @@ export class ClusterBackupStore {
     private readonly workDir: string
   ) {}
 
-  private async read(cluster: ClusterRef, name: string): Promise<string | undefined> {
-    const { stdout } = await run(this.run, cluster, name);
+  private async read(cluster: ClusterRef, name: string, namespace = cluster.namespace): Promise<string | undefined> {
+    const { stdout } = await this.run('kubectl', cmd.kubectlGetIfExists({ ...cluster, namespace }, 'secret', name), {
+      cluster: cluster.name,
+    });
     if (!stdout.trim()) return undefined;
     const secret = JSON.parse(stdout) as { data?: Record<string, string> };
     const data = secret.data?.[DATA_KEY];
-    return data === undefined ? undefined : Buffer.from(data, 'base64').toString('utf8');
+    // Ours are immutable and always hold the values: anything else under this name is not a backup.
+    if (data === undefined)
+      throw ApplicationFailure.nonRetryable(
+        `Secret ${namespace}/${name} on ${cluster.name} holds no ${DATA_KEY}: it is not a values backup of this product; remove or rename it`,
+        'BackupUnreadable'
+      );
+    return Buffer.from(data, 'base64').toString('utf8');
   }
 
   /** The backup already taken for this key, if any: a retry reuses it, never re-captures. */
@@ -81,8 +89,11 @@ export class ClusterBackupStore {
    * deletes the file (the Secret stays).
    */
   async open(cluster: ClusterRef, ref: BackupRef): Promise<{ file: string; remove(): Promise<void> }> {
-    const name = ref.ref.split('/').pop() ?? '';
-    const text = await this.read(cluster, name);
+    // The ref names where it was written (`namespace/name`), even if the fleet's namespace changed since.
+    const [namespace = cluster.namespace, name = ''] = ref.ref.includes('/')
+      ? ref.ref.split('/')
+      : [undefined, ref.ref];
+    const text = await this.read(cluster, name, namespace);
     if (text === undefined)
       throw ApplicationFailure.nonRetryable(
         `values backup Secret ${ref.ref} is missing from ${cluster.name}: restore it or re-run the upgrade from its plan`,
@@ -98,8 +109,4 @@ export class ClusterBackupStore {
     await writeFile(file, text, { mode: 0o600 });
     return { file, remove: () => rm(dir, { recursive: true, force: true }) };
   }
-}
-
-function run(runner: CommandRunner, cluster: ClusterRef, name: string) {
-  return runner('kubectl', cmd.kubectlGetIfExists(cluster, 'secret', name), { cluster: cluster.name });
 }

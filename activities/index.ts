@@ -181,7 +181,9 @@ export function createActivities(deps: ActivityDeps) {
       const inCluster = input.store === 'cluster';
       const existing = inCluster ? await clusterStore.find(input.cluster, key) : await store.find(key);
       if (existing) return existing;
-      const { stdout } = await run('helm', cmd.helmGetValues(input.cluster, input.release, input.revision));
+      const { stdout } = await run('helm', cmd.helmGetValues(input.cluster, input.release, input.revision), {
+        cluster: input.cluster.name,
+      });
       // No user values prints `null`, which is not a values file helm accepts back.
       const text = stdout.trim() === 'null' ? '{}\n' : stdout;
       return inCluster ? clusterStore.save(input.cluster, key, text) : store.save(key, text);

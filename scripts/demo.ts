@@ -31,6 +31,10 @@ const opts = new Command('demo')
   .option('--on-failure <policy>', 'rollback or stop (as start-upgrade)')
   // The sandbox's workload stand-in rolls a healthy release out in a second: a bad one is known fast.
   .option('--health-timeout <duration>', 'as start-upgrade', '30s')
+  .option(
+    '--site-registry',
+    "charts and images from a stand-in for the site's Harbor: an OCI registry with TLS and a robot account, images checked at preflight (0.27.2 lacks one)"
+  )
   .parse()
   .opts<{
     yes?: boolean;
@@ -41,6 +45,7 @@ const opts = new Command('demo')
     maxFailures?: string;
     onFailure?: string;
     healthTimeout: string;
+    siteRegistry?: boolean;
   }>();
 
 // The worker's INFO lines would drown the demo's own progress.
@@ -68,7 +73,14 @@ try {
   await ensureTools({ log: (l) => say(l) });
   const uiPort = await freePort();
   say(`starting Temporal, ${workers + 1} clusters and the chart repository; installing ${opts.from}...`);
-  stack = await startLocalStack({ workers, installVersion: opts.from, customValues: true, uiPort, log: () => {} });
+  stack = await startLocalStack({
+    workers,
+    installVersion: opts.from,
+    customValues: true,
+    uiPort,
+    ...(opts.siteRegistry ? { siteRegistryVersions: [...new Set([opts.from, opts.to])] } : {}),
+    log: () => {},
+  });
   await stack.startWorker();
   const t = stack.env;
   say(`Temporal UI: ${t.uiUrl}`);

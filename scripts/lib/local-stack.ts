@@ -18,6 +18,7 @@ import {
 } from '../../sandbox';
 import { createWorker, DEFAULT_TASK_QUEUE } from '../../worker/create-worker';
 import { startDevServer } from './dev-server';
+import { startSiteRegistry } from './site-registry';
 import type { TemporalEnv } from './temporal';
 
 export interface LocalStackOptions {
@@ -36,6 +37,11 @@ export interface LocalStackOptions {
    * clusters the stack has; `{}` makes every workload roll out.
    */
   brokenImages?: Record<string, string[]>;
+  /**
+   * Charts and images from a stand-in for the site's Harbor (an OCI registry with TLS and a robot
+   * account, see site-registry.ts) holding these versions; the image check runs against it.
+   */
+  siteRegistryVersions?: string[];
   log?: (line: string) => void;
 }
 
@@ -95,7 +101,18 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     throw err;
   }
   stops.unshift(() => workloads.stop());
-  const fleetFile = await writeFleetFile(sandbox, path.join(sandbox.dir, 'fleet.yaml'), opts.fleet);
+  let siteFleet: Record<string, unknown> = {};
+  if (opts.siteRegistryVersions) {
+    const site = await startSiteRegistry(sandbox, opts.siteRegistryVersions);
+    stops.unshift(() => site.stop());
+    // The in-process worker reads the username from its environment, as a site's worker would.
+    Object.assign(process.env, site.env);
+    siteFleet = site.fleet;
+  }
+  const fleetFile = await writeFleetFile(sandbox, path.join(sandbox.dir, 'fleet.yaml'), {
+    ...siteFleet,
+    ...opts.fleet,
+  });
   const env: TemporalEnv = {
     address: temporal.address,
     namespace: 'default',

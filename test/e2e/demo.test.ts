@@ -6,7 +6,7 @@ import { execa } from 'execa';
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
-const SERVERS = /kine|kube-apiserver|temporal server start-dev/;
+const SERVERS = /kine|kube-apiserver|temporal server start-dev|registry serve/;
 
 /** Command lines of the sandbox's and Temporal's server processes now running. */
 function serverProcesses(): Set<string> {
@@ -49,6 +49,16 @@ describe('npm run demo', () => {
     expect(run.all).toMatch(/│ worker-1 +│ worker +│ rolled-back /);
     expect(run.all).toMatch(/│ worker-2 +│ worker +│ not-started .*│ not started: canary worker-1 ended rolled-back/);
     expect(run.all).toContain('[demo] the rollout stopped early: 1 worker cluster(s) not started (see the table)');
+  });
+
+  it('--site-registry: charts and images from the Harbor stand-in; 0.27.2 is refused at preflight for its missing image', async () => {
+    const before = serverProcesses();
+    const run = await demo(['--yes', '--workers', '1', '--site-registry', '--to', '0.27.2']);
+    expect(run.exitCode, run.all).toBe(1);
+    expect(run.all).toMatch(
+      /\[demo\] upgrade failed: preflight failed, nothing was changed: images missing from their registries: 127\.0\.0\.1:\d+\/skoala\/hive:v0\.27\.2 \(not found; needed by control-plane\)/
+    );
+    expect(serverProcesses()).toEqual(before);
   });
 
   it('stops at the gate with the exact approve command; Ctrl-C leaves no process behind', async () => {
