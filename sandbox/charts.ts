@@ -2,7 +2,7 @@
 // `helm package`d, indexed with the loopback URL and served by node:http on 127.0.0.1.
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, normalize, resolve, sep } from 'node:path';
 import { execa } from 'execa';
@@ -54,30 +54,41 @@ export async function buildChartRepo(opts: ChartRepoOptions): Promise<{ dir: str
   return { dir };
 }
 
+/**
+ * Answers a chart repository request from dir (index.yaml, the packaged charts): GET and HEAD
+ * only, never outside dir. Shared by the plain and the HTTPS-with-auth repositories.
+ */
+export function sendRepoFile(dir: string, req: IncomingMessage, res: ServerResponse): void {
+  const fail = (code: number): void => {
+    res.writeHead(code).end();
+  };
+  if (req.method !== 'GET' && req.method !== 'HEAD') return fail(405);
+  let path: string;
+  try {
+    path = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname));
+  } catch {
+    return fail(400); // a malformed %-escape
+  }
+  const file = join(dir, path);
+  if (file !== dir && !file.startsWith(dir + sep)) return fail(403);
+  stat(file).then(
+    (st) => {
+      if (!st.isFile()) return fail(404);
+      const type = file.endsWith('.yaml')
+        ? 'application/x-yaml'
+        : file.endsWith('.tgz')
+          ? 'application/gzip'
+          : 'application/octet-stream';
+      res.writeHead(200, { 'Content-Type': type, 'Content-Length': st.size });
+      if (req.method === 'HEAD') return res.end();
+      createReadStream(file).pipe(res);
+    },
+    () => fail(404)
+  );
+}
+
 function serveDir(dir: string): ReturnType<typeof createServer> {
-  return createServer((req, res) => {
-    const path = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname));
-    const file = join(dir, path);
-    const fail = (code: number): void => {
-      res.writeHead(code).end();
-    };
-    if (req.method !== 'GET' && req.method !== 'HEAD') return fail(405);
-    if (file !== dir && !file.startsWith(dir + sep)) return fail(403);
-    stat(file).then(
-      (st) => {
-        if (!st.isFile()) return fail(404);
-        const type = file.endsWith('.yaml')
-          ? 'application/x-yaml'
-          : file.endsWith('.tgz')
-            ? 'application/gzip'
-            : 'application/octet-stream';
-        res.writeHead(200, { 'Content-Type': type, 'Content-Length': st.size });
-        if (req.method === 'HEAD') return res.end();
-        createReadStream(file).pipe(res);
-      },
-      () => fail(404)
-    );
-  });
+  return createServer((req, res) => sendRepoFile(dir, req, res));
 }
 
 /** Builds the repo in dir and serves it on 127.0.0.1 (a free port); the index carries that URL. */

@@ -25,15 +25,14 @@
 // Passwords go to helm and crane on stdin, never in argv. Both servers stop with stop(); their
 // files stay in dir (the caller owns it).
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, request, type Server } from 'node:https';
-import { join, normalize, resolve, sep } from 'node:path';
+import { join, resolve } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { execa } from 'execa';
 import pLimit from 'p-limit';
 import { parseAllDocuments } from 'yaml';
-import { buildChartRepo, DEFAULT_CHART_VERSIONS } from './charts';
+import { buildChartRepo, DEFAULT_CHART_VERSIONS, sendRepoFile } from './charts';
 import { freePort, sleep, spawnTracked, tailFile, terminate, type Tracked } from './procs';
 import type { TestCa } from './test-ca';
 import type { ToolPaths } from './tools';
@@ -159,29 +158,7 @@ export async function startSecureChartRepo(opts: StartSecureChartRepoOptions): P
     if (!basicAuthOk(req.headers.authorization, expected)) {
       return fail(401, { 'WWW-Authenticate': 'Basic realm="skoala-chart-repo", charset="UTF-8"' });
     }
-    if (req.method !== 'GET' && req.method !== 'HEAD') return fail(405);
-    let path: string;
-    try {
-      path = normalize(decodeURIComponent(new URL(req.url ?? '/', 'https://x').pathname));
-    } catch {
-      return fail(400);
-    }
-    const file = join(dir, path);
-    if (file !== dir && !file.startsWith(dir + sep)) return fail(403);
-    stat(file).then(
-      (st) => {
-        if (!st.isFile()) return fail(404);
-        const type = file.endsWith('.yaml')
-          ? 'application/x-yaml'
-          : file.endsWith('.tgz')
-            ? 'application/gzip'
-            : 'application/octet-stream';
-        res.writeHead(200, { 'Content-Type': type, 'Content-Length': st.size });
-        if (req.method === 'HEAD') return res.end();
-        createReadStream(file).pipe(res);
-      },
-      () => fail(404)
-    );
+    sendRepoFile(dir, req, res);
   });
   const port = await listen(server);
   const url = `https://127.0.0.1:${port}`;

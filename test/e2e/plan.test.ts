@@ -119,7 +119,7 @@ describe('plan from 0.18.0', () => {
       `2. helm --kubeconfig ${cp.kubeconfig} --kube-context control-plane get values skoala -n skoala-system --revision 1 -o yaml`
     );
     expect(out).toMatch(
-      /helm --kubeconfig \S+ --kube-context control-plane upgrade --install --create-namespace -n skoala-system skoala skoala --repo http:\/\/127\.0\.0\.1:\d+ --version 0\.19\.2 -f '<values backup of skoala>' --set hive\.image\.tag=v0\.19\.2 --set sesame\.image\.tag=v0\.19\.2 --history-max 10/
+      /helm --kubeconfig \S+ --kube-context control-plane upgrade --install --create-namespace -n skoala-system skoala skoala\/skoala --version 0\.19\.2 -f '<values backup of skoala>' --set hive\.image\.tag=v0\.19\.2 --set sesame\.image\.tag=v0\.19\.2 --history-max 10/
     );
     expect(out).toContain('[gate] wait for approval of the CRD re-apply');
     expect(out).toMatch(
