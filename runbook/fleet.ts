@@ -4,6 +4,7 @@
  */
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { isLabelKey, isLabelValue } from './selector';
 import type { ChartRepo, Fleet, RegistryTls, SecretRef } from './types';
 
 export const DEFAULT_NAMESPACE = 'skoala-system';
@@ -92,6 +93,16 @@ const cluster = z
     context: z.string().min(1).optional(),
     namespace: z.string().min(1).default(DEFAULT_NAMESPACE),
     taskQueue: z.string().min(1).optional(),
+    labels: z
+      .record(z.string(), z.string())
+      .superRefine((labels, ctx) => {
+        for (const [k, v] of Object.entries(labels)) {
+          if (!isLabelKey(k)) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `"${k}" is not a valid label key` });
+          else if (!isLabelValue(v))
+            ctx.addIssue({ code: z.ZodIssueCode.custom, message: `label ${k}: "${v}" is not a valid label value` });
+        }
+      })
+      .optional(),
   })
   .strict()
   .refine((c) => c.kubeconfig !== undefined || c.context !== undefined, {

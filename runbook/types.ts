@@ -17,6 +17,8 @@ export interface ClusterRef {
   namespace: string;
   /** Per-site task queue: the cluster's child workflow and its activities run on workers polling it. */
   taskQueue?: string;
+  /** Labels from the fleet file (`site`, `region`, `tier`, ...): what `--select` and ahead approvals match. */
+  labels?: Record<string, string>;
 }
 
 /**
@@ -102,6 +104,12 @@ export interface UpgradeOptions {
   maxFailures?: number;
   /** Try again clusters that an earlier run of this upgrade rolled back (they are left alone otherwise). */
   retryFailed?: boolean;
+  /** `--select`: the label selector that chose the worker clusters of this upgrade (the fleet holds only those). */
+  select?: string;
+  /** `--batches`: the size of each wave of worker clusters, in fleet order; each wave finishes before the next. */
+  batches?: number[];
+  /** `--soak`: a durable wait between two waves. */
+  soakMs?: number;
 }
 
 export type FailurePolicy = 'stop' | 'rollback';
@@ -315,10 +323,23 @@ export interface ClusterStatus {
 
 export type Phase = 'preflight' | 'control-plane' | 'workers' | 'done' | 'failed' | 'cancelled';
 
+/** How the rollout is paced: waves, the soak between them, a pause. */
+export interface RolloutStatus {
+  /** 1-based wave now running (or next), of `waves`. */
+  wave?: number;
+  waves?: number;
+  /** ISO time the soak before the next wave ends. */
+  soakingUntil?: string;
+  paused?: { by: string; reason?: string; at: string };
+  /** Approvals given ahead of the gates: by selector, or `all`. */
+  aheadApprovals?: { selector: string; by: string; reason?: string }[];
+}
+
 export interface UpgradeStatus {
   upgradeId: string;
   targetVersion: Version;
   phase: Phase;
+  rollout?: RolloutStatus;
   controlPlane: ClusterStatus;
   workers: ClusterStatus[];
   pendingApprovals: string[];

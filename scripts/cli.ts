@@ -37,6 +37,9 @@ const upgradeFlags = (cmd: Command) =>
     .option('--canary <n|names>', 'worker clusters that go first, all the way (a count or a comma list)')
     .option('--max-failures <n|p%>', 'failed worker clusters tolerated before no new one starts (default 0)')
     .option('--retry-failed', 'try again clusters an earlier run of this upgrade rolled back')
+    .option('--select <selector>', "only worker clusters whose fleet-file labels match, e.g. 'site=east,tier!=prod'")
+    .option('--batches <sizes>', 'upgrade in waves of these sizes, e.g. 1,5,25%,100% (the last size repeats)')
+    .option('--soak <duration>', 'wait this long between two waves (durable timer), e.g. 30m')
     .option('--json', 'print JSON');
 
 /** Exit status of a followed upgrade: anything but a clean finish or a wait for approval is 1. */

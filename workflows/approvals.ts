@@ -18,41 +18,47 @@ import {
 /** How long approve-all waits for the children to confirm. */
 const ANSWER_TIMEOUT = '1 minute';
 
+/** Decides the gates of `targets` (clusters waiting now): signals each child, collects their answers. */
+export async function decideClusters(
+  status: FleetStatus,
+  targets: string[],
+  d: CrdDecisionForAll
+): Promise<DecideAllResult> {
+  const requestId = uuid4();
+  const answers = status.expectAcks(requestId);
+  const notDecided: DecideAllResult['notDecided'] = [];
+  const sent = await Promise.all(
+    targets.map((cluster) =>
+      getExternalWorkflowHandle(childId(cluster))
+        .signal(crdDecisionSignal, { cluster, approve: d.approve, by: d.by, reason: d.reason, requestId })
+        .then(
+          () => cluster,
+          () => {
+            notDecided.push({ cluster, reason: 'its workflow has closed' });
+            return undefined;
+          }
+        )
+    )
+  );
+  const asked = sent.filter((c): c is string => c !== undefined);
+  await condition(() => asked.every((c) => answers.has(c)), ANSWER_TIMEOUT);
+  status.forgetAcks(requestId);
+  const decided: string[] = [];
+  for (const cluster of asked) {
+    const a = answers.get(cluster);
+    if (a?.decided) decided.push(cluster);
+    else notDecided.push({ cluster, reason: a?.reason ?? 'no answer yet (the decision may still apply)' });
+  }
+  log.info(`CRD step ${d.approve ? 'approved' : 'rejected'} for waiting clusters`, {
+    decided,
+    notDecided,
+    by: d.by,
+  });
+  return { decided, notDecided };
+}
+
 export function handleApprovals(status: FleetStatus): void {
-  const decideAll = async (d: CrdDecisionForAll): Promise<DecideAllResult> => {
-    const requestId = uuid4();
-    const answers = status.expectAcks(requestId);
-    const targets = status.waiting();
-    const notDecided: DecideAllResult['notDecided'] = [];
-    const sent = await Promise.all(
-      targets.map((cluster) =>
-        getExternalWorkflowHandle(childId(cluster))
-          .signal(crdDecisionSignal, { cluster, approve: d.approve, by: d.by, reason: d.reason, requestId })
-          .then(
-            () => cluster,
-            () => {
-              notDecided.push({ cluster, reason: 'its workflow has closed' });
-              return undefined;
-            }
-          )
-      )
-    );
-    const asked = sent.filter((c): c is string => c !== undefined);
-    await condition(() => asked.every((c) => answers.has(c)), ANSWER_TIMEOUT);
-    status.forgetAcks(requestId);
-    const decided: string[] = [];
-    for (const cluster of asked) {
-      const a = answers.get(cluster);
-      if (a?.decided) decided.push(cluster);
-      else notDecided.push({ cluster, reason: a?.reason ?? 'no answer yet (the decision may still apply)' });
-    }
-    log.info(`CRD step ${d.approve ? 'approved' : 'rejected'} for all waiting clusters`, {
-      decided,
-      notDecided,
-      by: d.by,
-    });
-    return { decided, notDecided };
-  };
+  const decideAll = (d: CrdDecisionForAll): Promise<DecideAllResult> => decideClusters(status, status.waiting(), d);
   setHandler(decideAllUpdate, decideAll, {
     validator: (d) => {
       if (!d.by?.trim())

@@ -5,9 +5,11 @@
  */
 import {
   CancellationScope,
+  condition,
   isCancellation,
   ParentClosePolicy,
   setCurrentDetails,
+  sleep,
   startChild,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -41,15 +43,20 @@ export async function fanOut(
     ...plan.workers.filter((w) => !done.has(w.cluster.name) && isCanary(w)),
     ...plan.workers.filter((w) => !done.has(w.cluster.name) && !isCanary(w)),
   ];
+  const waves = wavesOf(plan, options.batches);
   const running = new Map<string, Promise<string>>();
   const perRun = request.tuning?.childrenPerRun ?? 200;
-  const cancelled = () => CancellationScope.current().consideredCancelled;
+  const outer = CancellationScope.current();
+  const cancelled = () => outer.consideredCancelled;
+  const paused = () => status.rollout.paused !== undefined;
   let halt: Halt;
   let startedThisRun = 0;
+  let soakedBefore = -1;
   const check = () => (halt ??= haltReason(options, canaries, done));
   while (queue.length > 0 || running.size > 0) {
     while (
       !cancelled() &&
+      !paused() &&
       !check() &&
       running.size < options.maxParallel &&
       queue.length > 0 &&
@@ -59,6 +66,14 @@ export async function fanOut(
       // The canaries must all have finished before anyone else starts.
       if (!isCanary(next) && [...canaries].some((c) => !done.has(c) && plan.workers.some((w) => w.cluster.name === c)))
         break;
+      // A wave starts when every earlier one has finished, after the soak.
+      const wave = waves.of(next.cluster.name);
+      if (wave > waves.current(done)) break;
+      if (wave > 0 && options.soakMs && soakedBefore < wave && !waves.begun(wave, done, running)) {
+        await soak(options.soakMs, wave, waves.count, status);
+        soakedBefore = wave;
+        continue; // paused or cancelled during the soak: checked again
+      }
       queue.shift();
       if (next.skipped) {
         done.set(next.cluster.name, skippedResult(next));
@@ -69,13 +84,57 @@ export async function fanOut(
       startedThisRun++;
       running.set(next.cluster.name, runChild(next, request, status, done));
     }
+    if (waves.count > 1)
+      Object.assign(status.rollout, { wave: Math.min(waves.current(done), waves.count - 1) + 1, waves: waves.count });
     setCurrentDetails(
-      `workers: ${done.size}/${plan.workers.length} done, ${running.size} running, waiting for approval: ${status.waiting().join(', ') || 'none'}${halt ? `; stopped: ${halt.reason}` : ''}`
+      `workers: ${done.size}/${plan.workers.length} done, ${running.size} running, waiting for approval: ${status.waiting().join(', ') || 'none'}${waves.count > 1 ? `; wave ${status.rollout.wave}/${waves.count}` : ''}${status.rollout.paused ? `; PAUSED by ${status.rollout.paused.by}` : ''}${halt ? `; stopped: ${halt.reason}` : ''}`
     );
-    if (running.size === 0) break;
-    running.delete(await Promise.race(running.values()));
+    const mayStartLater = queue.length > 0 && !cancelled() && !check() && startedThisRun < perRun;
+    if (running.size === 0 && !(paused() && mayStartLater)) break;
+    // Paused: also wake when resumed, so new clusters start at once, not when a running one ends.
+    const resumed = paused()
+      ? CancellationScope.nonCancellable(() => condition(() => !paused() || cancelled())).then(() => undefined)
+      : undefined;
+    const first = await Promise.race([...running.values(), ...(resumed ? [resumed] : [])]);
+    if (first !== undefined) running.delete(first);
   }
   return { left: queue, halt: check() };
+}
+
+/** Wave of each worker cluster, in plan order (`--batches` sizes); without batches, one wave. */
+function wavesOf(plan: Plan, batches: number[] | undefined) {
+  const index = new Map<string, number>();
+  let i = 0;
+  (batches ?? [plan.workers.length]).forEach((size, wave) => {
+    for (const w of plan.workers.slice(i, i + size)) index.set(w.cluster.name, wave);
+    i += size;
+  });
+  const count = batches?.length ?? 1;
+  const of = (name: string) => index.get(name) ?? count - 1;
+  return {
+    count,
+    of,
+    /** The first wave with a cluster not finished yet. */
+    current: (done: Map<string, ClusterResult>) =>
+      Math.min(count, ...plan.workers.filter((w) => !done.has(w.cluster.name)).map((w) => of(w.cluster.name))),
+    begun: (wave: number, done: Map<string, ClusterResult>, running: Map<string, unknown>) =>
+      plan.workers.some(
+        (w) => of(w.cluster.name) === wave && (done.has(w.cluster.name) || running.has(w.cluster.name))
+      ),
+  };
+}
+
+/** The durable wait between two waves, shown in `status` and the UI with the time it ends. */
+async function soak(ms: number, wave: number, waves: number, status: FleetStatus): Promise<void> {
+  const until = new Date(Date.now() + ms).toISOString();
+  // `wave` is the index of the wave about to start: its number, 1-based, is wave + 1.
+  Object.assign(status.rollout, { wave: wave + 1, waves, soakingUntil: until });
+  setCurrentDetails(`soaking after wave ${wave}/${waves} until ${until}; then wave ${wave + 1}/${waves}`);
+  try {
+    await sleep(ms);
+  } finally {
+    delete status.rollout.soakingUntil;
+  }
 }
 
 /** A canary that did not upgrade, or more failed clusters than the budget allows, stops the rollout. */

@@ -9,6 +9,7 @@ import type {
   ClusterStatus,
   Phase,
   Plan,
+  RolloutStatus,
   UpgradeStatus,
   Version,
 } from '../runbook/types';
@@ -27,8 +28,11 @@ const FINAL: ClusterState[] = [
 
 export class FleetStatus {
   phase: Phase = 'preflight';
+  /** Waves, soak, pause and approvals given ahead: how the rollout is paced and steered. */
+  readonly rollout: RolloutStatus = {};
   private readonly clusters = new Map<string, ClusterStatus>();
   private readonly lastSeq = new Map<string, number>();
+  private readonly labels = new Map<string, Record<string, string>>();
   /** Answers of children to approve-all decisions, by request. */
   private readonly acks = new Map<string, Map<string, { decided: boolean; reason?: string }>>();
 
@@ -49,8 +53,10 @@ export class FleetStatus {
   }
 
   planned(plan: Plan): void {
-    for (const p of [plan.controlPlane, ...plan.workers])
+    for (const p of [plan.controlPlane, ...plan.workers]) {
       this.update(p.cluster.name, { from: p.from, fromRevision: fromRevisionOf(p) });
+      if (p.cluster.labels) this.labels.set(p.cluster.name, p.cluster.labels);
+    }
   }
 
   update(cluster: string, patch: Partial<ClusterStatus>): void {
@@ -104,6 +110,11 @@ export class FleetStatus {
     return this.clusters.get(cluster)?.state;
   }
 
+  /** The labels of a worker cluster, as the plan has them (for ahead approvals by selector). */
+  labelsOf(cluster: string): Record<string, string> {
+    return this.labels.get(cluster) ?? {};
+  }
+
   waiting(): string[] {
     return [...this.clusters.values()].filter((c) => c.state === 'waiting-approval').map((c) => c.cluster);
   }
@@ -117,6 +128,7 @@ export class FleetStatus {
       controlPlane: this.clusters.get(this.controlPlaneName) as ClusterStatus,
       workers: all.filter((c) => c.role === 'worker'),
       pendingApprovals: this.waiting(),
+      ...(Object.keys(this.rollout).length > 0 ? { rollout: { ...this.rollout } } : {}),
       failures: all
         .filter((c) => c.state === 'failed' || c.state === 'rolled-back')
         .map((c) => ({ cluster: c.cluster, error: c.error ?? 'failed' })),

@@ -67,3 +67,24 @@ export const clusterProgressSignal = defineSignal<[ClusterProgress]>('clusterPro
 export const gateQuery = defineQuery<{ cluster: string; state: ClusterState; step?: StepKind; preview?: string }>(
   'gate'
 );
+
+/** Who steers the rollout, and why: recorded in history (the update's input) and in `status`. */
+export interface RolloutCommand {
+  by: string;
+  reason?: string;
+}
+
+/** Parent: start no new worker cluster (those running finish). Refused when already paused. */
+export const pauseUpdate = defineUpdate<string, [RolloutCommand]>('pause');
+
+/** Parent: start worker clusters again. Refused when not paused. */
+export const resumeUpdate = defineUpdate<string, [RolloutCommand]>('resume');
+
+/**
+ * Parent: approve the CRD step ahead of time, for the clusters a label selector matches (or all,
+ * with `selector: ''`): those waiting now are decided at once, the others when they reach the gate.
+ */
+export interface AheadApproval extends RolloutCommand {
+  selector: string;
+}
+export const approveAheadUpdate = defineUpdate<DecideAllResult, [AheadApproval]>('approveAhead');

@@ -28,6 +28,7 @@ import { FleetStatus } from './fleet-status';
 import { clusterProgressSignal, statusQuery } from './messages';
 import { memoOf } from './plan-memo';
 import { checkImagesAtPreflight } from './image-check';
+import { handleRolloutControl } from './rollout-control';
 import { preflight, recordRules } from './preflight';
 
 export interface UpgradeEngineInput {
@@ -58,8 +59,13 @@ export async function upgradeEngine(input: UpgradeEngineInput): Promise<UpgradeR
     fleet.workers.map((w) => w.name)
   );
   setHandler(statusQuery, () => status.status());
-  setHandler(clusterProgressSignal, (p) => status.progress(p));
   handleApprovals(status);
+  const control = handleRolloutControl(status);
+  setHandler(clusterProgressSignal, (p) => {
+    const before = status.state(p.cluster);
+    status.progress(p);
+    if (before !== 'waiting-approval' && status.state(p.cluster) === 'waiting-approval') control.onGateOpen(p.cluster);
+  });
 
   const done = new Map<string, ClusterResult>((carried?.workers ?? []).map((r) => [r.cluster, r]));
   try {

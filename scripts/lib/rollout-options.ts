@@ -3,6 +3,7 @@
  * Checked against the fleet before anything starts; each bad value is one line naming it.
  */
 import type { FailurePolicy, Fleet, UpgradeOptions } from '../../runbook/types';
+import { parseSelector, SelectorError } from '../../runbook/selector';
 import { ExitError } from './errors';
 
 export interface RolloutFlags {
@@ -10,6 +11,9 @@ export interface RolloutFlags {
   onFailure?: string;
   canary?: string;
   maxFailures?: string;
+  select?: string;
+  batches?: string;
+  soak?: string;
 }
 
 const UNIT_MS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000 };
@@ -58,9 +62,64 @@ export function maxFailuresOption(value: string | undefined, workers: number): n
   return m[2] === '%' ? Math.floor((Number(m[1]) / 100) * workers) : Number(m[1]);
 }
 
+/**
+ * `--select 'site=east,tier!=prod'`: only the worker clusters whose labels match take part (the
+ * control plane always does). No match is bad input: an upgrade of nothing is a typo.
+ */
+export function selectWorkers(fleet: Fleet, select: string | undefined): Fleet {
+  if (select === undefined) return fleet;
+  let selector;
+  try {
+    selector = parseSelector(select);
+  } catch (err) {
+    if (err instanceof SelectorError) throw new ExitError(`--select: ${err.message}`);
+    throw err;
+  }
+  const workers = fleet.workers.filter((w) => selector.matches(w.labels ?? {}));
+  if (workers.length === 0)
+    throw new ExitError(`--select "${selector.text}" matches none of the ${fleet.workers.length} worker clusters`);
+  return { ...fleet, workers };
+}
+
+/**
+ * `--batches 1,5,25%,100%`: wave sizes, as Ansible's `serial` reads them: each entry is the size of
+ * one wave (a count, or a percentage of the worker clusters, rounded up); the last one repeats
+ * until every cluster has its wave.
+ */
+export function batchesOption(value: string | undefined, workers: number): number[] | undefined {
+  if (value === undefined) return undefined;
+  const entries = value.split(',').map((e) => e.trim());
+  const sizes = entries.map((e) => {
+    const m = /^(\d+)(%?)$/.exec(e);
+    const n = m ? Number(m[1]) : NaN;
+    if (!m || n < 1 || (m[2] === '%' && n > 100))
+      throw new ExitError(
+        `--batches "${value}": "${e}" must be a count (e.g. 5) or a percentage from 1% to 100% (e.g. 25%)`
+      );
+    return m[2] === '%' ? Math.ceil((n / 100) * workers) : n;
+  });
+  const waves: number[] = [];
+  let left = workers;
+  for (let i = 0; left > 0; i++) {
+    const size = Math.min(left, sizes[Math.min(i, sizes.length - 1)] as number);
+    waves.push(size);
+    left -= size;
+  }
+  return waves;
+}
+
 export function rolloutOptions(flags: RolloutFlags, fleet: Fleet): Partial<UpgradeOptions> {
   const canaries = canaryOption(flags.canary, fleet);
+  const batches = batchesOption(flags.batches, fleet.workers.length);
+  if (canaries && batches)
+    throw new ExitError(
+      '--canary and --batches do not go together: the first wave of --batches is the canary (e.g. --batches 1,100%)'
+    );
+  if (flags.soak !== undefined && !batches) throw new ExitError('--soak waits between waves: it needs --batches');
   return {
+    ...(flags.select !== undefined ? { select: flags.select.trim() } : {}),
+    ...(batches ? { batches } : {}),
+    ...(flags.soak !== undefined ? { soakMs: durationOption('--soak', flags.soak, 0) } : {}),
     healthTimeoutMs: durationOption('--health-timeout', flags.healthTimeout, 10 * 60_000),
     onFailure: onFailureOption(flags.onFailure),
     maxFailures: maxFailuresOption(flags.maxFailures, fleet.workers.length),
