@@ -5,6 +5,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { approve, validateApprove } from './commands/approve';
 import { cancel } from './commands/cancel';
+import { pauseOrResume, validatePause } from './commands/pause-resume';
 import { rollback } from './commands/rollback';
 import { buildRequest, plan } from './commands/plan';
 import { startUpgrade } from './commands/start-upgrade';
@@ -110,7 +111,9 @@ program
   .command('approve')
   .description('approve (or --reject) the CRD re-apply of one cluster or of all waiting ones')
   .option('--cluster <name>', 'the worker cluster to decide')
-  .option('--all', 'every cluster waiting now')
+  .option('--all', 'every cluster waiting now (with --ahead: every cluster, also those not there yet)')
+  .option('--ahead', 'approve ahead of the gates: those waiting now and the others as they reach it')
+  .option('--select <selector>', "with --ahead: the clusters whose labels match, e.g. 'site=east'")
   .option('--reject', 'skip the CRD step (the cluster ends "rejected")')
   .option('--by <name>', 'who decides (recorded in history and result)')
   .option('--reason <text>', 'why')
@@ -125,7 +128,28 @@ program
       `${result.approved ? 'approved' : 'rejected'} the CRD step of ${result.clusters.join(', ') || 'no cluster'} (${result.workflowId})`
     );
     for (const n of result.notDecided) print(`  not decided: ${n.cluster}: ${n.reason}`);
+    if (result.ahead !== undefined)
+      print(
+        `  approved ahead for ${result.ahead === 'all' ? 'every cluster' : `clusters matching ${result.ahead}`}: their gates pass when they open`
+      );
   });
+
+for (const action of ['pause', 'resume'] as const)
+  program
+    .command(action)
+    .description(
+      action === 'pause'
+        ? 'start no new worker cluster (those running finish) until resume'
+        : 'start worker clusters again after a pause'
+    )
+    .option('--by <name>', 'who does it (recorded in history)')
+    .option('--reason <text>', 'why')
+    .option('--workflow-id <id>', 'the upgrade (default: the one running)')
+    .action(async (opts) => {
+      validatePause(opts);
+      const { workflowId, answer } = await pauseOrResume(action, opts, await connectClient(temporalEnv()));
+      print(`${workflowId}: ${answer}`);
+    });
 
 program
   .command('rollback')
@@ -178,7 +202,12 @@ try {
 } catch (err) {
   if (err instanceof CommanderError) {
     if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help') process.exit(0);
-    console.error(`skoala-upgrade: ${err.message.replace(/^error: /, '')}`);
+    // One line: commander puts its "(Did you mean --x?)" on a second one.
+    const oneLine = err.message
+      .replace(/^error: /, '')
+      .replace(/\s*\n\s*\(Did you mean/, ' (did you mean')
+      .split('\n')[0];
+    console.error(`skoala-upgrade: ${oneLine}`);
     process.exit(EXIT.badInput);
   }
   if (err instanceof ExitError) {

@@ -4,7 +4,8 @@
  */
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { CLUSTER_NAME } from '../../runbook/fleet';
-import { decideAllUpdate, decideCrdUpdate } from '../../workflows/messages';
+import { parseSelector, SelectorError } from '../../runbook/selector';
+import { approveAheadUpdate, decideAllUpdate, decideCrdUpdate } from '../../workflows/messages';
 import { ExitError } from '../lib/errors';
 import { resolveUpgradeId } from '../lib/temporal';
 import { readUpgrade } from '../lib/upgrade-state';
@@ -12,6 +13,9 @@ import { readUpgrade } from '../lib/upgrade-state';
 export interface ApproveOptions {
   cluster?: string;
   all?: boolean;
+  /** Approve ahead of the gates: with --select (a label selector) or --all. */
+  ahead?: boolean;
+  select?: string;
   reject?: boolean;
   by?: string;
   reason?: string;
@@ -25,10 +29,25 @@ export interface ApproveResult {
   clusters: string[];
   /** With --all: the waiting clusters this call could not decide, and why. */
   notDecided: { cluster: string; reason: string }[];
+  /** With --ahead: what the approval covers from now on (`all` or the selector). */
+  ahead?: string;
 }
 
 export function validateApprove(opts: ApproveOptions): void {
-  if (!!opts.cluster === !!opts.all) throw new ExitError('name one cluster with --cluster NAME, or pass --all');
+  if (opts.ahead) {
+    if (opts.reject) throw new ExitError('--ahead approves: a rejection is given at the gate');
+    if (opts.cluster !== undefined || !!opts.select === !!opts.all)
+      throw new ExitError("--ahead takes --select 'key=value,...' or --all");
+    if (opts.select !== undefined) {
+      try {
+        parseSelector(opts.select);
+      } catch (err) {
+        if (err instanceof SelectorError) throw new ExitError(`--select: ${err.message}`);
+        throw err;
+      }
+    }
+  } else if (opts.select !== undefined) throw new ExitError('--select decides gates ahead: add --ahead');
+  else if (!!opts.cluster === !!opts.all) throw new ExitError('name one cluster with --cluster NAME, or pass --all');
   if (!opts.by?.trim()) throw new ExitError('--by NAME is required: approvals record who gave them');
   if (opts.cluster !== undefined && !CLUSTER_NAME.test(opts.cluster)) {
     throw new ExitError(`--cluster "${opts.cluster}" is not a cluster name (lowercase letters, digits, "-")`);
@@ -45,6 +64,16 @@ export async function approve(opts: ApproveOptions, client: Client): Promise<App
   const workflowId = await resolveUpgradeId(client, opts.workflowId);
   const approved = !opts.reject;
   const by = (opts.by as string).trim();
+  if (opts.ahead) {
+    // Recorded on the upgrade: gates waiting now are decided at once, the others when they open.
+    const { decided, notDecided } = await client.workflow
+      .getHandle(workflowId)
+      .executeUpdate(approveAheadUpdate, {
+        args: [{ selector: opts.all ? '' : (opts.select as string).trim(), by, reason: opts.reason }],
+      })
+      .catch(refused);
+    return { workflowId, approved: true, clusters: decided, notDecided, ahead: opts.all ? 'all' : opts.select };
+  }
   if (opts.all) {
     const { decided, notDecided } = await client.workflow
       .getHandle(workflowId)

@@ -68,7 +68,23 @@ export function renderStatus(s: UpgradeStatus): string {
   }
   const lines = [`${s.upgradeId}: ${s.phase} (target ${s.targetVersion})`, table.toString()];
   if (s.pendingApprovals.length > 0) lines.push(`waiting for approval: ${s.pendingApprovals.join(', ')}`);
+  lines.push(...rolloutLines(s.rollout));
   return lines.join('\n');
+}
+
+/** Waves, soak, pause and ahead approvals: one line each, only what applies. */
+function rolloutLines(r: UpgradeStatus['rollout']): string[] {
+  if (!r) return [];
+  const lines: string[] = [];
+  if (r.waves)
+    lines.push(`wave ${r.wave ?? 1} of ${r.waves}${r.soakingUntil ? `: soaking until ${r.soakingUntil}` : ''}`);
+  if (r.paused)
+    lines.push(
+      `PAUSED by ${r.paused.by} at ${r.paused.at}${r.paused.reason ? `: ${r.paused.reason}` : ''} (npm run resume -- --by NAME)`
+    );
+  for (const a of r.aheadApprovals ?? [])
+    lines.push(`approved ahead by ${a.by}: ${a.selector ? `clusters matching ${a.selector}` : 'every cluster'}`);
+  return lines;
 }
 
 /** A finished upgrade's result in the same shape as a live status, so one table serves both. */

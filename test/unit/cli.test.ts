@@ -38,7 +38,10 @@ describe.each([
     ['start-upgrade', '--version', '0.19.2 --set x=y'],
     'skoala-upgrade: --version "0.19.2 --set x=y" is not a version: expected MAJOR.MINOR.PATCH such as 0.19.2',
   ],
-  [['start-upgrade', '--version', '0.19.2', '--set', 'x=y'], "skoala-upgrade: unknown option '--set'"],
+  [
+    ['start-upgrade', '--version', '0.19.2', '--set', 'x=y'],
+    "skoala-upgrade: unknown option '--set' (did you mean --select?)",
+  ],
   [
     ['start-upgrade', '--version', 'v0.19.2'],
     'skoala-upgrade: --version "v0.19.2" is not a version: expected MAJOR.MINOR.PATCH such as 0.19.2',

@@ -329,3 +329,111 @@ describe('fleet.example.yaml', () => {
     }
   });
 });
+
+describe('parseFleet: cluster labels', () => {
+  const withLabels = (labels: string, cp = '') => `name: prod
+controlPlane: { name: global, context: g${cp} }
+workers:
+  - name: w1
+    context: a
+    labels: ${labels}
+  - name: w2
+    context: b
+`;
+
+  it('a valid label map is kept on the cluster; a cluster without labels has none', () => {
+    const fleet = parseFleet(
+      withLabels('{ site: east, "example.com/tier": prod, canary: "", version: "1.2", on: "true" }'),
+      'fleet.yaml'
+    );
+    expect(fleet.workers[0]).toEqual({
+      name: 'w1',
+      context: 'a',
+      kubeconfig: undefined,
+      namespace: 'skoala-system',
+      labels: { site: 'east', 'example.com/tier': 'prod', canary: '', version: '1.2', on: 'true' },
+    });
+    expect(fleet.workers[1]?.labels).toBeUndefined();
+    expect(fleet.controlPlane.labels).toBeUndefined();
+  });
+
+  it('labels in block style, and on the control plane', () => {
+    const text = `name: prod
+controlPlane:
+  name: global
+  context: g
+  labels:
+    role: control-plane
+workers:
+  - name: w1
+    context: a
+    labels:
+      site: east
+      tier: prod
+`;
+    const fleet = parseFleet(text, 'fleet.yaml');
+    expect(fleet.controlPlane.labels).toEqual({ role: 'control-plane' });
+    expect(fleet.workers[0]?.labels).toEqual({ site: 'east', tier: 'prod' });
+  });
+
+  it('an empty label map is kept', () => {
+    expect(parseFleet(withLabels('{}'), 'fleet.yaml').workers[0]?.labels).toEqual({});
+  });
+
+  it('the labels are the ones a selector then matches', () => {
+    const fleet = parseFleet(withLabels('{ site: east, tier: prod }'), 'fleet.yaml');
+    expect(fleet.workers.map((w) => w.labels ?? {})).toEqual([{ site: 'east', tier: 'prod' }, {}]);
+  });
+
+  it.each([
+    ['{ "-site": east }', 'fleet.yaml: workers[0].labels: "-site" is not a valid label key'],
+    ['{ "site name": east }', 'fleet.yaml: workers[0].labels: "site name" is not a valid label key'],
+    ['{ "Example.com/tier": prod }', 'fleet.yaml: workers[0].labels: "Example.com/tier" is not a valid label key'],
+    [`{ ${'k'.repeat(64)}: x }`, `fleet.yaml: workers[0].labels: "${'k'.repeat(64)}" is not a valid label key`],
+    ['{ "": x }', 'fleet.yaml: workers[0].labels: "" is not a valid label key'],
+    ['{ site: "-east" }', 'fleet.yaml: workers[0].labels: label site: "-east" is not a valid label value'],
+    ['{ site: "east west" }', 'fleet.yaml: workers[0].labels: label site: "east west" is not a valid label value'],
+    ['{ tier: "a/b" }', 'fleet.yaml: workers[0].labels: label tier: "a/b" is not a valid label value'],
+    [`{ tier: ${'v'.repeat(64)} }`, `fleet.yaml: workers[0].labels: label tier: "${'v'.repeat(64)}" is not a valid label value`],
+    ['{ ok: fine, "-bad": x }', 'fleet.yaml: workers[0].labels: "-bad" is not a valid label key'],
+  ])('refuses %s with one line naming the cluster field and the label', (labels, message) => {
+    const err = fleetError(withLabels(labels));
+    expect(err.message).toBe(message);
+    expect(err.message).not.toContain('\n');
+    expect(err.fieldPath).toBe('workers[0].labels');
+  });
+
+  it('names the worker that has the bad label', () => {
+    const text = `name: prod
+controlPlane: { name: global, context: g }
+workers:
+  - { name: w1, context: a, labels: { site: east } }
+  - { name: w2, context: b, labels: { site: east } }
+  - { name: w3, context: c, labels: { site: "_west" } }
+`;
+    expect(fleetError(text).message).toBe('fleet.yaml: workers[2].labels: label site: "_west" is not a valid label value');
+  });
+
+  it('names the control plane when its label is bad', () => {
+    const err = fleetError(withLabels('{ site: east }', ', labels: { "-role": x }'));
+    expect(err.message).toBe('fleet.yaml: controlPlane.labels: "-role" is not a valid label key');
+  });
+
+  it.each([
+    ['{ canary: true }', 'canary'],
+    ['{ version: 1.2 }', 'version'],
+    ['{ site: null }', 'site'],
+    ['{ site: [east] }', 'site'],
+  ])('a value that YAML reads as no string (%s) is refused, naming the label', (labels, key) => {
+    const err = fleetError(withLabels(labels));
+    expect(err.fieldPath).toBe(`workers[0].labels.${key}`);
+    expect(err.message).toMatch(new RegExp(`^fleet\\.yaml: workers\\[0\\]\\.labels\\.${key}: Expected string`));
+    expect(err.message).not.toContain('\n');
+  });
+
+  it.each(['[site=east]', 'site=east', 'null'])('labels that are not a map (%s) are refused', (labels) => {
+    const err = fleetError(withLabels(labels));
+    expect(err.fieldPath).toBe('workers[0].labels');
+    expect(err.message).toMatch(/^fleet\.yaml: workers\[0\]\.labels: Expected object/);
+  });
+});
