@@ -394,7 +394,10 @@ workers:
     ['{ site: "-east" }', 'fleet.yaml: workers[0].labels: label site: "-east" is not a valid label value'],
     ['{ site: "east west" }', 'fleet.yaml: workers[0].labels: label site: "east west" is not a valid label value'],
     ['{ tier: "a/b" }', 'fleet.yaml: workers[0].labels: label tier: "a/b" is not a valid label value'],
-    [`{ tier: ${'v'.repeat(64)} }`, `fleet.yaml: workers[0].labels: label tier: "${'v'.repeat(64)}" is not a valid label value`],
+    [
+      `{ tier: ${'v'.repeat(64)} }`,
+      `fleet.yaml: workers[0].labels: label tier: "${'v'.repeat(64)}" is not a valid label value`,
+    ],
     ['{ ok: fine, "-bad": x }', 'fleet.yaml: workers[0].labels: "-bad" is not a valid label key'],
   ])('refuses %s with one line naming the cluster field and the label', (labels, message) => {
     const err = fleetError(withLabels(labels));
@@ -411,7 +414,9 @@ workers:
   - { name: w2, context: b, labels: { site: east } }
   - { name: w3, context: c, labels: { site: "_west" } }
 `;
-    expect(fleetError(text).message).toBe('fleet.yaml: workers[2].labels: label site: "_west" is not a valid label value');
+    expect(fleetError(text).message).toBe(
+      'fleet.yaml: workers[2].labels: label site: "_west" is not a valid label value'
+    );
   });
 
   it('names the control plane when its label is bad', () => {

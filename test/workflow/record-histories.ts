@@ -7,23 +7,49 @@
  * answers), a retried, then unhealthy and rolled-back cluster on a per-site task queue (v4; v3: a
  * failed one), health checks, and continue-as-new (2 children
  * per run): every run of the parent is saved (v3: the first one only reads the fleet). v5: the
- * image check at preflight (one per task queue) and backups kept in the cluster.
+ * image check at preflight (one per task queue) and backups kept in the cluster. v6: also a rollout
+ * in waves with a soak, an approval given ahead by selector, and a pause and resume.
  */
 import { execa } from 'execa';
 import { readFile, writeFile } from 'node:fs/promises';
 import { toolPaths } from '../../sandbox/tools';
 import { upgradeEngine } from '../../workflows';
-import { decideAllUpdate, decideCrdUpdate } from '../../workflows/messages';
+import {
+  approveAheadUpdate,
+  decideAllUpdate,
+  decideCrdUpdate,
+  pauseUpdate,
+  resumeUpdate,
+} from '../../workflows/messages';
 import { startHarness, waitForStatus } from './harness';
 import { fakeFleetAt, fleetOf, requestFor } from './request';
 
-const VERSION = 'v5';
+const VERSION = 'v6';
 
 function expectFirst(runs: string[], firstRunId: string): void {
   if (runs[0] !== firstRunId) throw new Error(`runs listed out of order: ${runs.join(', ')}`);
 }
 const out = new URL('../histories/', import.meta.url);
 const h = await startHarness();
+// The same JSON an operator gets from `temporal workflow show -o json` on a real cluster.
+// Replay needs the workflow ID too (children's IDs derive from it): kept in ids.json.
+const ids: Record<string, string> = JSON.parse(await readFile(new URL('ids.json', out), 'utf8').catch(() => '{}'));
+const save = async (name: string, workflowId: string, runId?: string) => {
+  const show = await execa(toolPaths().temporal, [
+    'workflow',
+    'show',
+    '--workflow-id',
+    workflowId,
+    ...(runId ? ['--run-id', runId] : []),
+    '--address',
+    h.env.address,
+    '-o',
+    'json',
+  ]);
+  await writeFile(new URL(`${name}.json`, out), show.stdout);
+  ids[`${name}.json`] = workflowId;
+  await writeFile(new URL('ids.json', out), `${JSON.stringify(ids, null, 2)}\n`);
+};
 try {
   const fleet = fleetOf(3);
   fleet.workers[2] = { ...(fleet.workers[2] as (typeof fleet.workers)[number]), taskQueue: 'record-site' };
@@ -53,27 +79,6 @@ try {
       });
       await handle.executeUpdate(decideAllUpdate, { args: [{ approve: false, by: 'bob', reason: 'recorded reject' }] });
       await handle.result();
-      // The same JSON an operator gets from `temporal workflow show -o json` on a real cluster.
-      // Replay needs the workflow ID too (children's IDs derive from it): kept in ids.json.
-      const ids: Record<string, string> = JSON.parse(
-        await readFile(new URL('ids.json', out), 'utf8').catch(() => '{}')
-      );
-      const save = async (name: string, workflowId: string, runId?: string) => {
-        const show = await execa(toolPaths().temporal, [
-          'workflow',
-          'show',
-          '--workflow-id',
-          workflowId,
-          ...(runId ? ['--run-id', runId] : []),
-          '--address',
-          h.env.address,
-          '-o',
-          'json',
-        ]);
-        await writeFile(new URL(`${name}.json`, out), show.stdout);
-        ids[`${name}.json`] = workflowId;
-        await writeFile(new URL('ids.json', out), `${JSON.stringify(ids, null, 2)}\n`);
-      };
       const runs: string[] = [];
       for await (const e of h.env.client.workflow.list({ query: `WorkflowId = 'recorded'` })) runs.push(e.runId);
       runs.reverse(); // oldest first
@@ -89,7 +94,33 @@ try {
       await save(`worker-cluster-rolled-back-at-site-${VERSION}`, 'recorded/worker-3');
     })
   );
+  await recordWaves();
   console.log(`histories written to ${out.pathname}`);
 } finally {
   await h.close();
+}
+
+/** v6: two waves with a soak, an approval ahead for site=east, the west cluster approved at its gate, a pause and resume. */
+async function recordWaves(): Promise<void> {
+  const fleet = fleetOf(3);
+  fleet.workers = fleet.workers.map((w, i) => ({ ...w, labels: { site: i === 1 ? 'west' : 'east' } }));
+  const fake = fakeFleetAt(fleet, '0.18.0', 200);
+  const worker = await h.worker('record-waves', fake.activities());
+  await worker.runUntil(async () => {
+    const request = requestFor(fleet, { maxParallel: 2, batches: [1, 2], soakMs: 1_000 }, 'recorded-waves');
+    const handle = await h.env.client.workflow.start(upgradeEngine, {
+      taskQueue: 'record-waves',
+      workflowId: 'recorded-waves',
+      args: [{ request }],
+    });
+    await handle.executeUpdate(approveAheadUpdate, { args: [{ selector: 'site=east', by: 'alice' }] });
+    await waitForStatus(handle, (s) => s.rollout?.soakingUntil !== undefined);
+    await handle.executeUpdate(pauseUpdate, { args: [{ by: 'bob', reason: 'recorded pause' }] });
+    await new Promise((r) => setTimeout(r, 1_500));
+    await handle.executeUpdate(resumeUpdate, { args: [{ by: 'bob' }] });
+    await waitForStatus(handle, (s) => s.pendingApprovals.includes('worker-2'));
+    await handle.executeUpdate(decideAllUpdate, { args: [{ approve: true, by: 'carol' }] });
+    await handle.result();
+    await save(`upgrade-engine-waves-${VERSION}`, 'recorded-waves');
+  });
 }
