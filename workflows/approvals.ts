@@ -6,7 +6,7 @@
  */
 import { ApplicationFailure, condition, getExternalWorkflowHandle, log, setHandler, uuid4 } from '@temporalio/workflow';
 import type { FleetStatus } from './fleet-status';
-import { childId } from './fan-out';
+import { childId } from './child-id';
 import {
   crdDecisionSignal,
   decideAllSignal,

@@ -11,15 +11,14 @@ import {
   setCurrentDetails,
   sleep,
   startChild,
-  workflowInfo,
 } from '@temporalio/workflow';
 import type { ClusterPlan, ClusterResult, Plan, UpgradeRequest } from '../runbook/types';
 import { skippedResult } from './control-plane';
 import { errorMessage } from './errors';
 import type { FleetStatus } from './fleet-status';
+import { childId } from './child-id';
+import { aheadApprovalFor } from './rollout-control';
 import { upgradeWorkerCluster } from './upgrade-worker-cluster';
-
-export const childId = (cluster: string): string => `${workflowInfo().workflowId}/${cluster}`;
 
 /** Why the rollout stopped starting clusters, when it did. */
 export type Halt = { reason: string } | undefined;
@@ -162,11 +161,21 @@ async function runChild(
 ): Promise<string> {
   const name = plan.cluster.name;
   const startedAt = new Date().toISOString();
+  const ahead = aheadApprovalFor(status, name);
   let result: ClusterResult;
   try {
     const child = await startChild(upgradeWorkerCluster, {
       workflowId: childId(name),
-      args: [{ upgradeId: request.upgradeId, plan, tuning: request.tuning, onFailure: request.options.onFailure }],
+      args: [
+        {
+          upgradeId: request.upgradeId,
+          plan,
+          tuning: request.tuning,
+          onFailure: request.options.onFailure,
+          // Approved ahead already: the child passes its gate without a round trip through the parent.
+          ...(ahead ? { approvedAhead: ahead } : {}),
+        },
+      ],
       ...(plan.cluster.taskQueue ? { taskQueue: plan.cluster.taskQueue } : {}),
       // If the parent is terminated, children are asked to cancel: each lets a running helm finish
       // and ends in a named state, instead of being killed mid-step (TERMINATE, the default).

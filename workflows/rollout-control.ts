@@ -20,6 +20,14 @@ function covers(a: AheadApproval, labels: Record<string, string>): boolean {
   return a.selector === '' || parseSelector(a.selector).matches(labels);
 }
 
+/** The first approval given ahead that covers a cluster with these labels, if any. */
+export function aheadApprovalFor(
+  status: FleetStatus,
+  cluster: string
+): { by: string; reason?: string; selector: string } | undefined {
+  return (status.rollout.aheadApprovals ?? []).find((a) => covers(a, status.labelsOf(cluster)));
+}
+
 export function handleRolloutControl(status: FleetStatus): { onGateOpen(cluster: string): void } {
   const { rollout } = status;
   setHandler(
@@ -88,7 +96,7 @@ export function handleRolloutControl(status: FleetStatus): { onGateOpen(cluster:
   return {
     /** A cluster reached its gate: an approval given ahead that covers it decides it now. */
     onGateOpen(cluster) {
-      const a = (rollout.aheadApprovals ?? []).find((x) => covers(x, status.labelsOf(cluster)));
+      const a = aheadApprovalFor(status, cluster);
       if (a) void decideAhead(a, [cluster]);
     },
   };

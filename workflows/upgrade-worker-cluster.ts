@@ -43,6 +43,8 @@ export interface UpgradeWorkerClusterInput {
   tuning?: Tuning;
   /** Unset in upgrades started before rollbacks existed: a failed cluster is left as it failed. */
   onFailure?: FailurePolicy;
+  /** An approval given ahead that covers this cluster when the parent started it: the gate passes at once. */
+  approvedAhead?: { by: string; reason?: string; selector: string };
 }
 
 /** Why a decision cannot be taken now, or undefined when it can. Shared by the update validator and the signal. */
@@ -145,6 +147,14 @@ export async function upgradeWorkerCluster(input: UpgradeWorkerClusterInput): Pr
         setCurrentDetails(`${cluster}: ${kind}`);
       },
       awaitApproval: async () => {
+        const ahead = input.approvedAhead;
+        if (ahead) {
+          // Decided before the gate opened: recorded like any approval, nobody waits, the parent is not signalled.
+          const reason = ahead.reason ?? `approved ahead (${ahead.selector || 'every cluster'})`;
+          decision = { approved: true, by: ahead.by, reason, at: new Date().toISOString() };
+          log.info('CRD step approved ahead', { cluster, by: ahead.by, selector: ahead.selector });
+          return decision;
+        }
         // Added after v2 histories were recorded: upgrades already waiting replay without it.
         if (patched('crd-preview-at-gate')) preview = await previewCrdStep(plan, acts);
         waiting = true;

@@ -82,9 +82,10 @@ export function selectWorkers(fleet: Fleet, select: string | undefined): Fleet {
 }
 
 /**
- * `--batches 1,5,25%,100%`: wave sizes, as Ansible's `serial` reads them: each entry is the size of
- * one wave (a count, or a percentage of the worker clusters, rounded up); the last one repeats
- * until every cluster has its wave.
+ * `--batches 1,5,25%,100%`: wave sizes, read like Ansible's `serial`: each entry is the size of one
+ * wave (a count, or a percentage of the worker clusters); the last one repeats until every cluster
+ * has its wave. Percentages round up (Ansible rounds down with a minimum of 1): a wave is never
+ * smaller than asked.
  */
 export function batchesOption(value: string | undefined, workers: number): number[] | undefined {
   if (value === undefined) return undefined;
@@ -96,7 +97,7 @@ export function batchesOption(value: string | undefined, workers: number): numbe
       throw new ExitError(
         `--batches "${value}": "${e}" must be a count (e.g. 5) or a percentage from 1% to 100% (e.g. 25%)`
       );
-    return m[2] === '%' ? Math.ceil((n / 100) * workers) : n;
+    return m[2] === '%' ? Math.ceil((n * workers) / 100) : n; // integers: 7% of 100 is 7, not 8
   });
   const waves: number[] = [];
   let left = workers;
