@@ -19,7 +19,15 @@ import {
 } from '@temporalio/workflow';
 import { PlanRefused, planUpgrade } from '../runbook/plan';
 import type { RuleDecisions } from '../runbook/rules';
-import type { ClusterPlan, ClusterResult, FleetFacts, Plan, UpgradeRequest, UpgradeResult } from '../runbook/types';
+import type {
+  ClusterPlan,
+  ClusterResult,
+  FleetFacts,
+  Plan,
+  RolloutStatus,
+  UpgradeRequest,
+  UpgradeResult,
+} from '../runbook/types';
 import { proxies } from './activities';
 import { handleApprovals } from './approvals';
 import { skippedResult, upgradeControlPlane } from './control-plane';
@@ -46,6 +54,8 @@ interface Carried {
   controlPlane?: ClusterResult;
   /** Worker clusters already finished, in finishing order. */
   workers: ClusterResult[];
+  /** A pause and the approvals given ahead outlive the run they were given in. */
+  rollout?: Pick<RolloutStatus, 'paused' | 'aheadApprovals'>;
 }
 
 export async function upgradeEngine(input: UpgradeEngineInput): Promise<UpgradeResult> {
@@ -68,6 +78,7 @@ export async function upgradeEngine(input: UpgradeEngineInput): Promise<UpgradeR
   });
 
   const done = new Map<string, ClusterResult>((carried?.workers ?? []).map((r) => [r.cluster, r]));
+  Object.assign(status.rollout, carried?.rollout);
   try {
     // 1. Preflight (read-only), and the rules decided once: the plan follows from both.
     const facts = carried?.facts ?? (await preflight(request, acts).catch(failWith(status)));
@@ -84,7 +95,7 @@ export async function upgradeEngine(input: UpgradeEngineInput): Promise<UpgradeR
       // history grows past ~4,000 events (1,000 clusters: preflight ~3,100, then ~2,500 per run).
       // Added after v2 histories were recorded: upgrades already running go on as they started.
       if (fleet.workers.length > perRun && patched('continue-after-preflight'))
-        await continueWith(request, { facts, rules, workers: [] });
+        await continueWith(request, { facts, rules, workers: [] }, status);
     }
 
     // 2. Control plane, verified before any worker cluster is touched.
@@ -102,7 +113,7 @@ export async function upgradeEngine(input: UpgradeEngineInput): Promise<UpgradeR
     } else if (left.length > 0) {
       // History stays small for large fleets: the window drained, hand the rest to a new run.
       await condition(allHandlersFinished);
-      await continueWith(request, { facts, rules, controlPlane, workers: [...done.values()] });
+      await continueWith(request, { facts, rules, controlPlane, workers: [...done.values()] }, status);
     }
 
     status.phase = 'done';
@@ -127,8 +138,13 @@ export async function upgradeEngine(input: UpgradeEngineInput): Promise<UpgradeR
 }
 
 /** Continue as new with `carried`; the memo (target version, plan) goes along: the CLI reads the version from it. */
-function continueWith(request: UpgradeRequest, carried: Carried): Promise<never> {
-  return makeContinueAsNewFunc<typeof upgradeEngine>({ memo: workflowInfo().memo })({ request, carried });
+function continueWith(request: UpgradeRequest, carried: Carried, status: FleetStatus): Promise<never> {
+  const { paused, aheadApprovals } = status.rollout;
+  const rollout = { ...(paused ? { paused } : {}), ...(aheadApprovals ? { aheadApprovals } : {}) };
+  return makeContinueAsNewFunc<typeof upgradeEngine>({ memo: workflowInfo().memo })({
+    request,
+    carried: { ...carried, ...(Object.keys(rollout).length > 0 ? { rollout } : {}) },
+  });
 }
 
 const failWith =

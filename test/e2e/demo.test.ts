@@ -41,7 +41,7 @@ describe('npm run demo', () => {
   });
 
   it('shows a bad version: --to 0.28.2 --canary 1, the canary fails its health check, is rolled back, no other starts', async () => {
-    const run = await demo(['--yes', '--workers', '2', '--to', '0.28.2', '--canary', '1']);
+    const run = await demo(['--yes', '--workers', '2', '--to', '0.28.2', '--canary', '1', '--health-timeout', '10s']);
     expect(run.exitCode, run.all).toBe(1);
     expect(run.all).toMatch(
       /worker-1: rolled-back: .*deployment\/skoala-agent: .*ProgressDeadlineExceeded.*; rolled back to revision 1/

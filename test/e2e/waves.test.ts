@@ -19,6 +19,7 @@ let stack: LocalStack;
 let client: Client;
 let k: ReturnType<typeof kube>;
 let fleetFile: string;
+const SOAK_MS = 4_000;
 const SITES: Record<string, string> = { 'worker-1': 'east', 'worker-2': 'east', 'worker-3': 'west' };
 
 beforeAll(async () => {
@@ -53,7 +54,7 @@ const chartOf = async (name: string) =>
   (await k.release(stack.sandbox.workers.find((w) => w.name === name) as never, 'skoala-init'))?.chart;
 
 describe('waves, soak and a selector on sandbox clusters', () => {
-  it('--select site=east --batches 1,100% --soak 10s: east only, one wave after the other, the soak between', async () => {
+  it('--select site=east --batches 1,100% --soak: east only, one wave after the other, the soak between', async () => {
     const request = await buildRequest({
       version: '0.19.2',
       fleet: fleetFile,
@@ -62,6 +63,8 @@ describe('waves, soak and a selector on sandbox clusters', () => {
       soak: '10s',
     });
     expect(request.fleet.workers.map((w) => w.name)).toEqual(['worker-1', 'worker-2']);
+    expect(request.options).toMatchObject({ select: 'site=east', batches: [1, 1], soakMs: 10_000 });
+    request.options.soakMs = SOAK_MS; // shorter than the CLI allows, to keep the suite fast
     request.tuning = { retryInitialInterval: '1s', retryMaximumAttempts: 10, approvalReminder: '10s' };
     const started = await startUpgrade(request, client, stack.env);
     const handle = client.workflow.getHandle(started.workflowId);
@@ -80,7 +83,7 @@ describe('waves, soak and a selector on sandbox clusters', () => {
     expect(result.counts.upgraded).toBe(3); // control plane + the two east workers
     expect(result.workers.map((w) => w.cluster)).toEqual(['worker-1', 'worker-2']);
     // worker-2's upgrade came at least the soak after worker-1's (helm's own revision times).
-    expect((await lastUpdated('worker-2')) - (await lastUpdated('worker-1'))).toBeGreaterThanOrEqual(10_000);
+    expect((await lastUpdated('worker-2')) - (await lastUpdated('worker-1'))).toBeGreaterThanOrEqual(SOAK_MS);
     expect(await chartOf('worker-3')).toBe('skoala-init-0.18.0');
   }, 300_000);
 
