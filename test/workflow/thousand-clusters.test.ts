@@ -29,7 +29,7 @@ describe('1,000 worker clusters', () => {
     fleet.workers = fleet.workers.map((w, i) => ({ ...w, labels: { region: regions[i % 3] as string } }));
     const fake = fakeFleetAt(fleet, '0.18.0');
     const base = requestFor(fleet, { maxParallel: 50, batches: [10, 490, 500] }, `thousand-${Date.now()}`);
-    const request = { ...base, tuning: { ...base.tuning, approvalReminder: '1 hour', childrenPerRun: 200 } };
+    const request = { ...base, tuning: { ...base.tuning, approvalReminder: '1 hour', childrenPerRun: 400 } };
     const worker = await h.worker('thousand', fake.activities());
     const t0 = Date.now();
     const result = await worker.runUntil(async () => {
