@@ -3,7 +3,8 @@
  * CommandRunner that returns canned helm/kubectl output: the exact argument arrays each activity
  * runs, and what it makes of the answers. Backups and scratch space are real temp directories.
  */
-import { ApplicationFailure } from '@temporalio/common';
+import { failureOf, recorder } from '../helpers/recorder';
+import { type ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -14,7 +15,7 @@ import { parse } from 'yaml';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createActivities, type ActivityDeps } from '../../activities';
 import { commandFailure } from '../../activities/errors';
-import type { CommandRunner, RunOptions, Tool } from '../../activities/exec';
+import type { CommandRunner } from '../../activities/exec';
 import { decideRules } from '../../runbook/rules';
 import type { BackupRef, ClusterRef, Step } from '../../runbook/types';
 import { RecordingLogger } from '../helpers/recording-logger';
@@ -135,36 +136,6 @@ const notFound = (): ApplicationFailure =>
 /** `revision 4 (pending-upgrade, skoala-init-0.28.1, T0): Preparing upgrade`, written out. */
 const line = (r: Rev, release = 'skoala-init'): string =>
   `revision ${r.revision} (${r.status}, ${release}-${r.version}, ${r.updated ?? T0}): ${r.description ?? 'Upgrade complete'}`;
-
-type Reply = string | Error | ((argv: string[]) => string | Promise<string>);
-interface Call {
-  tool: Tool;
-  argv: string[];
-  opts?: RunOptions;
-}
-
-/** A CommandRunner that records every call and answers from a script, in order. */
-function recorder(...replies: Reply[]): { run: CommandRunner; calls: Call[]; argvs: () => string[][] } {
-  const calls: Call[] = [];
-  const run: CommandRunner = async (tool, argv, opts) => {
-    calls.push({ tool, argv: [...argv], ...(opts ? { opts } : {}) });
-    const reply = replies.shift();
-    if (reply === undefined) throw new Error(`unexpected command: ${tool} ${argv.join(' ')}`);
-    if (reply instanceof Error) throw reply;
-    return { stdout: typeof reply === 'function' ? await reply(argv) : reply, stderr: '' };
-  };
-  return { run, calls, argvs: () => calls.map((c) => [c.tool, ...c.argv]) };
-}
-
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof ApplicationFailure) return err;
-    throw err;
-  }
-  throw new Error('the activity succeeded');
-}
 
 let dir: string;
 let logger: RecordingLogger;

@@ -3,6 +3,7 @@
  * exact kubectl calls with a recording CommandRunner, the owner-only temp file helm reads, and the
  * same store reached through createActivities (backupValues, upgradeRelease).
  */
+import { failureOf, recorder } from '../helpers/recorder';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createHash } from 'node:crypto';
@@ -20,7 +21,7 @@ import {
   ClusterBackupStore,
 } from '../../activities/cluster-backup-store';
 import { commandFailure } from '../../activities/errors';
-import type { CommandRunner, RunOptions, Tool } from '../../activities/exec';
+import type { CommandRunner } from '../../activities/exec';
 import type { BackupRef, ClusterRef, Step } from '../../runbook/types';
 import { RecordingLogger } from '../helpers/recording-logger';
 
@@ -76,36 +77,6 @@ const storedSecret = (key: BackupKey, namespace: string, text: string): string =
     4
   )}\n`;
 };
-
-type Reply = string | Error | ((argv: string[]) => string | Promise<string>);
-interface Call {
-  tool: Tool;
-  argv: string[];
-  opts?: RunOptions;
-}
-
-/** A CommandRunner that records every call and answers from a script, in order. */
-function recorder(...replies: Reply[]): { run: CommandRunner; calls: Call[]; argvs: () => string[][] } {
-  const calls: Call[] = [];
-  const run: CommandRunner = async (tool, argv, opts) => {
-    calls.push({ tool, argv: [...argv], ...(opts ? { opts } : {}) });
-    const reply = replies.shift();
-    if (reply === undefined) throw new Error(`unexpected command: ${tool} ${argv.join(' ')}`);
-    if (reply instanceof Error) throw reply;
-    return { stdout: typeof reply === 'function' ? await reply(argv) : reply, stderr: '' };
-  };
-  return { run, calls, argvs: () => calls.map((c) => [c.tool, ...c.argv]) };
-}
-
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof ApplicationFailure) return err;
-    throw err;
-  }
-  throw new Error('it succeeded');
-}
 
 let dir: string;
 let backupDir: string;
