@@ -11,6 +11,7 @@ import path from 'node:path';
 import semver from 'semver';
 import { parseAllDocuments } from 'yaml';
 import * as cmd from '../runbook/commands';
+import { digestOf } from '../runbook/digest';
 import type { ClusterRef, Step } from '../runbook/types';
 import type { CommandRunner } from './exec';
 
@@ -387,6 +388,19 @@ export function crdPreviewLines(changes: CrdChange[], opts: { allowDowngrade?: b
     lines.push('(the CRD step, once approved, takes conflicting fields over: it applies with --force-conflicts)');
   }
   return lines;
+}
+
+/**
+ * What an approval of this CRD step names: the step (chart, version, files) and what the dry run
+ * says each CRD would get. Custom resource counts are left out: they move on a live cluster
+ * without changing what the step does.
+ */
+export function crdPreviewDigest(step: Step & { kind: 'reapplyCrds' }, changes: CrdChange[]): string {
+  const { repo, ...what } = step;
+  return digestOf({
+    step: { ...what, repo: repo.url },
+    changes: changes.map(({ customResources: _counted, ...c }) => c),
+  });
 }
 
 export interface CrdPreviewSummary {

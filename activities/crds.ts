@@ -9,7 +9,15 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import * as cmd from '../runbook/commands';
 import type { ClusterRef, CrdRecord, Step } from '../runbook/types';
-import { crdDowngrade, crdName, installedCrds, manifestDocs, previewCrds, summarizeCrdPreview } from './crd-preview';
+import {
+  crdDowngrade,
+  crdName,
+  crdPreviewDigest,
+  installedCrds,
+  manifestDocs,
+  previewCrds,
+  summarizeCrdPreview,
+} from './crd-preview';
 import { readRecord, writeRecord } from './cluster-records';
 import type { CommandRunner } from './exec';
 
@@ -59,9 +67,12 @@ export function crdActivities(deps: CrdDeps) {
     async previewCrdChanges(input: {
       cluster: ClusterRef;
       step: CrdStep;
-    }): Promise<{ summary: ReturnType<typeof summarizeCrdPreview> }> {
+    }): Promise<{ summary: ReturnType<typeof summarizeCrdPreview>; digest: string }> {
       const changes = await previewCrds(run, deps.repos, deps.workDir, input.cluster, input.step);
-      return { summary: summarizeCrdPreview(changes, { allowDowngrade: input.step.allowDowngrade }) };
+      return {
+        summary: summarizeCrdPreview(changes, { allowDowngrade: input.step.allowDowngrade }),
+        digest: crdPreviewDigest(input.step, changes),
+      };
     },
 
     /** Updates the CRDs in place from the target chart, then records the step as done on the cluster. */

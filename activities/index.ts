@@ -23,6 +23,7 @@ import { readRollbackRecord } from './cluster-records';
 import { crdActivities, readCrdRecord } from './crds';
 import { healthActivities } from './health';
 import { imageActivities } from './images';
+import { notifyActivities } from './notify';
 import { releaseActivities } from './helm-release';
 import { runDbMigrationJob, type DbMigrationJobInput, type DbMigrationJobResult } from './db-migration-job';
 import { createRunner, type CommandRunner } from './exec';
@@ -75,6 +76,7 @@ export function createActivities(deps: ActivityDeps) {
     ...crdActivities({ run, repos, workDir: deps.workDir }),
     ...imageActivities({ run, repos, workDir: deps.workDir, env: { ...process.env, ...deps.env } }),
     ...healthActivities({ run, pollMs: deps.healthPollMs ?? 2_000 }),
+    ...notifyActivities({ env: { ...process.env, ...deps.env } }),
 
     /**
      * What the version rules say for this upgrade. Run once as a local activity, so the decision is

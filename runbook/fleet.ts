@@ -4,8 +4,10 @@
  */
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { parseDurationMs } from './duration';
 import { isLabelKey, isLabelValue } from './selector';
 import type { ChartRepo, Fleet, RegistryTls, SecretRef } from './types';
+import { selectorSchema, windowSchema } from './windows';
 
 export const DEFAULT_NAMESPACE = 'skoala-system';
 /** Task queue of the workers, unless a cluster names its site's own. */
@@ -168,6 +170,70 @@ const imageRegistry = z
   .strict()
   .superRefine(checkPairs);
 
+/** A duration such as `30m`, `4h`, `1h30m`, `2d` within [min, max]. */
+const duration = (minMs: number, maxMs: number, range: string) =>
+  z.string().transform((text, ctx) => {
+    const ms = parseDurationMs(text);
+    if (ms === undefined || ms < minMs || ms > maxMs) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        message: `"${text}" must be a duration ${range}, such as 30m, 4h or 1h30m`,
+      });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+/** Who may approve, how many, and what a gate does when nobody decides (runbook/approval-policy.ts). */
+const approvals = z
+  .object({
+    approvers: z.array(z.string().trim().min(1)).min(1, 'lists nobody: leave it out to let anyone approve').optional(),
+    notStarter: z.boolean().optional(),
+    rules: z.array(z.object({ select: selectorSchema, distinct: z.number().int().min(1).max(10) }).strict()).optional(),
+    deadline: duration(60_000, 30 * 86_400_000, 'from 1m to 30d').optional(),
+    onDeadline: z.enum(['reject', 'fail']).optional(),
+    remindEvery: duration(60_000, 7 * 86_400_000, 'from 1m to 7d').optional(),
+  })
+  .strict()
+  .superRefine((a, ctx) => {
+    if (a.onDeadline && a.deadline === undefined)
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'onDeadline needs a deadline' });
+    const need = Math.max(0, ...(a.rules ?? []).map((r) => r.distinct));
+    if (a.approvers && need > a.approvers.length)
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        message: `a rule needs ${need} distinct approvers but only ${a.approvers.length} are allowed`,
+      });
+  })
+  .transform((a) => ({
+    ...(a.approvers ? { approvers: a.approvers } : {}),
+    ...(a.notStarter ? { notStarter: true } : {}),
+    ...(a.rules ? { rules: a.rules } : {}),
+    ...(a.deadline !== undefined ? { deadlineMs: a.deadline, onDeadline: a.onDeadline ?? ('reject' as const) } : {}),
+    ...(a.remindEvery !== undefined ? { remindEveryMs: a.remindEvery } : {}),
+  }));
+
+/** The webhook. A header's value is named by an environment variable, never written here. */
+const notify = z
+  .object({
+    url: z.string().superRefine((raw, ctx) => {
+      const problem = /^https?:\/\//i.test(raw) ? chartRepoUrlProblem(raw) : 'must be an http:// or https:// URL';
+      if (problem)
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          message: problem.replace(/an http:\/\/, https:\/\/ or oci:\/\//, 'an http:// or https://'),
+        });
+    }),
+    header: z
+      .object({
+        name: z.string().regex(/^[A-Za-z0-9-]+$/, 'must be an HTTP header name'),
+        env: z.string().regex(ENV_NAME, 'must name an environment variable of the worker (the value is read there)'),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
 const fleetSchema = z
   .object({
     name,
@@ -184,6 +250,9 @@ const fleetSchema = z
     dbMigrationJob: z.string().min(1).optional(),
     extraCrds: z.array(z.string().min(1)).default([]),
     imageRegistry: z.string().min(1).optional(),
+    windows: z.array(windowSchema).optional(),
+    approvals: approvals.optional(),
+    notify: notify.optional(),
   })
   .strict()
   .superRefine((f, ctx) => {
@@ -198,6 +267,16 @@ const fleetSchema = z
       }
       seen.set(c.name, i);
     });
+    (f.windows ?? []).forEach((w, i) =>
+      (w.clusters ?? []).forEach((name, j) => {
+        if (!f.workers.some((c) => c.name === name))
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            path: ['windows', i, 'clusters', j],
+            message: `"${name}" is not a worker cluster of this fleet`,
+          });
+      })
+    );
   });
 
 /** One problem with a fleet file, worded for a single line of output. */
@@ -258,6 +337,9 @@ export function parseFleet(text: string, file: string, resolvePath: (p: string) 
     dbMigrationJob: abs(f.dbMigrationJob),
     extraCrds: f.extraCrds.map(resolvePath),
     imageRegistry: f.imageRegistry,
+    ...(f.windows && f.windows.length > 0 ? { windows: f.windows } : {}),
+    ...(f.approvals && Object.keys(f.approvals).length > 0 ? { approvals: f.approvals } : {}),
+    ...(f.notify ? { notify: f.notify } : {}),
   };
 }
 

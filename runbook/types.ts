@@ -80,6 +80,83 @@ export interface Fleet {
   extraCrds: string[];
   /** Air-gapped sites: sets `global.imageRegistry` on both releases. */
   imageRegistry?: string;
+  /** When worker clusters may start (absent or empty: any time). A cluster covered by none starts any time. */
+  windows?: MaintenanceWindow[];
+  /** Who may approve CRD steps, how many must, and what happens when nobody does. */
+  approvals?: ApprovalPolicy;
+  /** A webhook told about gates, failures, waves and the end of the upgrade. */
+  notify?: NotifyHook;
+}
+
+export type Weekday = 'Mon' | 'Tue' | 'Wed' | 'Thu' | 'Fri' | 'Sat' | 'Sun';
+
+/**
+ * A recurring maintenance window: on each of `days`, from `start` (local time in `timeZone`) for
+ * `durationMs`. A window may run past midnight; it belongs to the day it starts on.
+ */
+export interface MaintenanceWindow {
+  /** Which worker clusters it covers: names, a label selector, or (neither) every worker. */
+  clusters?: string[];
+  select?: string;
+  days: Weekday[];
+  /** `HH:MM`, 24-hour, local time. */
+  start: string;
+  durationMs: number;
+  /** IANA time zone, e.g. `Europe/Berlin`. */
+  timeZone: string;
+}
+
+/** N distinct approvers for the clusters a selector matches. */
+export interface ApprovalRule {
+  select: string;
+  distinct: number;
+}
+
+export interface ApprovalPolicy {
+  /** Only these people may approve or reject (absent: anyone who says who they are). */
+  approvers?: string[];
+  /** The person who started the upgrade may not approve it. */
+  notStarter?: boolean;
+  /** Clusters matching a rule's selector need that many distinct approvers (the highest matching rule wins). */
+  rules?: ApprovalRule[];
+  /** How long a gate may wait for a decision; then `onDeadline` (never an approval). */
+  deadlineMs?: number;
+  onDeadline?: 'reject' | 'fail';
+  /** How often a waiting gate reminds (log and webhook); absent: the tuning's reminder, else 30 minutes. */
+  remindEveryMs?: number;
+}
+
+/** The webhook: a URL and, optionally, one header whose value is read from the worker's environment. */
+export interface NotifyHook {
+  url: string;
+  header?: { name: string; env: string };
+}
+
+/** What the webhook receives (JSON). Small on purpose: it names things; the details are in `status`. */
+export interface NotificationEvent {
+  event:
+    | 'gate-opened'
+    | 'gate-reminder'
+    | 'gate-deadline'
+    | 'cluster-failed'
+    | 'cluster-rolled-back'
+    | 'wave-ended'
+    | 'upgrade-ended';
+  upgradeId: string;
+  fleet: string;
+  version: Version;
+  /** ISO time (workflow time) the event happened. */
+  at: string;
+  cluster?: string;
+  /** One line: what happened, what to do. */
+  message: string;
+  /** The digest of what the gate asks to approve (gate events). */
+  digest?: string;
+  wave?: number;
+  waves?: number;
+  /** The upgrade's end phase (`upgrade-ended`). */
+  phase?: Phase;
+  counts?: Partial<Record<ClusterOutcome, number>>;
 }
 
 export type DbMigrationMode = 'auto' | 'always' | 'never';
@@ -110,6 +187,8 @@ export interface UpgradeOptions {
   batches?: number[];
   /** `--soak`: a durable wait between two waves. */
   soakMs?: number;
+  /** Who started the upgrade (`--by`, else the OS user): the approver policy's `notStarter` compares against it. */
+  startedBy?: string;
 }
 
 export type FailurePolicy = 'stop' | 'rollback';
@@ -262,10 +341,15 @@ export interface Plan {
 
 export interface Approval {
   approved: boolean;
+  /** Who decided; with several approvers, all of them (comma-separated), as `approvers` lists. */
   by: string;
   reason?: string;
   /** ISO timestamp (workflow time). */
   at: string;
+  /** The digest of the CRD change approved. */
+  digest?: string;
+  /** When a policy asked for several distinct approvers: each of them. */
+  approvers?: string[];
 }
 
 export type ClusterOutcome =
@@ -319,6 +403,10 @@ export interface ClusterStatus {
   to: Version;
   error?: string;
   approval?: Approval;
+  /** Waiting at its CRD gate: the digest to approve, since when, approvals so far. */
+  gate?: { digest: string; since: string; needs?: number; approvedBy?: string[] };
+  /** Not started yet, and why: a hold, a maintenance window. */
+  waitingFor?: string;
 }
 
 export type Phase = 'preflight' | 'control-plane' | 'workers' | 'done' | 'failed' | 'cancelled';
@@ -331,8 +419,14 @@ export interface RolloutStatus {
   /** ISO time the soak before the next wave ends. */
   soakingUntil?: string;
   paused?: { by: string; reason?: string; at: string };
-  /** Approvals given ahead of the gates: by selector, or `all`. */
-  aheadApprovals?: { selector: string; by: string; reason?: string }[];
+  /** Approvals given ahead of the gates: by selector, or `all`, naming the fleet CRD digest they approve. */
+  aheadApprovals?: { selector: string; by: string; reason?: string; digest?: string }[];
+  /** Clusters kept from starting, by selector. */
+  holds?: { selector: string; by: string; reason?: string; at: string }[];
+  /** The fleet's CRD change digest: what an approval given ahead names. */
+  crdDigest?: string;
+  /** That change in one line (chart, version, files, clusters). */
+  crdChange?: string;
 }
 
 export interface UpgradeStatus {

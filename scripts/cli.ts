@@ -5,7 +5,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { approve, validateApprove } from './commands/approve';
 import { cancel } from './commands/cancel';
-import { pauseOrResume, validatePause } from './commands/pause-resume';
+import { holdOrRelease, pauseOrResume, validateHold, validatePause } from './commands/pause-resume';
 import { rollback } from './commands/rollback';
 import { buildRequest, plan } from './commands/plan';
 import { startUpgrade } from './commands/start-upgrade';
@@ -41,6 +41,7 @@ const upgradeFlags = (cmd: Command) =>
     .option('--select <selector>', "only worker clusters whose fleet-file labels match, e.g. 'site=east,tier!=prod'")
     .option('--batches <sizes>', 'upgrade in waves of these sizes, e.g. 1,5,25%,100% (the last size repeats)')
     .option('--soak <duration>', 'wait this long between two waves (durable timer), e.g. 30m')
+    .option('--by <name>', 'who starts the upgrade (default: $USER); the fleet policy may bar them from approving it')
     .option('--json', 'print JSON');
 
 /** Exit status of a followed upgrade: anything but a clean finish or a wait for approval is 1. */
@@ -117,6 +118,10 @@ program
   .option('--reject', 'skip the CRD step (the cluster ends "rejected")')
   .option('--by <name>', 'who decides (recorded in history and result)')
   .option('--reason <text>', 'why')
+  .option(
+    '--digest <sha256>',
+    'the digest of the CRD change you saw (default: the one this command shows and approves)'
+  )
   .option('--workflow-id <id>', 'the upgrade (default: the one running)')
   .option('--json', 'print JSON')
   .action(async (opts) => {
@@ -124,8 +129,11 @@ program
     const client = await connectClient(temporalEnv());
     const result = await approve(opts, client);
     if (opts.json) return json(result);
+    for (const w of result.approvedWhat) print(`${w.cluster}: ${w.digest}${w.preview ? `\n  ${w.preview}` : ''}`);
     print(
-      `${result.approved ? 'approved' : 'rejected'} the CRD step of ${result.clusters.join(', ') || 'no cluster'} (${result.workflowId})`
+      result.answer && !result.answer.includes('CRD step')
+        ? `${result.answer} (${result.workflowId})`
+        : `${result.approved ? 'approved' : 'rejected'} the CRD step of ${result.clusters.join(', ') || 'no cluster'} (${result.workflowId})`
     );
     for (const n of result.notDecided) print(`  not decided: ${n.cluster}: ${n.reason}`);
     if (result.ahead !== undefined)
@@ -148,6 +156,25 @@ for (const action of ['pause', 'resume'] as const)
     .action(async (opts) => {
       validatePause(opts);
       const { workflowId, answer } = await pauseOrResume(action, opts, await connectClient(temporalEnv()));
+      print(`${workflowId}: ${answer}`);
+    });
+
+for (const action of ['hold', 'release'] as const)
+  program
+    .command(action)
+    .description(
+      action === 'hold'
+        ? 'keep the worker clusters a selector matches from starting (those running go on) until release'
+        : 'let held clusters start again: the hold with this --select, or --all holds'
+    )
+    .option('--select <selector>', "label selector, e.g. 'site=east' (as given to hold)")
+    .option('--all', action === 'hold' ? 'every worker cluster' : 'every hold')
+    .option('--by <name>', 'who does it (recorded in history)')
+    .option('--reason <text>', 'why')
+    .option('--workflow-id <id>', 'the upgrade (default: the one running)')
+    .action(async (opts) => {
+      validateHold(action, opts);
+      const { workflowId, answer } = await holdOrRelease(action, opts, await connectClient(temporalEnv()));
       print(`${workflowId}: ${answer}`);
     });
 

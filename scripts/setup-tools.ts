@@ -1,6 +1,6 @@
 // Installs (or finds in the cache outside the checkout) every binary the tests and the demo use:
 // temporal, helm, kubectl, kine, kube-apiserver, crane, registry, temporal-server (+ sql tool and
-// schemas). Run first by `npm test`; a warm run takes ~1 s.
+// schemas), temporal-test-server (time skipping). Run first by `npm test`; a warm run takes ~1 s.
 import { ALL_TOOLS, ensureTools } from '../sandbox/tools';
 
 try {

@@ -5,6 +5,8 @@
  * already decided). A child that closed in between never fails the parent.
  */
 import { ApplicationFailure, condition, getExternalWorkflowHandle, log, setHandler, uuid4 } from '@temporalio/workflow';
+import { approverRefusal } from '../runbook/approval-policy';
+import type { UpgradeRequest } from '../runbook/types';
 import type { FleetStatus } from './fleet-status';
 import { childId } from './child-id';
 import {
@@ -24,13 +26,21 @@ export async function decideClusters(
   targets: string[],
   d: CrdDecisionForAll
 ): Promise<DecideAllResult> {
+  const digestOf = (cluster: string) => (d.approve ? d.digests?.[cluster] : undefined);
   const requestId = uuid4();
   const answers = status.expectAcks(requestId);
   const notDecided: DecideAllResult['notDecided'] = [];
   const sent = await Promise.all(
     targets.map((cluster) =>
       getExternalWorkflowHandle(childId(cluster))
-        .signal(crdDecisionSignal, { cluster, approve: d.approve, by: d.by, reason: d.reason, requestId })
+        .signal(crdDecisionSignal, {
+          cluster,
+          approve: d.approve,
+          by: d.by,
+          reason: d.reason,
+          requestId,
+          ...(digestOf(cluster) ? { digest: digestOf(cluster) } : {}),
+        })
         .then(
           () => cluster,
           () => {
@@ -57,14 +67,30 @@ export async function decideClusters(
   return { decided, notDecided };
 }
 
-export function handleApprovals(status: FleetStatus): void {
+/** The fleet-wide part of the approver policy (who may decide at all), checked before any child is asked. */
+export function fleetApproverRefusal(request: UpgradeRequest, by: string, approve: boolean): string | undefined {
+  const policy = request.fleet.approvals;
+  const starter = policy?.notStarter ? request.options.startedBy : undefined;
+  return approverRefusal(
+    { ...(policy?.approvers ? { approvers: policy.approvers } : {}), ...(starter ? { starter } : {}) },
+    by,
+    approve
+  );
+}
+
+export function handleApprovals(status: FleetStatus, request: UpgradeRequest): void {
   const decideAll = (d: CrdDecisionForAll): Promise<DecideAllResult> => decideClusters(status, status.waiting(), d);
   setHandler(decideAllUpdate, decideAll, {
     validator: (d) => {
       if (!d.by?.trim())
         throw ApplicationFailure.nonRetryable('an approval must say who gives it (--by)', 'ApprovalRefused');
+      const why = fleetApproverRefusal(request, d.by, d.approve);
+      if (why) throw ApplicationFailure.nonRetryable(why, 'ApprovalRefused');
       if (status.waiting().length === 0)
-        throw ApplicationFailure.nonRetryable('no cluster is waiting for approval', 'ApprovalRefused');
+        throw ApplicationFailure.nonRetryable(
+          `no cluster is waiting for approval (${status.phase === 'done' ? 'the upgrade has finished' : `phase: ${status.phase}`})`,
+          'ApprovalRefused'
+        );
     },
   });
   setHandler(decideAllSignal, async (d) => {

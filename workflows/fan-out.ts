@@ -17,7 +17,9 @@ import { skippedResult } from './control-plane';
 import { errorMessage } from './errors';
 import type { FleetStatus } from './fleet-status';
 import { childId } from './child-id';
-import { aheadApprovalFor } from './rollout-control';
+import { notifyContextOf, type Notifier } from './notify';
+import { aheadGrantFor, policyFor } from './rollout-control';
+import { startGate } from './start-gate';
 import { upgradeWorkerCluster } from './upgrade-worker-cluster';
 
 /** Why the rollout stopped starting clusters, when it did. */
@@ -32,7 +34,8 @@ export async function fanOut(
   plan: Plan,
   request: UpgradeRequest,
   status: FleetStatus,
-  done: Map<string, ClusterResult>
+  done: Map<string, ClusterResult>,
+  notify: Notifier
 ): Promise<{ left: ClusterPlan[]; halt: Halt }> {
   const { options } = request;
   status.phase = 'workers';
@@ -52,16 +55,21 @@ export async function fanOut(
   let startedThisRun = 0;
   let soakedBefore = -1;
   const check = () => (halt ??= haltReason(options, canaries, done));
+  // Holds and maintenance windows: a cluster they keep back is passed over, the next one may start.
+  const gate = startGate(request, status);
+  let waveEnded = waves.current(done);
   while (queue.length > 0 || running.size > 0) {
+    const round = gate.round(Date.now());
+    let i = 0;
     while (
       !cancelled() &&
       !paused() &&
       !check() &&
       running.size < options.maxParallel &&
-      queue.length > 0 &&
+      i < queue.length &&
       startedThisRun < perRun
     ) {
-      const next = queue[0] as ClusterPlan;
+      const next = queue[i] as ClusterPlan;
       // The canaries must all have finished before anyone else starts.
       if (!isCanary(next) && [...canaries].some((c) => !done.has(c) && plan.workers.some((w) => w.cluster.name === c)))
         break;
@@ -73,7 +81,11 @@ export async function fanOut(
         soakedBefore = wave;
         continue; // paused or cancelled during the soak: checked again
       }
-      queue.shift();
+      if (!next.skipped && round.keepsBack(next.cluster.name)) {
+        i++;
+        continue;
+      }
+      queue.splice(i, 1);
       if (next.skipped) {
         done.set(next.cluster.name, skippedResult(next));
         status.finished(skippedResult(next));
@@ -81,21 +93,37 @@ export async function fanOut(
       }
       status.running(next);
       startedThisRun++;
-      running.set(next.cluster.name, runChild(next, request, status, done));
+      running.set(next.cluster.name, runChild(next, request, status, done, notify));
     }
+    round.end();
     if (waves.count > 1)
       Object.assign(status.rollout, { wave: Math.min(waves.current(done), waves.count - 1) + 1, waves: waves.count });
     setCurrentDetails(
-      `workers: ${done.size}/${plan.workers.length} done, ${running.size} running, waiting for approval: ${status.waiting().join(', ') || 'none'}${waves.count > 1 ? `; wave ${status.rollout.wave}/${waves.count}` : ''}${status.rollout.paused ? `; PAUSED by ${status.rollout.paused.by}` : ''}${halt ? `; stopped: ${halt.reason}` : ''}`
+      `workers: ${done.size}/${plan.workers.length} done, ${running.size} running, waiting for approval: ${status.waiting().join(', ') || 'none'}${waves.count > 1 ? `; wave ${status.rollout.wave}/${waves.count}` : ''}${status.rollout.paused ? `; PAUSED by ${status.rollout.paused.by}` : ''}${round.keptBack > 0 ? `; ${round.keptBack} kept back by holds or windows` : ''}${halt ? `; stopped: ${halt.reason}` : ''}`
     );
     const mayStartLater = queue.length > 0 && !cancelled() && !check() && startedThisRun < perRun;
-    if (running.size === 0 && !(paused() && mayStartLater)) break;
-    // Paused: also wake when resumed, so new clusters start at once, not when a running one ends.
-    const resumed = paused()
-      ? CancellationScope.nonCancellable(() => condition(() => !paused() || cancelled())).then(() => undefined)
+    const steerable = mayStartLater && (paused() || round.keptBack > 0);
+    if (running.size === 0 && !steerable) break;
+    // Paused, held or outside a window: also wake when resumed, released or a window opens, not only when a child ends.
+    const seen = status.steers;
+    const wakeScope = new CancellationScope();
+    const wake = steerable
+      ? wakeScope
+          .run(() =>
+            condition(
+              () => status.steers !== seen || cancelled(),
+              round.opensAt !== undefined ? Math.max(1, round.opensAt - Date.now()) : undefined
+            )
+          )
+          .then(
+            () => undefined,
+            () => undefined
+          )
       : undefined;
-    const first = await Promise.race([...running.values(), ...(resumed ? [resumed] : [])]);
+    const first = await Promise.race([...running.values(), ...(wake ? [wake] : [])]);
+    wakeScope.cancel();
     if (first !== undefined) running.delete(first);
+    waveEnded = notifyWavesEnded(waveEnded, waves, done, notify);
   }
   return { left: queue, halt: check() };
 }
@@ -157,11 +185,14 @@ async function runChild(
   plan: ClusterPlan,
   request: UpgradeRequest,
   status: FleetStatus,
-  done: Map<string, ClusterResult>
+  done: Map<string, ClusterResult>,
+  notify: Notifier
 ): Promise<string> {
   const name = plan.cluster.name;
   const startedAt = new Date().toISOString();
-  const ahead = aheadApprovalFor(status, name);
+  const policy = policyFor(request, status, name);
+  const ahead = aheadGrantFor(status, name, policy);
+  const hook = notifyContextOf(request);
   let result: ClusterResult;
   try {
     const child = await startChild(upgradeWorkerCluster, {
@@ -174,6 +205,8 @@ async function runChild(
           onFailure: request.options.onFailure,
           // Approved ahead already: the child passes its gate without a round trip through the parent.
           ...(ahead ? { approvedAhead: ahead } : {}),
+          policy,
+          ...(hook ? { notify: hook } : {}),
         },
       ],
       ...(plan.cluster.taskQueue ? { taskQueue: plan.cluster.taskQueue } : {}),
@@ -199,5 +232,30 @@ async function runChild(
   }
   done.set(name, result);
   status.finished(result);
+  if (result.outcome === 'failed' || result.outcome === 'rolled-back')
+    notify.send({
+      event: result.outcome === 'failed' ? 'cluster-failed' : 'cluster-rolled-back',
+      cluster: name,
+      message: `${name} ${result.outcome === 'failed' ? 'failed' : 'was rolled back'}: ${result.error ?? 'no cause given'}`,
+    });
   return name;
+}
+
+/** Tells the webhook about every wave that finished since `before`; returns the current wave. */
+function notifyWavesEnded(
+  before: number,
+  waves: ReturnType<typeof wavesOf>,
+  done: Map<string, ClusterResult>,
+  notify: Notifier
+): number {
+  const now = waves.current(done);
+  if (waves.count > 1)
+    for (let w = before; w < now && w < waves.count; w++)
+      notify.send({
+        event: 'wave-ended',
+        wave: w + 1,
+        waves: waves.count,
+        message: `wave ${w + 1}/${waves.count} finished${w + 1 < waves.count ? `; wave ${w + 2} is next` : ''}`,
+      });
+  return now;
 }

@@ -33,6 +33,8 @@ export class FleetStatus {
   private readonly clusters = new Map<string, ClusterStatus>();
   private readonly lastSeq = new Map<string, number>();
   private readonly labels = new Map<string, Record<string, string>>();
+  /** Counts pause, resume, hold and release: the fan-out waits for it to move. */
+  steers = 0;
   /** Answers of children to approve-all decisions, by request. */
   private readonly acks = new Map<string, Map<string, { decided: boolean; reason?: string }>>();
 
@@ -71,7 +73,28 @@ export class FleetStatus {
     if (!current || FINAL.includes(current.state)) return;
     if ((this.lastSeq.get(p.cluster) ?? 0) >= p.seq) return;
     this.lastSeq.set(p.cluster, p.seq);
-    this.update(p.cluster, { state: p.state, step: p.state === 'waiting-approval' ? 'awaitCrdApproval' : undefined });
+    const atGate = p.state === 'waiting-approval';
+    this.update(p.cluster, {
+      state: p.state,
+      step: atGate ? 'awaitCrdApproval' : undefined,
+      gate: atGate ? (p.gate ?? current.gate) : undefined,
+    });
+  }
+
+  /** The digest each waiting cluster's gate asks to approve. */
+  gateDigests(clusters: string[]): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const c of clusters) {
+      const d = this.clusters.get(c)?.gate?.digest;
+      if (d) out[c] = d;
+    }
+    return out;
+  }
+
+  /** Why a cluster not started yet waits (a hold, a window), or undefined to clear it. */
+  notStartedBecause(cluster: string, why: string | undefined): void {
+    const current = this.clusters.get(cluster);
+    if (current && current.waitingFor !== why) this.update(cluster, { waitingFor: why });
   }
 
   /** Starts collecting the children's answers to one approve-all request. */
@@ -86,11 +109,19 @@ export class FleetStatus {
   }
 
   running(plan: ClusterPlan): void {
-    this.update(plan.cluster.name, { state: 'running', step: undefined });
+    this.update(plan.cluster.name, { state: 'running', step: undefined, waitingFor: undefined });
   }
 
   finished(r: ClusterResult): void {
-    this.update(r.cluster, { state: r.outcome, step: undefined, error: r.error, approval: r.approval, from: r.from });
+    this.update(r.cluster, {
+      state: r.outcome,
+      step: undefined,
+      error: r.error,
+      approval: r.approval,
+      from: r.from,
+      gate: undefined,
+      waitingFor: undefined,
+    });
   }
 
   /** Every cluster not finished yet ends `cancelled`, naming what it had reached. */
@@ -113,6 +144,17 @@ export class FleetStatus {
   /** The labels of a worker cluster, as the plan has them (for ahead approvals by selector). */
   labelsOf(cluster: string): Record<string, string> {
     return this.labels.get(cluster) ?? {};
+  }
+
+  steered(): void {
+    this.steers++;
+  }
+
+  /** Worker clusters not started yet. */
+  notStarted(): string[] {
+    return [...this.clusters.values()]
+      .filter((c) => c.role === 'worker' && c.state === 'pending')
+      .map((c) => c.cluster);
   }
 
   waiting(): string[] {

@@ -10,6 +10,11 @@ export interface CrdDecision {
   approve: boolean;
   by: string;
   reason?: string;
+  /**
+   * The digest of the CRD change the approver saw (`sha256:...`, or its first 12 hex digits): an
+   * approval whose digest is not the gate's is refused with the gate's preview. Rejections need none.
+   */
+  digest?: string;
   /** Set by the parent's approve-all: the child answers whether this decision took effect. */
   requestId?: string;
 }
@@ -18,6 +23,8 @@ export interface CrdDecisionForAll {
   approve: boolean;
   by: string;
   reason?: string;
+  /** Per cluster, the digest the approver saw (approvals only; a cluster without one is not approved). */
+  digests?: Record<string, string>;
 }
 
 /** What one approve-all call did: only the clusters it decided, and why the others were not. */
@@ -37,6 +44,17 @@ export interface ClusterProgress {
   state: ClusterState;
   /** The answer to an approve-all decision that carried a requestId. */
   ack?: { requestId: string; decided: boolean; reason?: string };
+  /** The open gate: what it asks to approve, and the approvals it has so far. */
+  gate?: GateView;
+}
+
+/** An open CRD gate as the parent and the CLI show it. */
+export interface GateView {
+  digest: string;
+  since: string;
+  /** Distinct approvers the gate needs, and those it has (more than one approver only). */
+  needs?: number;
+  approvedBy?: string[];
 }
 
 /** Parent: the whole upgrade's state (also answered after the upgrade closed, cancelled included). */
@@ -64,9 +82,13 @@ export const decideAllSignal = defineSignal<[CrdDecisionForAll]>('decideAllSigna
 export const clusterProgressSignal = defineSignal<[ClusterProgress]>('clusterProgress');
 
 /** Child: what it does now (also queryable from the `temporal` CLI). */
-export const gateQuery = defineQuery<{ cluster: string; state: ClusterState; step?: StepKind; preview?: string }>(
-  'gate'
-);
+export const gateQuery = defineQuery<{
+  cluster: string;
+  state: ClusterState;
+  step?: StepKind;
+  preview?: string;
+  gate?: GateView;
+}>('gate');
 
 /** Who steers the rollout, and why: recorded in history (the update's input) and in `status`. */
 export interface RolloutCommand {
@@ -86,5 +108,20 @@ export const resumeUpdate = defineUpdate<string, [RolloutCommand]>('resume');
  */
 export interface AheadApproval extends RolloutCommand {
   selector: string;
+  /** The fleet's CRD change digest the approver saw (`status` and `plan` show it); refused when it is not the upgrade's. */
+  digest?: string;
 }
 export const approveAheadUpdate = defineUpdate<DecideAllResult, [AheadApproval]>('approveAhead');
+
+/** Parent: keep the worker clusters a selector matches from starting (those running go on). */
+export interface HoldCommand extends RolloutCommand {
+  selector: string;
+}
+export const holdUpdate = defineUpdate<string, [HoldCommand]>('hold');
+
+/** Parent: lift the hold with this selector (`selector` as given to hold), or every hold with `all`. */
+export interface ReleaseCommand extends RolloutCommand {
+  selector?: string;
+  all?: boolean;
+}
+export const releaseUpdate = defineUpdate<string, [ReleaseCommand]>('release');

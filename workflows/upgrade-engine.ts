@@ -7,6 +7,7 @@ import {
   ApplicationFailure,
   CancellationScope,
   CancelledFailure,
+  ContinueAsNew,
   allHandlersFinished,
   condition,
   isCancellation,
@@ -38,6 +39,9 @@ import { memoOf } from './plan-memo';
 import { checkImagesAtPreflight } from './image-check';
 import { handleRolloutControl } from './rollout-control';
 import { preflight, recordRules } from './preflight';
+import { errorMessage } from './errors';
+import { notifier, notifyContextOf } from './notify';
+import { fleetCrdChange, fleetCrdDigest } from '../runbook/digest';
 
 export interface UpgradeEngineInput {
   request: UpgradeRequest;
@@ -54,8 +58,8 @@ interface Carried {
   controlPlane?: ClusterResult;
   /** Worker clusters already finished, in finishing order. */
   workers: ClusterResult[];
-  /** A pause and the approvals given ahead outlive the run they were given in. */
-  rollout?: Pick<RolloutStatus, 'paused' | 'aheadApprovals'>;
+  /** A pause, holds and the approvals given ahead outlive the run they were given in. */
+  rollout?: Pick<RolloutStatus, 'paused' | 'aheadApprovals' | 'holds'>;
 }
 
 export async function upgradeEngine(input: UpgradeEngineInput): Promise<UpgradeResult> {
@@ -69,14 +73,15 @@ export async function upgradeEngine(input: UpgradeEngineInput): Promise<UpgradeR
     fleet.workers.map((w) => w.name)
   );
   setHandler(statusQuery, () => status.status());
-  handleApprovals(status);
-  const control = handleRolloutControl(status);
+  handleApprovals(status, request);
+  const control = handleRolloutControl(status, request);
   setHandler(clusterProgressSignal, (p) => {
     const before = status.state(p.cluster);
     status.progress(p);
     if (before !== 'waiting-approval' && status.state(p.cluster) === 'waiting-approval') control.onGateOpen(p.cluster);
   });
 
+  const notify = notifier(notifyContextOf(request));
   const done = new Map<string, ClusterResult>((carried?.workers ?? []).map((r) => [r.cluster, r]));
   Object.assign(status.rollout, carried?.rollout);
   try {
@@ -84,6 +89,9 @@ export async function upgradeEngine(input: UpgradeEngineInput): Promise<UpgradeR
     const facts = carried?.facts ?? (await preflight(request, acts).catch(failWith(status)));
     const rules = carried?.rules ?? (await recordRules(request, facts, acts));
     const plan = planOrRefuse(request, facts, rules, status);
+    // What an approval given ahead names: computed from the plan, so every run of the upgrade agrees.
+    const crdDigest = fleetCrdDigest(plan);
+    if (crdDigest) Object.assign(status.rollout, { crdDigest, crdChange: fleetCrdChange(plan) });
     const perRun = request.tuning?.childrenPerRun ?? 200;
     if (!carried) {
       // Before the DB Job or any upgrade: the images the plan needs are in their registries.
@@ -104,7 +112,7 @@ export async function upgradeEngine(input: UpgradeEngineInput): Promise<UpgradeR
 
     // 3. Worker clusters: a sliding window of children.
     for (const r of done.values()) status.finished(r);
-    const { left, halt } = await fanOut(plan, request, status, done);
+    const { left, halt } = await fanOut(plan, request, status, done, notify);
     if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('the upgrade was cancelled');
     if (halt) {
       for (const w of left)
@@ -119,16 +127,26 @@ export async function upgradeEngine(input: UpgradeEngineInput): Promise<UpgradeR
     status.phase = 'done';
     setCurrentDetails('done');
     const workers = plan.workers.map((w) => done.get(w.cluster.name) ?? outcomeOf(w, 'not-started'));
+    const counts = countOutcomes([controlPlane, ...workers]);
+    notify.send({
+      event: 'upgrade-ended',
+      phase: 'done',
+      counts,
+      message: `upgrade to ${options.targetVersion} finished: ${countsLine(counts)}`,
+    });
+    await notify.flush();
     await condition(allHandlersFinished);
-    return {
-      upgradeId: request.upgradeId,
-      targetVersion: options.targetVersion,
-      controlPlane,
-      workers,
-      counts: countOutcomes([controlPlane, ...workers]),
-    };
+    return { upgradeId: request.upgradeId, targetVersion: options.targetVersion, controlPlane, workers, counts };
   } catch (err) {
-    if (!isCancellation(err)) throw err;
+    if (isContinueAsNew(err)) throw err;
+    const cancelled = isCancellation(err);
+    notify.send({
+      event: 'upgrade-ended',
+      phase: cancelled ? 'cancelled' : 'failed',
+      message: `upgrade to ${options.targetVersion} ${cancelled ? 'was cancelled' : `failed: ${errorMessage(err)}`}`,
+    });
+    await CancellationScope.nonCancellable(() => notify.flush());
+    if (!cancelled) throw err;
     // Cancelled: every cluster ends in a named state, and the workflow ends CANCELLED, not FAILED.
     status.cancelled();
     setCurrentDetails('cancelled');
@@ -139,13 +157,19 @@ export async function upgradeEngine(input: UpgradeEngineInput): Promise<UpgradeR
 
 /** Continue as new with `carried`; the memo (target version, plan) goes along: the CLI reads the version from it. */
 function continueWith(request: UpgradeRequest, carried: Carried, status: FleetStatus): Promise<never> {
-  const { paused, aheadApprovals } = status.rollout;
-  const rollout = { ...(paused ? { paused } : {}), ...(aheadApprovals ? { aheadApprovals } : {}) };
+  const { paused, aheadApprovals, holds } = status.rollout;
+  const rollout = {
+    ...(paused ? { paused } : {}),
+    ...(aheadApprovals ? { aheadApprovals } : {}),
+    ...(holds ? { holds } : {}),
+  };
   return makeContinueAsNewFunc<typeof upgradeEngine>({ memo: workflowInfo().memo })({
     request,
     carried: { ...carried, ...(Object.keys(rollout).length > 0 ? { rollout } : {}) },
   });
 }
+
+const isContinueAsNew = (err: unknown): boolean => err instanceof ContinueAsNew;
 
 const failWith =
   (status: FleetStatus) =>
@@ -169,6 +193,12 @@ function planOrRefuse(request: UpgradeRequest, facts: FleetFacts, rules: RuleDec
 
 const outcomeOf = (p: ClusterPlan, outcome: ClusterResult['outcome']): ClusterResult =>
   p.skipped ? skippedResult(p) : { cluster: p.cluster.name, role: p.role, outcome, from: p.from, to: p.to };
+
+const countsLine = (counts: UpgradeResult['counts']): string =>
+  Object.entries(counts)
+    .filter(([, n]) => n > 0)
+    .map(([k, n]) => `${n} ${k}`)
+    .join(', ');
 
 function countOutcomes(results: ClusterResult[]): UpgradeResult['counts'] {
   const counts = {

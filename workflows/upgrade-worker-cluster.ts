@@ -6,18 +6,16 @@
 import {
   ApplicationFailure,
   CancellationScope,
-  condition,
   getExternalWorkflowHandle,
   isCancellation,
   log,
-  patched,
   setCurrentDetails,
   setHandler,
   sleep,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { GatePolicy } from '../runbook/approval-policy';
 import type {
-  Approval,
   ClusterPlan,
   ClusterResult,
   ClusterState,
@@ -26,15 +24,10 @@ import type {
   Tuning,
 } from '../runbook/types';
 import { proxies } from './activities';
-import {
-  clusterProgressSignal,
-  crdDecisionSignal,
-  decideCrdUpdate,
-  gateQuery,
-  type ClusterProgress,
-  type CrdDecision,
-} from './messages';
+import { crdGate, type AheadGrant } from './crd-gate';
+import { clusterProgressSignal, gateQuery, type ClusterProgress } from './messages';
 import { errorMessage } from './errors';
+import { notifier, type NotifyContext } from './notify';
 import { fromRevisionOf, runSteps } from './run-steps';
 
 export interface UpgradeWorkerClusterInput {
@@ -44,41 +37,11 @@ export interface UpgradeWorkerClusterInput {
   /** Unset in upgrades started before rollbacks existed: a failed cluster is left as it failed. */
   onFailure?: FailurePolicy;
   /** An approval given ahead that covers this cluster when the parent started it: the gate passes at once. */
-  approvedAhead?: { by: string; reason?: string; selector: string };
-}
-
-/** Why a decision cannot be taken now, or undefined when it can. Shared by the update validator and the signal. */
-function refusal(d: CrdDecision, cluster: string, waiting: boolean, decided: Approval | undefined): string | undefined {
-  if (d.cluster !== cluster) return `this gate belongs to cluster ${cluster}, not ${d.cluster}`;
-  if (!d.by?.trim()) return 'an approval must say who gives it (--by)';
-  if (decided) return `cluster ${cluster} was already ${decided.approved ? 'approved' : 'rejected'} by ${decided.by}`;
-  if (!waiting) return `cluster ${cluster} is not waiting for approval yet`;
-  return undefined;
-}
-
-/**
- * What the CRD step would do (server-side dry run, without taking fields from other managers):
- * the approver sees conflicts and downgrades before deciding. A preview that fails does not hold
- * the gate: the approver is told it is missing.
- */
-async function previewCrdStep(plan: ClusterPlan, acts: ReturnType<typeof proxies>): Promise<string> {
-  const step = plan.steps.find((s) => s.kind === 'reapplyCrds');
-  if (step?.kind !== 'reapplyCrds') return '';
-  try {
-    const { summary } = await acts.quick.previewCrdChanges.executeWithOptions(
-      {
-        ...acts.options.quick,
-        ...(plan.cluster.taskQueue ? { taskQueue: plan.cluster.taskQueue } : {}),
-        retry: { ...acts.options.quick.retry, maximumAttempts: 2 },
-        summary: `preview the CRD step on ${plan.cluster.name}`,
-      },
-      [{ cluster: plan.cluster, step }]
-    );
-    return `CRD preview: ${summary.text}`;
-  } catch (err) {
-    if (isCancellation(err)) throw err;
-    return `CRD preview failed (decide without it, or reject): ${errorMessage(err)}`;
-  }
+  approvedAhead?: AheadGrant;
+  /** The fleet's approver policy for this cluster (absent in upgrades started before it existed: one approval, no deadline). */
+  policy?: GatePolicy;
+  /** The fleet's webhook, when it has one. */
+  notify?: NotifyContext;
 }
 
 export async function upgradeWorkerCluster(input: UpgradeWorkerClusterInput): Promise<ClusterResult> {
@@ -88,10 +51,6 @@ export async function upgradeWorkerCluster(input: UpgradeWorkerClusterInput): Pr
   const parent = workflowInfo().parent;
   let state: ClusterState = 'running';
   let step: StepKind | undefined;
-  let waiting = false;
-  let decision: Approval | undefined;
-  let decidedBy: string | undefined; // the approve-all request that decided, if one did
-  let preview: string | undefined; // what the CRD step would change, for the approver
 
   let seq = 0;
   /**
@@ -117,27 +76,20 @@ export async function upgradeWorkerCluster(input: UpgradeWorkerClusterInput): Pr
     }
   };
 
-  const decide = (d: CrdDecision): string => {
-    decision = { approved: d.approve, by: d.by, reason: d.reason, at: new Date().toISOString() };
-    decidedBy = d.requestId;
-    log.info(`CRD step ${d.approve ? 'approved' : 'rejected'}`, { cluster, by: d.by, reason: d.reason });
-    return `${cluster}: CRD step ${d.approve ? 'approved' : 'rejected'} by ${d.by}`;
-  };
-  setHandler(decideCrdUpdate, decide, {
-    validator: (d) => {
-      const why = refusal(d, cluster, waiting, decision);
-      if (why) throw ApplicationFailure.nonRetryable(why, 'ApprovalRefused');
-    },
-  });
-  setHandler(crdDecisionSignal, async (d) => {
-    const why = refusal(d, cluster, waiting, decision);
-    if (!why) return void decide(d); // the gate reports it, with the ack, when it opens
-    log.warn(`ignored CRD decision: ${why}`, { cluster, by: d.by });
-    if (d.requestId) await report({ state, ack: { requestId: d.requestId, decided: false, reason: why } });
-  });
-  setHandler(gateQuery, () => ({ cluster, state, step, ...(preview ? { preview } : {}) }));
-
   const acts = proxies(input.tuning);
+  const notify = notifier(input.notify);
+  const gate = crdGate({
+    plan,
+    acts,
+    policy: input.policy ?? { distinct: 1 },
+    ...(input.approvedAhead ? { approvedAhead: input.approvedAhead } : {}),
+    ...(input.tuning?.approvalReminder ? { reminder: input.tuning.approvalReminder } : {}),
+    notify,
+    report,
+    state: () => state,
+    setState: (s) => (state = s),
+  });
+  setHandler(gateQuery, () => ({ cluster, state, step, ...gate.query() }));
   try {
     const outcome = await runSteps(plan, acts, {
       upgradeId: input.upgradeId,
@@ -146,33 +98,7 @@ export async function upgradeWorkerCluster(input: UpgradeWorkerClusterInput): Pr
         step = kind;
         setCurrentDetails(`${cluster}: ${kind}`);
       },
-      awaitApproval: async () => {
-        const ahead = input.approvedAhead;
-        if (ahead) {
-          // Decided before the gate opened: recorded like any approval, nobody waits, the parent is not signalled.
-          const reason = ahead.reason ?? `approved ahead (${ahead.selector || 'every cluster'})`;
-          decision = { approved: true, by: ahead.by, reason, at: new Date().toISOString() };
-          log.info('CRD step approved ahead', { cluster, by: ahead.by, selector: ahead.selector });
-          return decision;
-        }
-        // Added after v2 histories were recorded: upgrades already waiting replay without it.
-        if (patched('crd-preview-at-gate')) preview = await previewCrdStep(plan, acts);
-        waiting = true;
-        state = 'waiting-approval';
-        setCurrentDetails(
-          `${cluster}: waiting for approval of the CRD re-apply (npm run approve -- --cluster ${cluster} --by NAME)${preview ? `\n\n${preview}` : ''}`
-        );
-        await report({ state });
-        const every = input.tuning?.approvalReminder ?? '30 minutes';
-        // No deadline: a person decides. The reminder keeps the wait visible in logs.
-        while (!(await condition(() => decision !== undefined, every))) {
-          log.warn(`still waiting for approval of the CRD re-apply`, { cluster, since: startedAt });
-        }
-        waiting = false;
-        state = decision?.approved ? 'running' : 'rejected';
-        await report({ state, ...(decidedBy ? { ack: { requestId: decidedBy, decided: true } } : {}) });
-        return decision as Approval;
-      },
+      awaitApproval: () => gate.awaitDecision(),
     });
     state = outcome.rolledBack ? 'rolled-back' : outcome.rejected ? 'rejected' : 'upgraded';
     return {
@@ -202,5 +128,7 @@ export async function upgradeWorkerCluster(input: UpgradeWorkerClusterInput): Pr
       `${cluster}: ${step ?? 'upgrade'} failed: ${message}`,
       'ClusterUpgradeFailed'
     );
+  } finally {
+    await notify.flush();
   }
 }

@@ -1,11 +1,14 @@
 /**
- * `npm run approve -- --cluster NAME | --all [--reject] --by NAME [--reason TEXT]`: decides CRD
- * gates. A refused decision (not waiting, wrong cluster) comes back at once as an error.
+ * `npm run approve -- --cluster NAME | --all [--reject] --by NAME [--reason TEXT] [--digest D]`:
+ * decides CRD gates. An approval names the digest of what it approves: the one given with
+ * --digest (what the person saw earlier), or else the one shown with the preview in this call's
+ * output. A refused decision (not waiting, wrong cluster, another digest, the approver policy)
+ * comes back at once as an error.
  */
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { CLUSTER_NAME } from '../../runbook/fleet';
 import { parseSelector, SelectorError } from '../../runbook/selector';
-import { approveAheadUpdate, decideAllUpdate, decideCrdUpdate } from '../../workflows/messages';
+import { approveAheadUpdate, decideAllUpdate, decideCrdUpdate, gateQuery } from '../../workflows/messages';
 import { ExitError } from '../lib/errors';
 import { resolveUpgradeId } from '../lib/temporal';
 import { readUpgrade } from '../lib/upgrade-state';
@@ -19,6 +22,8 @@ export interface ApproveOptions {
   reject?: boolean;
   by?: string;
   reason?: string;
+  /** The digest the approver saw (`sha256:...` or its first 12 hex digits). */
+  digest?: string;
   workflowId?: string;
 }
 
@@ -31,6 +36,10 @@ export interface ApproveResult {
   notDecided: { cluster: string; reason: string }[];
   /** With --ahead: what the approval covers from now on (`all` or the selector). */
   ahead?: string;
+  /** What was approved: per cluster (or `fleet` for --ahead), its digest and preview. */
+  approvedWhat: { cluster: string; digest: string; preview?: string }[];
+  /** The gate's answer (e.g. "approval 1 of 2 recorded"). */
+  answer?: string;
 }
 
 export function validateApprove(opts: ApproveOptions): void {
@@ -49,6 +58,10 @@ export function validateApprove(opts: ApproveOptions): void {
   } else if (opts.select !== undefined) throw new ExitError('--select decides gates ahead: add --ahead');
   else if (!!opts.cluster === !!opts.all) throw new ExitError('name one cluster with --cluster NAME, or pass --all');
   if (!opts.by?.trim()) throw new ExitError('--by NAME is required: approvals record who gave them');
+  if (opts.digest !== undefined && !/^(sha256:)?[0-9a-f]{12,64}$/i.test(opts.digest.trim()))
+    throw new ExitError(`--digest "${opts.digest}" must be sha256:<hex> or at least its first 12 hex digits`);
+  if (opts.digest !== undefined && opts.reject)
+    throw new ExitError('--digest names what is approved: a rejection needs none');
   if (opts.cluster !== undefined && !CLUSTER_NAME.test(opts.cluster)) {
     throw new ExitError(`--cluster "${opts.cluster}" is not a cluster name (lowercase letters, digits, "-")`);
   }
@@ -64,36 +77,98 @@ export async function approve(opts: ApproveOptions, client: Client): Promise<App
   const workflowId = await resolveUpgradeId(client, opts.workflowId);
   const approved = !opts.reject;
   const by = (opts.by as string).trim();
+  const given = opts.digest?.trim();
+  const handle = client.workflow.getHandle(workflowId);
   if (opts.ahead) {
     // Recorded on the upgrade: gates waiting now are decided at once, the others when they open.
-    const { decided, notDecided } = await client.workflow
-      .getHandle(workflowId)
+    const status = await runningStatus(client, workflowId);
+    const fleet = status.rollout?.crdDigest;
+    const digest = given ?? fleet;
+    const { decided, notDecided } = await handle
       .executeUpdate(approveAheadUpdate, {
-        args: [{ selector: opts.all ? '' : (opts.select as string).trim(), by, reason: opts.reason }],
+        args: [
+          {
+            selector: opts.all ? '' : (opts.select as string).trim(),
+            by,
+            reason: opts.reason,
+            ...(digest ? { digest } : {}),
+          },
+        ],
       })
       .catch(refused);
-    return { workflowId, approved: true, clusters: decided, notDecided, ahead: opts.all ? 'all' : opts.select };
+    return {
+      workflowId,
+      approved: true,
+      clusters: decided,
+      notDecided,
+      ahead: opts.all ? 'all' : opts.select,
+      approvedWhat: fleet ? [{ cluster: 'fleet', digest: fleet, preview: status.rollout?.crdChange }] : [],
+    };
   }
   if (opts.all) {
-    const { decided, notDecided } = await client.workflow
-      .getHandle(workflowId)
-      .executeUpdate(decideAllUpdate, { args: [{ approve: approved, by, reason: opts.reason }] })
+    // Each waiting cluster's digest as `status` shows it now: what this call prints and approves.
+    const status = await runningStatus(client, workflowId);
+    const gates = status.workers.filter((w) => w.state === 'waiting-approval');
+    const digests = Object.fromEntries(gates.flatMap((w) => (w.gate ? [[w.cluster, w.gate.digest]] : [])));
+    if (given) for (const c of Object.keys(digests)) digests[c] = given;
+    const { decided, notDecided } = await handle
+      .executeUpdate(decideAllUpdate, {
+        args: [{ approve: approved, by, reason: opts.reason, ...(approved ? { digests } : {}) }],
+      })
       .catch(refused);
-    return { workflowId, approved, clusters: decided, notDecided };
+    return {
+      workflowId,
+      approved,
+      clusters: decided,
+      notDecided,
+      approvedWhat: approved
+        ? gates.flatMap((w) => (w.gate ? [{ cluster: w.cluster, digest: w.gate.digest }] : []))
+        : [],
+    };
   }
   const cluster = opts.cluster as string;
-  const state = await readUpgrade(client, workflowId);
-  if (state.kind !== 'running') throw new ExitError(`${workflowId} is not running (${state.kind}): nothing to approve`);
-  const workers = state.status.workers.map((w) => w.cluster);
+  const status = await runningStatus(client, workflowId);
+  const workers = status.workers.map((w) => w.cluster);
   if (!workers.includes(cluster))
     throw new ExitError(`cluster ${cluster} is not a worker cluster of ${workflowId} (it has: ${workers.join(', ')})`);
-  await client.workflow
-    .getHandle(`${workflowId}/${cluster}`)
-    .executeUpdate(decideCrdUpdate, { args: [{ cluster, approve: approved, by, reason: opts.reason }] })
-    .catch((err: unknown) => {
-      if (err instanceof WorkflowNotFoundError)
-        throw new ExitError(`refused: cluster ${cluster} is not waiting for approval (its upgrade has not started)`);
-      return refused(err);
-    });
-  return { workflowId, approved, clusters: [cluster], notDecided: [] };
+  const child = client.workflow.getHandle(`${workflowId}/${cluster}`);
+  const notStarted = (err: unknown): never => {
+    if (err instanceof WorkflowNotFoundError) {
+      const w = status.workers.find((x) => x.cluster === cluster);
+      throw new ExitError(
+        `refused: cluster ${cluster} is not waiting for approval: ${w?.state === 'pending' ? `its upgrade has not started${w.waitingFor ? ` (${w.waitingFor})` : ''}` : `it is ${w?.state}${w?.approval ? ` (${w.approval.approved ? 'approved' : 'rejected'} by ${w.approval.by})` : ''}`}`
+      );
+    }
+    throw err;
+  };
+  // What the gate shows now: the approval names it, unless the person gave the digest they saw before.
+  const gate = approved ? await child.query(gateQuery).catch(notStarted) : undefined;
+  const digest = given ?? gate?.gate?.digest;
+  const answer = await child
+    .executeUpdate(decideCrdUpdate, {
+      args: [{ cluster, approve: approved, by, reason: opts.reason, ...(digest ? { digest } : {}) }],
+    })
+    .catch((err: unknown) => refused(notStartedOr(err, notStarted)));
+  return {
+    workflowId,
+    approved,
+    clusters: [cluster],
+    notDecided: [],
+    approvedWhat: digest ? [{ cluster, digest, ...(gate?.preview ? { preview: gate.preview } : {}) }] : [],
+    answer,
+  };
+}
+
+const notStartedOr = (err: unknown, notStarted: (err: unknown) => never): unknown => {
+  if (err instanceof WorkflowNotFoundError) notStarted(err);
+  return err;
+};
+
+async function runningStatus(client: Client, workflowId: string) {
+  const state = await readUpgrade(client, workflowId);
+  if (state.kind !== 'running')
+    throw new ExitError(
+      `${workflowId} is not running (${state.kind === 'completed' ? 'it finished' : state.kind}): nothing to approve`
+    );
+  return state.status;
 }

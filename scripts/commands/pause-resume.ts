@@ -1,10 +1,13 @@
 /**
  * `npm run pause -- --by NAME [--reason TEXT]` and `npm run resume -- --by NAME`: clusters running
- * finish, no new one starts, until resumed. Updates on the upgrade workflow: a refusal (already
- * paused, not paused, the upgrade ended) comes back at once; who and why are recorded in history.
+ * finish, no new one starts, until resumed. `npm run hold -- --select S --by NAME` and
+ * `npm run release -- --select S|--all --by NAME`: the same for the clusters a selector matches.
+ * Updates on the upgrade workflow: a refusal (already paused, not held, the upgrade ended) comes
+ * back at once; who and why are recorded in history.
  */
 import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
-import { pauseUpdate, resumeUpdate } from '../../workflows/messages';
+import { parseSelector, SelectorError } from '../../runbook/selector';
+import { holdUpdate, pauseUpdate, releaseUpdate, resumeUpdate } from '../../workflows/messages';
 import { ExitError } from '../lib/errors';
 import { resolveUpgradeId } from '../lib/temporal';
 
@@ -18,6 +21,11 @@ export function validatePause(opts: PauseOptions): void {
   if (!opts.by?.trim()) throw new ExitError('--by NAME is required: pause and resume record who did it');
 }
 
+const refused = (err: unknown): never => {
+  if (err instanceof WorkflowUpdateFailedError) throw new ExitError(`refused: ${err.cause?.message ?? err.message}`);
+  throw err;
+};
+
 export async function pauseOrResume(
   action: 'pause' | 'resume',
   opts: PauseOptions,
@@ -30,10 +38,47 @@ export async function pauseOrResume(
     .executeUpdate(action === 'pause' ? pauseUpdate : resumeUpdate, {
       args: [{ by: (opts.by as string).trim(), ...(opts.reason ? { reason: opts.reason } : {}) }],
     })
-    .catch((err: unknown) => {
-      if (err instanceof WorkflowUpdateFailedError)
-        throw new ExitError(`refused: ${err.cause?.message ?? err.message}`);
+    .catch(refused);
+  return { workflowId, answer };
+}
+
+export interface HoldOptions extends PauseOptions {
+  select?: string;
+  all?: boolean;
+}
+
+export function validateHold(action: 'hold' | 'release', opts: HoldOptions): void {
+  if ((opts.select === undefined) === !opts.all)
+    throw new ExitError(`${action} takes --select 'key=value,...' or --all`);
+  if (opts.select !== undefined) {
+    if (!opts.select.trim()) throw new ExitError('--select is empty: use --all for every cluster');
+    try {
+      parseSelector(opts.select);
+    } catch (err) {
+      if (err instanceof SelectorError) throw new ExitError(`--select: ${err.message}`);
       throw err;
-    });
+    }
+  }
+  if (!opts.by?.trim()) throw new ExitError(`--by NAME is required: ${action} records who did it`);
+}
+
+export async function holdOrRelease(
+  action: 'hold' | 'release',
+  opts: HoldOptions,
+  client: Client
+): Promise<{ workflowId: string; answer: string }> {
+  validateHold(action, opts);
+  const workflowId = await resolveUpgradeId(client, opts.workflowId);
+  const who = { by: (opts.by as string).trim(), ...(opts.reason ? { reason: opts.reason } : {}) };
+  const handle = client.workflow.getHandle(workflowId);
+  const answer = await (
+    action === 'hold'
+      ? handle.executeUpdate(holdUpdate, {
+          args: [{ ...who, selector: opts.all ? '' : (opts.select as string).trim() }],
+        })
+      : handle.executeUpdate(releaseUpdate, {
+          args: [{ ...who, ...(opts.all ? { all: true } : { selector: (opts.select as string).trim() }) }],
+        })
+  ).catch(refused);
   return { workflowId, answer };
 }

@@ -17,7 +17,7 @@ import { PlanRefused, planUpgrade } from '../../runbook/plan';
 import type { FleetFacts, Plan, UpgradeRequest } from '../../runbook/types';
 import { EXIT, ExitError } from '../lib/errors';
 import { loadFleet, upgradeOptions, type UpgradeFlags } from '../lib/inputs';
-import { rolloutOptions, selectWorkers, type RolloutFlags } from '../lib/rollout-options';
+import { rolloutOptions, selectWorkers, startedByOption, type RolloutFlags } from '../lib/rollout-options';
 import { workerConfig } from '../../worker/config';
 
 /** Clusters read at once: a fleet of 1,000 must not start 1,000 helm and kubectl processes together. */
@@ -36,7 +36,8 @@ export async function buildRequest(flags: UpgradeFlags & RolloutFlags): Promise<
   const base = upgradeOptions(flags); // flag errors first: they need no file
   // Only the selected worker clusters are part of this upgrade (the control plane always is).
   const fleet = selectWorkers(await loadFleet(flags.fleet), flags.select);
-  const options = { ...base, ...rolloutOptions(flags, fleet) };
+  const startedBy = startedByOption(flags.by);
+  const options = { ...base, ...rolloutOptions(flags, fleet), ...(startedBy ? { startedBy } : {}) };
   // Whether `auto` needs the Job depends on installed versions (the workflow's preflight knows);
   // `always` can be refused now.
   if (options.dbMigration === 'always' && fleet.dbMigrationJob === undefined) {

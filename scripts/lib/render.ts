@@ -1,4 +1,5 @@
 /** Turning plans and status into text: tables and command lines for people, JSON for machines. */
+import { fleetCrdChange, fleetCrdDigest, shortDigest } from '../../runbook/digest';
 import { missingImagesLine, type ImageCheckResult } from '../../runbook/images';
 import Table from 'cli-table3';
 import { crdPreviewLines, type CrdChange } from '../../activities/crd-preview';
@@ -34,9 +35,15 @@ function renderClusterPlan(p: ClusterPlan, crds: CrdPreview[]): string[] {
 }
 
 export function renderPlan(plan: Plan, crds: CrdPreview[] = [], images?: ImageCheckResult): string {
+  const crdDigest = fleetCrdDigest(plan);
   return [
     `Plan ${plan.upgradeId}: skoala and skoala-init to ${plan.targetVersion}`,
     ...plan.notes.map((n) => `  note: ${n}`),
+    ...(crdDigest
+      ? [
+          `  CRD change ${crdDigest}: ${fleetCrdChange(plan)} (approve --ahead --digest ${shortDigest(crdDigest)} names it)`,
+        ]
+      : []),
     ...(images
       ? [
           images.missing.length === 0
@@ -54,7 +61,10 @@ export function renderPlan(plan: Plan, crds: CrdPreview[] = [], images?: ImageCh
 function noteOf(c: ClusterStatus): string {
   if (c.error) return c.error;
   if (c.approval)
-    return `${c.approval.approved ? 'approved' : 'rejected'} by ${c.approval.by}${c.approval.reason ? `: ${c.approval.reason}` : ''}`;
+    return `${c.approval.approved ? 'approved' : 'rejected'} by ${c.approval.by}${c.approval.reason ? `: ${c.approval.reason}` : ''}${c.approval.digest ? ` (${shortDigest(c.approval.digest)})` : ''}`;
+  if (c.gate)
+    return `waiting since ${c.gate.since}, digest ${shortDigest(c.gate.digest)}${c.gate.needs ? `, ${c.gate.approvedBy?.length ?? 0} of ${c.gate.needs} approvals${c.gate.approvedBy?.length ? ` (${c.gate.approvedBy.join(', ')})` : ''}` : ''}`;
+  if (c.waitingFor) return c.waitingFor;
   return '';
 }
 
@@ -82,8 +92,15 @@ function rolloutLines(r: UpgradeStatus['rollout']): string[] {
     lines.push(
       `PAUSED by ${r.paused.by} at ${r.paused.at}${r.paused.reason ? `: ${r.paused.reason}` : ''} (npm run resume -- --by NAME)`
     );
+  for (const h of r.holds ?? [])
+    lines.push(
+      `HELD by ${h.by} since ${h.at}: ${h.selector ? `clusters matching ${h.selector}` : 'every cluster'}${h.reason ? `: ${h.reason}` : ''} (npm run release -- --select '${h.selector}' --by NAME)`
+    );
   for (const a of r.aheadApprovals ?? [])
-    lines.push(`approved ahead by ${a.by}: ${a.selector ? `clusters matching ${a.selector}` : 'every cluster'}`);
+    lines.push(
+      `approved ahead by ${a.by}: ${a.selector ? `clusters matching ${a.selector}` : 'every cluster'}${a.digest ? ` (${shortDigest(a.digest)})` : ''}`
+    );
+  if (r.crdDigest) lines.push(`fleet CRD change ${r.crdDigest}: ${r.crdChange ?? ''}`);
   return lines;
 }
 

@@ -2,6 +2,7 @@
  * The rollout flags of issue 8: `--health-timeout`, `--on-failure`, `--canary`, `--max-failures`.
  * Checked against the fleet before anything starts; each bad value is one line naming it.
  */
+import { userInfo } from 'node:os';
 import type { FailurePolicy, Fleet, UpgradeOptions } from '../../runbook/types';
 import { parseSelector, SelectorError } from '../../runbook/selector';
 import { ExitError } from './errors';
@@ -14,6 +15,8 @@ export interface RolloutFlags {
   select?: string;
   batches?: string;
   soak?: string;
+  /** Who starts the upgrade (the approver policy may forbid them to approve it). */
+  by?: string;
 }
 
 const UNIT_MS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000 };
@@ -126,4 +129,14 @@ export function rolloutOptions(flags: RolloutFlags, fleet: Fleet): Partial<Upgra
     maxFailures: maxFailuresOption(flags.maxFailures, fleet.workers.length),
     ...(canaries ? { canaries } : {}),
   };
+}
+
+/** Who starts the upgrade: `--by`, else the OS user (a container may run as a UID without a name). */
+export function startedByOption(by: string | undefined): string | undefined {
+  if (by?.trim()) return by.trim();
+  try {
+    return process.env.USER?.trim() || userInfo().username;
+  } catch {
+    return undefined;
+  }
 }

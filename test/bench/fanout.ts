@@ -8,7 +8,8 @@
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { Command } from 'commander';
 import { upgradeEngine } from '../../workflows';
-import { decideAllUpdate } from '../../workflows/messages';
+
+import { approveWaiting } from '../workflow/approve';
 import { startHarness } from '../workflow/harness';
 import { fakeFleetAt, fleetOf, requestFor } from '../workflow/request';
 
@@ -42,7 +43,7 @@ try {
     let done = false;
     const approver = (async () => {
       while (!done) {
-        await handle.executeUpdate(decideAllUpdate, { args: [{ approve: true, by: 'bench' }] }).catch(() => undefined);
+        await approveWaiting(handle, 'bench').catch(() => undefined);
         await new Promise((r) => setTimeout(r, 250));
       }
     })();

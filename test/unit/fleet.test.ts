@@ -442,3 +442,240 @@ workers:
     expect(err.message).toMatch(/^fleet\.yaml: workers\[0\]\.labels: Expected object/);
   });
 });
+
+describe('parseFleet: approvals, notify and windows', () => {
+  const base = `name: prod
+controlPlane: { name: global, context: g }
+workers:
+  - { name: w1, context: a, labels: { tier: prod } }
+  - { name: w2, context: b }
+`;
+  const withKey = (yaml: string) => `${base}${yaml}\n`;
+  const refused = (yaml: string) => fleetError(withKey(yaml)).message;
+
+  describe('approvals', () => {
+    it('reads every key, turning durations into milliseconds', () => {
+      const fleet = parseFleet(
+        withKey(`approvals:
+  approvers: [alice, " Bob "]
+  notStarter: true
+  rules:
+    - { select: "tier=prod", distinct: 2 }
+    - { select: "", distinct: 1 }
+  deadline: 24h
+  onDeadline: fail
+  remindEvery: 1h`),
+        'fleet.yaml'
+      );
+      expect(fleet.approvals).toEqual({
+        approvers: ['alice', 'Bob'],
+        notStarter: true,
+        rules: [
+          { select: 'tier=prod', distinct: 2 },
+          { select: '', distinct: 1 },
+        ],
+        deadlineMs: 86_400_000,
+        onDeadline: 'fail',
+        remindEveryMs: 3_600_000,
+      });
+    });
+
+    it('a deadline without onDeadline rejects', () => {
+      expect(parseFleet(withKey('approvals: { deadline: 90m }'), 'fleet.yaml').approvals).toEqual({
+        deadlineMs: 5_400_000,
+        onDeadline: 'reject',
+      });
+    });
+
+    it('notStarter: false and an empty approvals map leave nothing behind', () => {
+      expect(parseFleet(withKey('approvals: { notStarter: false }'), 'fleet.yaml')).not.toHaveProperty('approvals');
+      expect(parseFleet(withKey('approvals: {}'), 'fleet.yaml')).not.toHaveProperty('approvals');
+      expect(parseFleet(base, 'fleet.yaml')).not.toHaveProperty('approvals');
+    });
+
+    it('a rule may need as many distinct approvers as are listed', () => {
+      const fleet = parseFleet(
+        withKey('approvals: { approvers: [a, b], rules: [{ select: "tier=prod", distinct: 2 }] }'),
+        'fleet.yaml'
+      );
+      expect(fleet.approvals).toEqual({ approvers: ['a', 'b'], rules: [{ select: 'tier=prod', distinct: 2 }] });
+    });
+
+    it('the shortest and longest durations accepted', () => {
+      expect(parseFleet(withKey('approvals: { deadline: 1m, remindEvery: 7d }'), 'fleet.yaml').approvals).toEqual({
+        deadlineMs: 60_000,
+        onDeadline: 'reject',
+        remindEveryMs: 604_800_000,
+      });
+      expect(parseFleet(withKey('approvals: { deadline: 30d }'), 'fleet.yaml').approvals?.deadlineMs).toBe(
+        2_592_000_000
+      );
+    });
+
+    it.each([
+      ['approvals: { onDeadline: fail }', 'fleet.yaml: approvals: onDeadline needs a deadline'],
+      [
+        'approvals: { approvers: [a, b], rules: [{ select: "tier=prod", distinct: 3 }] }',
+        'fleet.yaml: approvals: a rule needs 3 distinct approvers but only 2 are allowed',
+      ],
+      [
+        'approvals: { deadline: 30s }',
+        'fleet.yaml: approvals.deadline: "30s" must be a duration from 1m to 30d, such as 30m, 4h or 1h30m',
+      ],
+      [
+        'approvals: { deadline: 31d }',
+        'fleet.yaml: approvals.deadline: "31d" must be a duration from 1m to 30d, such as 30m, 4h or 1h30m',
+      ],
+      [
+        'approvals: { deadline: soon }',
+        'fleet.yaml: approvals.deadline: "soon" must be a duration from 1m to 30d, such as 30m, 4h or 1h30m',
+      ],
+      [
+        'approvals: { remindEvery: 8d }',
+        'fleet.yaml: approvals.remindEvery: "8d" must be a duration from 1m to 7d, such as 30m, 4h or 1h30m',
+      ],
+      [
+        'approvals: { rules: [{ select: "tier in (prod", distinct: 2 }] }',
+        'fleet.yaml: approvals.rules[0].select: unbalanced "(" in "tier in (prod"',
+      ],
+      [
+        'approvals: { rules: [{ select: "-tier=prod", distinct: 2 }] }',
+        'fleet.yaml: approvals.rules[0].select: "-tier" is not a valid label key (in "-tier=prod")',
+      ],
+      [
+        'approvals: { approvers: [] }',
+        'fleet.yaml: approvals.approvers: lists nobody: leave it out to let anyone approve',
+      ],
+      ['approvals: { approvrs: [a] }', "fleet.yaml: approvals: Unrecognized key(s) in object: 'approvrs'"],
+      [
+        'approvals: { rules: [{ select: "", distinct: 2, extra: 1 }] }',
+        "fleet.yaml: approvals.rules[0]: Unrecognized key(s) in object: 'extra'",
+      ],
+    ])('refuses %s', (yaml, message) => {
+      const got = refused(yaml);
+      expect(got).toBe(message);
+      expect(got).not.toContain('\n');
+    });
+  });
+
+  describe('notify', () => {
+    it.each(['https://hooks.example.com/skoala?channel=ops', 'http://10.0.0.5:8080/hook'])('accepts %s', (url) => {
+      expect(parseFleet(withKey(`notify: { url: "${url}" }`), 'fleet.yaml').notify).toEqual({ url });
+    });
+
+    it('keeps the header named by an environment variable', () => {
+      const fleet = parseFleet(
+        withKey('notify: { url: "https://h/x", header: { name: Authorization, env: SKOALA_HOOK_TOKEN } }'),
+        'fleet.yaml'
+      );
+      expect(fleet.notify).toEqual({ url: 'https://h/x', header: { name: 'Authorization', env: 'SKOALA_HOOK_TOKEN' } });
+    });
+
+    it('absent: no notify key', () => {
+      expect(parseFleet(base, 'fleet.yaml')).not.toHaveProperty('notify');
+    });
+
+    it('refuses credentials in the URL without echoing the password', () => {
+      const got = refused('notify: { url: "https://bot:s3cr3t@hooks.example.com/x" }');
+      expect(got).toBe(
+        'fleet.yaml: notify.url: credentials do not belong in the URL: it is shown in plans, logs and workflow history (got "https://***@hooks.example.com/x")'
+      );
+      expect(got).not.toContain('s3cr3t');
+      expect(got).not.toContain('bot');
+    });
+
+    it.each([
+      ['ftp://h/x', 'fleet.yaml: notify.url: must be an http:// or https:// URL'],
+      ['oci://h/x', 'fleet.yaml: notify.url: must be an http:// or https:// URL'],
+      ['hooks.example.com', 'fleet.yaml: notify.url: must be an http:// or https:// URL'],
+      ['https://', 'fleet.yaml: notify.url: must be an http:// or https:// URL with a host (got "https://")'],
+      ['https://h/$(id)', 'fleet.yaml: notify.url: must not contain "$" (got "https://h/$(id)")'],
+    ])('refuses the URL %s', (url, message) => {
+      expect(refused(`notify: { url: ${JSON.stringify(url)} }`)).toBe(message);
+    });
+
+    it.each([
+      ['header: { name: "X Token", env: T }', 'fleet.yaml: notify.header.name: must be an HTTP header name'],
+      ['header: { name: "X-Token:", env: T }', 'fleet.yaml: notify.header.name: must be an HTTP header name'],
+      [
+        'header: { name: X-Token, env: "1TOKEN" }',
+        'fleet.yaml: notify.header.env: must name an environment variable of the worker (the value is read there)',
+      ],
+      [
+        'header: { name: X-Token, env: "Bearer abc" }',
+        'fleet.yaml: notify.header.env: must name an environment variable of the worker (the value is read there)',
+      ],
+      [
+        'header: { name: X-Token, env: T, value: abc }',
+        "fleet.yaml: notify.header: Unrecognized key(s) in object: 'value'",
+      ],
+      ['secret: abc', "fleet.yaml: notify: Unrecognized key(s) in object: 'secret'"],
+    ])('refuses %s', (yaml, message) => {
+      expect(refused(`notify: { url: "https://h/x", ${yaml} }`)).toBe(message);
+    });
+  });
+
+  describe('windows', () => {
+    const win = (extra: string) => `windows:
+  - { ${extra}days: [mon, Tue], start: "22:00", duration: 4h, timeZone: Europe/Berlin }`;
+    const read = { days: ['Mon', 'Tue'], start: '22:00', durationMs: 14_400_000, timeZone: 'Europe/Berlin' };
+
+    it('a window for named clusters', () => {
+      expect(parseFleet(withKey(win('clusters: [w1, w2], ')), 'fleet.yaml').windows).toEqual([
+        { clusters: ['w1', 'w2'], ...read },
+      ]);
+    });
+
+    it('a window for a selector', () => {
+      expect(parseFleet(withKey(win('select: "tier=prod", ')), 'fleet.yaml').windows).toEqual([
+        { select: 'tier=prod', ...read },
+      ]);
+    });
+
+    it('a window for every worker', () => {
+      expect(parseFleet(withKey(win('')), 'fleet.yaml').windows).toEqual([read]);
+    });
+
+    it('no windows, or an empty list: no windows key', () => {
+      expect(parseFleet(base, 'fleet.yaml')).not.toHaveProperty('windows');
+      expect(parseFleet(withKey('windows: []'), 'fleet.yaml')).not.toHaveProperty('windows');
+    });
+
+    it('refuses a cluster that is not a worker of the fleet, naming its place', () => {
+      const err = fleetError(withKey(win('clusters: [w9], ')));
+      expect(err.fieldPath).toBe('windows[0].clusters[0]');
+      expect(err.message).toBe('fleet.yaml: windows[0].clusters[0]: "w9" is not a worker cluster of this fleet');
+    });
+
+    it('names the second entry of the second window', () => {
+      const text = withKey(`windows:
+  - { days: [Sat], start: "01:00", duration: 2h, timeZone: UTC }
+  - { clusters: [w2, nope], days: [Sun], start: "01:00", duration: 2h, timeZone: UTC }`);
+      expect(fleetError(text).message).toBe(
+        'fleet.yaml: windows[1].clusters[1]: "nope" is not a worker cluster of this fleet'
+      );
+    });
+
+    it('the control plane is not a worker cluster', () => {
+      expect(refused(win('clusters: [global], '))).toBe(
+        'fleet.yaml: windows[0].clusters[0]: "global" is not a worker cluster of this fleet'
+      );
+    });
+
+    it('a bad time zone is refused with its field path', () => {
+      const err = fleetError(
+        withKey('windows:\n  - { days: [Mon], start: "22:00", duration: 4h, timeZone: Mars/Olympus }')
+      );
+      expect(err.fieldPath).toBe('windows[0].timeZone');
+      expect(err.message).toBe(
+        'fleet.yaml: windows[0].timeZone: "Mars/Olympus" is not an IANA time zone (e.g. Europe/Berlin, America/New_York, UTC)'
+      );
+    });
+
+    it('clusters and select together are refused', () => {
+      expect(refused(win('clusters: [w1], select: "tier=prod", '))).toBe(
+        'fleet.yaml: windows[0]: give clusters or select, not both'
+      );
+    });
+  });
+});

@@ -6,7 +6,8 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { upgradeEngine } from '../../workflows';
-import { decideAllUpdate, statusQuery } from '../../workflows/messages';
+import { statusQuery } from '../../workflows/messages';
+import { approveWaiting } from './approve';
 import type { UpgradeRequest } from '../../runbook/types';
 import type { FakeFleet } from './fake-activities';
 import { startHarness, type Harness } from './harness';
@@ -35,7 +36,7 @@ async function run(fake: FakeFleet, request: UpgradeRequest) {
     let stop = false;
     const approver = (async () => {
       while (!stop) {
-        await handle.executeUpdate(decideAllUpdate, { args: [{ approve: true, by: 'test' }] }).catch(() => undefined);
+        await approveWaiting(handle, 'test').catch(() => undefined);
         await new Promise((r) => setTimeout(r, 100));
       }
     })();

@@ -5,9 +5,12 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Activities } from '../../activities';
-import { summarizeCrdPreview } from '../../activities/crd-preview';
+import { crdPreviewDigest, summarizeCrdPreview, type CrdChange } from '../../activities/crd-preview';
+import { notifyActivities } from '../../activities/notify';
 import { decideRules } from '../../runbook/rules';
 import type { CrdRecord, ReleaseFacts, RollbackRecord } from '../../runbook/types';
+
+const realNotify = notifyActivities({ env: process.env }).notify;
 
 export interface Call {
   activity: keyof Activities;
@@ -41,6 +44,8 @@ export class FakeFleet {
   private readonly previous = new Map<string, string | undefined>();
   /** Chart versions the fake repository has. */
   readonly chartVersions: string[];
+  /** What the CRD preview of a cluster finds (default: nothing to change); tests change it to move the digest. */
+  readonly crdChanges = new Map<string, CrdChange[]>();
 
   constructor(private readonly opts: FakeFleetOptions) {
     this.clusters = structuredClone(opts.clusters);
@@ -96,6 +101,8 @@ export class FakeFleet {
   activities(): Activities {
     const versions = this.chartVersions;
     return {
+      // The real webhook activity: tests point the fleet's hook at a loopback receiver.
+      notify: (i) => this.record('notify', i.event.cluster, () => realNotify(i)),
       checkImages: (i) =>
         this.record('checkImages', i.targets[0]?.cluster.name, () => ({
           checked: i.targets.length,
@@ -159,7 +166,10 @@ export class FakeFleet {
           return { applied: ['httpproxies.projectcontour.io'] };
         }),
       previewCrdChanges: (i) =>
-        this.record('previewCrdChanges', i.cluster.name, () => ({ summary: summarizeCrdPreview([]) })),
+        this.record('previewCrdChanges', i.cluster.name, () => {
+          const changes = this.crdChanges.get(i.cluster.name) ?? [];
+          return { summary: summarizeCrdPreview(changes), digest: crdPreviewDigest(i.step, changes) };
+        }),
       rollbackRelease: (i) => this.record('rollbackRelease', i.cluster.name, () => ({ rolledBack: true })),
       verifyWorkloads: (i) => this.record('verifyWorkloads', i.cluster.name, () => ({ workloads: [] })),
       rollbackToRevision: (i) =>

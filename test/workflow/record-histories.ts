@@ -8,23 +8,30 @@
  * failed one), health checks, and continue-as-new (2 children
  * per run): every run of the parent is saved (v3: the first one only reads the fleet). v5: the
  * image check at preflight (one per task queue) and backups kept in the cluster. v6: also a rollout
- * in waves with a soak, an approval given ahead by selector, and a pause and resume.
+ * in waves with a soak, an approval given ahead by selector, and a pause and resume. v7: approvals
+ * naming digests, and a gated upgrade: two distinct approvers, an approval refused after the CRD
+ * preview changed, a hold and its release, a maintenance window, reminders to a webhook.
  */
 import { execa } from 'execa';
 import { readFile, writeFile } from 'node:fs/promises';
 import { toolPaths } from '../../sandbox/tools';
 import { upgradeEngine } from '../../workflows';
+import type { Fleet, Weekday } from '../../runbook/types';
+import { startWebhookReceiver } from '../../sandbox/webhook-receiver';
 import {
-  approveAheadUpdate,
   decideAllUpdate,
   decideCrdUpdate,
+  gateQuery,
+  holdUpdate,
   pauseUpdate,
+  releaseUpdate,
   resumeUpdate,
 } from '../../workflows/messages';
+import { approveAhead, approveGate, approveWaiting } from './approve';
 import { startHarness, waitForStatus } from './harness';
 import { fakeFleetAt, fleetOf, requestFor } from './request';
 
-const VERSION = 'v6';
+const VERSION = 'v7';
 
 function expectFirst(runs: string[], firstRunId: string): void {
   if (runs[0] !== firstRunId) throw new Error(`runs listed out of order: ${runs.join(', ')}`);
@@ -74,9 +81,7 @@ try {
       const firstRunId = handle.firstExecutionRunId;
       await waitForStatus(handle, (s) => s.pendingApprovals.length === 2);
       const child = (name: string) => h.env.client.workflow.getHandle(`recorded/${name}`);
-      await child('worker-1').executeUpdate(decideCrdUpdate, {
-        args: [{ cluster: 'worker-1', approve: true, by: 'alice' }],
-      });
+      await approveGate(child('worker-1'), 'worker-1', 'alice');
       await handle.executeUpdate(decideAllUpdate, { args: [{ approve: false, by: 'bob', reason: 'recorded reject' }] });
       await handle.result();
       const runs: string[] = [];
@@ -95,6 +100,7 @@ try {
     })
   );
   await recordWaves();
+  await recordGates();
   console.log(`histories written to ${out.pathname}`);
 } finally {
   await h.close();
@@ -113,14 +119,69 @@ async function recordWaves(): Promise<void> {
       workflowId: 'recorded-waves',
       args: [{ request }],
     });
-    await handle.executeUpdate(approveAheadUpdate, { args: [{ selector: 'site=east', by: 'alice' }] });
+    await approveAhead(handle, 'site=east', 'alice');
     await waitForStatus(handle, (s) => s.rollout?.soakingUntil !== undefined);
     await handle.executeUpdate(pauseUpdate, { args: [{ by: 'bob', reason: 'recorded pause' }] });
     await new Promise((r) => setTimeout(r, 1_500));
     await handle.executeUpdate(resumeUpdate, { args: [{ by: 'bob' }] });
     await waitForStatus(handle, (s) => s.pendingApprovals.includes('worker-2'));
-    await handle.executeUpdate(decideAllUpdate, { args: [{ approve: true, by: 'carol' }] });
+    await approveWaiting(handle, 'carol');
     await handle.result();
     await save(`upgrade-engine-waves-${VERSION}`, 'recorded-waves');
   });
+}
+
+/**
+ * v7: worker-1 (tier=prod) needs two approvers: bob, then carol with a digest the cluster's change
+ * has outdated (refused after the re-check), then carol again; worker-2 is held and released;
+ * worker-3 waits for a window opening at the next whole minute; reminders go to a webhook.
+ */
+async function recordGates(): Promise<void> {
+  const hook = await startWebhookReceiver();
+  const fleet: Fleet = {
+    ...fleetOf(3),
+    approvals: { rules: [{ select: 'tier=prod', distinct: 2 }], remindEveryMs: 2_000 },
+    notify: { url: hook.url },
+  };
+  fleet.workers = fleet.workers.map((w, i) => ({ ...w, labels: { tier: i === 0 ? 'prod' : 'dev' } }));
+  const opens = new Date(Math.ceil((Date.now() + 5_000) / 60_000) * 60_000);
+  const day = (['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'] as const)[opens.getUTCDay()] as Weekday;
+  const hhmm = `${String(opens.getUTCHours()).padStart(2, '0')}:${String(opens.getUTCMinutes()).padStart(2, '0')}`;
+  fleet.windows = [{ clusters: ['worker-3'], days: [day], start: hhmm, durationMs: 3_600_000, timeZone: 'UTC' }];
+  const fake = fakeFleetAt(fleet, '0.18.0', 100);
+  const worker = await h.worker('record-gates', fake.activities());
+  try {
+    await worker.runUntil(async () => {
+      const handle = await h.env.client.workflow.start(upgradeEngine, {
+        taskQueue: 'record-gates',
+        workflowId: 'recorded-gates',
+        args: [{ request: requestFor(fleet, { maxParallel: 3, startedBy: 'erin' }, 'recorded-gates') }],
+      });
+      await handle.executeUpdate(holdUpdate, { args: [{ selector: 'tier=dev', by: 'bob', reason: 'recorded hold' }] });
+      await waitForStatus(handle, (s) => s.pendingApprovals.includes('worker-1'));
+      const w1 = h.env.client.workflow.getHandle('recorded-gates/worker-1');
+      await approveGate(w1, 'worker-1', 'bob');
+      const seen = (await w1.query(gateQuery)).gate?.digest as string;
+      fake.crdChanges.set('worker-1', [
+        { cluster: 'worker-1', crd: 'recorded.example.io', action: 'change', customResources: 0, conflicts: [] },
+      ]);
+      await w1
+        .executeUpdate(decideCrdUpdate, { args: [{ cluster: 'worker-1', approve: true, by: 'carol', digest: seen }] })
+        .then(
+          () => {
+            throw new Error('the outdated digest was accepted');
+          },
+          () => undefined
+        );
+      await new Promise((r) => setTimeout(r, 2_500)); // a reminder
+      await approveGate(w1, 'worker-1', 'carol');
+      await handle.executeUpdate(releaseUpdate, { args: [{ selector: 'tier=dev', by: 'bob' }] });
+      await approveAhead(handle, 'tier=dev', 'dave');
+      await handle.result();
+      await save(`upgrade-engine-gates-${VERSION}`, 'recorded-gates');
+      await save(`worker-cluster-two-approvers-${VERSION}`, 'recorded-gates/worker-1');
+    });
+  } finally {
+    await hook.close();
+  }
 }

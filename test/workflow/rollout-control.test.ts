@@ -6,19 +6,22 @@
  */
 import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Fleet, UpgradeRequest } from '../../runbook/types';
+import type { Fleet, NotificationEvent, UpgradeRequest } from '../../runbook/types';
+import { startWebhookReceiver, type WebhookReceiver } from '../../sandbox/webhook-receiver';
 import { upgradeEngine } from '../../workflows';
-import { approveAheadUpdate, pauseUpdate, resumeUpdate } from '../../workflows/messages';
+import { holdUpdate, pauseUpdate, releaseUpdate, resumeUpdate } from '../../workflows/messages';
+import { approveAhead } from './approve';
 import type { Call } from './fake-activities';
 import { startHarness, waitForStatus, type Harness } from './harness';
 import { fakeFleetAt, fleetOf, requestFor } from './request';
 
 let h: Harness;
+let hook: WebhookReceiver;
 beforeAll(async () => {
-  h = await startHarness();
+  [h, hook] = await Promise.all([startHarness(), startWebhookReceiver()]);
 });
 afterAll(async () => {
-  await h?.close();
+  await Promise.all([h?.close(), hook?.close()]);
 });
 
 let n = 0;
@@ -42,10 +45,7 @@ function upgradeTimes(calls: Call[]): Map<string, [number, number]> {
   );
 }
 
-const approveAllAhead = (handle: WorkflowHandle) =>
-  handle.executeUpdate(approveAheadUpdate, {
-    args: [{ selector: '', by: 'alice', reason: 'reviewed the fleet preview' }],
-  });
+const approveAllAhead = (handle: WorkflowHandle) => approveAhead(handle, '', 'alice', 'reviewed the fleet preview');
 
 async function refusal(p: Promise<unknown>): Promise<string> {
   try {
@@ -59,7 +59,7 @@ async function refusal(p: Promise<unknown>): Promise<string> {
 
 describe('rollout control', () => {
   it('waves: each finished before the next starts, with the soak between them on a durable timer', async () => {
-    const fleet = labelledFleet(5);
+    const fleet = { ...labelledFleet(5), notify: { url: hook.url } };
     const fake = fakeFleetAt(fleet, '0.18.0', 100);
     const tq = queue();
     const worker = await h.worker(tq, fake.activities());
@@ -74,6 +74,14 @@ describe('rollout control', () => {
       const result = (await handle.result()) as { counts: { upgraded: number } };
       expect(result.counts.upgraded).toBe(6);
     });
+    // The webhook heard each wave end, in order, then the end of the upgrade.
+    const events = hook.received.map((r) => r.body as NotificationEvent).map((e) => [e.event, e.wave, e.waves]);
+    expect(events).toEqual([
+      ['wave-ended', 1, 3],
+      ['wave-ended', 2, 3],
+      ['wave-ended', 3, 3],
+      ['upgrade-ended', undefined, undefined],
+    ]);
     const t = upgradeTimes(fake.calls);
     const waves = [['worker-1'], ['worker-2', 'worker-3'], ['worker-4', 'worker-5']];
     for (let i = 1; i < waves.length; i++) {
@@ -144,10 +152,8 @@ describe('rollout control', () => {
     const worker = await h.worker(tq, fake.activities());
     await worker.runUntil(async () => {
       const handle = await start(requestFor(fleet, { maxParallel: 4 }), tq);
-      expect(
-        await refusal(handle.executeUpdate(approveAheadUpdate, { args: [{ selector: 'site in (east', by: 'alice' }] }))
-      ).toMatch(/unbalanced "\("/);
-      await handle.executeUpdate(approveAheadUpdate, { args: [{ selector: 'site=east', by: 'alice' }] });
+      expect(await refusal(approveAhead(handle, 'site in (east', 'alice'))).toMatch(/unbalanced "\("/);
+      await approveAhead(handle, 'site=east', 'alice');
       const s = await waitForStatus(
         handle,
         (st) => st.workers.filter((w) => w.state === 'upgraded').length === 2 && st.pendingApprovals.length === 2,
@@ -160,9 +166,11 @@ describe('rollout control', () => {
           .map((w) => w.cluster)
           .sort()
       ).toEqual(['worker-1', 'worker-3']);
-      expect(s.rollout?.aheadApprovals).toEqual([{ selector: 'site=east', by: 'alice' }]);
+      expect(s.rollout?.aheadApprovals).toEqual([
+        { selector: 'site=east', by: 'alice', digest: s.rollout?.crdDigest as string },
+      ]);
       // An ahead approval for the rest decides those waiting now, too.
-      const now = await handle.executeUpdate(approveAheadUpdate, { args: [{ selector: 'site=west', by: 'bob' }] });
+      const now = await approveAhead(handle, 'site=west', 'bob');
       expect(now.decided.sort()).toEqual(['worker-2', 'worker-4']);
       const result = (await handle.result()) as { workers: { cluster: string; approval?: { by: string } }[] };
       expect(Object.fromEntries(result.workers.map((w) => [w.cluster, w.approval?.by]))).toEqual({
@@ -172,5 +180,54 @@ describe('rollout control', () => {
         'worker-4': 'bob',
       });
     });
+  });
+
+  it('hold keeps the clusters a selector matches from starting, with a reason in status; release lets them go', async () => {
+    const fleet = labelledFleet(4);
+    const fake = fakeFleetAt(fleet, '0.18.0');
+    const tq = queue();
+    const worker = await h.worker(tq, fake.activities());
+    // The control plane waits until the hold is in place: no worker cluster can start before it.
+    const letControlPlaneGo = fake.hold('upgradeRelease', 'control-plane');
+    let releasedAt = 0;
+    await worker.runUntil(async () => {
+      const handle = await start(requestFor(fleet, { maxParallel: 4 }), tq);
+      expect(
+        await refusal(handle.executeUpdate(holdUpdate, { args: [{ selector: 'site in (east', by: 'bob' }] }))
+      ).toMatch(/unbalanced/);
+      expect(
+        await handle.executeUpdate(holdUpdate, {
+          args: [{ selector: 'site=east', by: 'bob', reason: 'east DC maintenance' }],
+        })
+      ).toBe('held site=east: 2 cluster(s) not started yet will wait (worker-1, worker-3)');
+      expect(
+        await refusal(handle.executeUpdate(holdUpdate, { args: [{ selector: 'site=east', by: 'carol' }] }))
+      ).toMatch(/^site=east is already held by bob since /);
+      letControlPlaneGo();
+      await approveAllAhead(handle);
+      const held = await waitForStatus(
+        handle,
+        (s) => s.workers.filter((w) => w.state === 'upgraded').length === 2,
+        30_000
+      );
+      const byName = Object.fromEntries(held.workers.map((w) => [w.cluster, w]));
+      expect([byName['worker-1']?.state, byName['worker-3']?.state]).toEqual(['pending', 'pending']);
+      expect(byName['worker-1']?.waitingFor).toBe('held by bob (site=east): east DC maintenance');
+      expect(held.rollout?.holds).toMatchObject([{ selector: 'site=east', by: 'bob', reason: 'east DC maintenance' }]);
+      expect(fake.count('upgradeRelease', 'worker-1') + fake.count('upgradeRelease', 'worker-3')).toBe(0);
+
+      expect(await refusal(handle.executeUpdate(releaseUpdate, { args: [{ selector: 'site=west', by: 'bob' }] }))).toBe(
+        'no hold with selector "site=west"; holds: "site=east"'
+      );
+      releasedAt = Date.now();
+      expect(await handle.executeUpdate(releaseUpdate, { args: [{ selector: 'site=east', by: 'bob' }] })).toBe(
+        'released site=east (held by bob)'
+      );
+      const result = (await handle.result()) as { counts: { upgraded: number } };
+      expect(result.counts.upgraded).toBe(5);
+    });
+    const t = upgradeTimes(fake.calls);
+    for (const c of ['worker-1', 'worker-3']) expect(t.get(c)?.[0]).toBeGreaterThanOrEqual(releasedAt);
+    for (const c of ['worker-2', 'worker-4']) expect(t.get(c)?.[1]).toBeLessThan(releasedAt);
   });
 });

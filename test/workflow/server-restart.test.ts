@@ -12,7 +12,8 @@ import { startDevServer } from '../../scripts/lib/dev-server';
 import { freePort } from '../../sandbox/procs';
 import { createWorker, workflowsPath } from '../../worker/create-worker';
 import { upgradeEngine } from '../../workflows';
-import { decideAllUpdate } from '../../workflows/messages';
+
+import { approveWaiting } from './approve';
 import { waitForStatus } from './harness';
 import { fakeFleetAt, fleetOf, requestFor } from './request';
 
@@ -67,12 +68,10 @@ describe('Temporal server restart', () => {
         const decided = new Set<string>();
         while (decided.size < 3) {
           await waitForStatus(handle, (s) => s.pendingApprovals.some((c) => !decided.has(c)));
-          const r = await handle
-            .executeUpdate(decideAllUpdate, { args: [{ approve: true, by: 'after-restart' }] })
-            .catch((e: WorkflowUpdateFailedError) => {
-              if (e.cause?.message !== 'no cluster is waiting for approval') throw e;
-              return { decided: [], notDecided: [] };
-            });
+          const r = await approveWaiting(handle, 'after-restart').catch((e: WorkflowUpdateFailedError) => {
+            if (e.cause?.message !== 'no cluster is waiting for approval') throw e;
+            return { decided: [], notDecided: [] };
+          });
           for (const c of r.decided) {
             expect(decided.has(c), `${c} reported decided twice`).toBe(false);
             decided.add(c);

@@ -7,7 +7,8 @@ import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { upgradeEngine } from '../../workflows';
-import { decideAllUpdate, decideCrdUpdate, statusQuery } from '../../workflows/messages';
+import { decideCrdUpdate, statusQuery } from '../../workflows/messages';
+import { approveGate, approveWaiting } from './approve';
 import type { UpgradeRequest } from '../../runbook/types';
 import { startHarness, waitForStatus, type Harness } from './harness';
 import { fakeFleetAt, fleetOf, requestFor } from './request';
@@ -103,7 +104,7 @@ describe('approve-all', () => {
       const handle = await start(requestFor(fleet, { maxParallel: 3 }), tq);
       await waitForStatus(handle, (s) => s.pendingApprovals.length === 3);
       await child(handle, 'worker-2').terminate('an operator stopped this cluster');
-      const answer = await handle.executeUpdate(decideAllUpdate, { args: [{ approve: true, by: 'alice' }] });
+      const answer = await approveWaiting(handle, 'alice');
       // worker-2 is either already known closed (not asked) or answers "closed": never decided.
       expect(answer.decided.sort()).toEqual(['worker-1', 'worker-3']);
       expect(answer.notDecided.every((n) => n.cluster === 'worker-2')).toBe(true);
@@ -126,10 +127,8 @@ describe('approve-all', () => {
       await waitForStatus(handle, (s) => s.pendingApprovals.length === 2);
       // Approve worker-1 on its own gate and ask the parent at once, before worker-1's news can reach it.
       const [, answer] = await Promise.all([
-        child(handle, 'worker-1').executeUpdate(decideCrdUpdate, {
-          args: [{ cluster: 'worker-1', approve: true, by: 'alice' }],
-        }),
-        handle.executeUpdate(decideAllUpdate, { args: [{ approve: true, by: 'bob' }] }),
+        approveGate(child(handle, 'worker-1'), 'worker-1', 'alice'),
+        approveWaiting(handle, 'bob'),
       ]);
       const result = await handle.result();
       const by = Object.fromEntries(result.workers.map((w) => [w.cluster, w.approval?.by]));
@@ -151,9 +150,7 @@ describe('reruns', () => {
     await worker.runUntil(async () => {
       const first = await start(requestFor(fleet), tq, 'rerun-fleet');
       await waitForStatus(first, (s) => s.pendingApprovals.length === 2);
-      await child(first, 'worker-1').executeUpdate(decideCrdUpdate, {
-        args: [{ cluster: 'worker-1', approve: true, by: 'alice' }],
-      });
+      await approveGate(child(first, 'worker-1'), 'worker-1', 'alice');
       await child(first, 'worker-2').executeUpdate(decideCrdUpdate, {
         args: [{ cluster: 'worker-2', approve: false, by: 'alice', reason: 'gateways to check first' }],
       });
@@ -163,9 +160,7 @@ describe('reruns', () => {
       const again = await start(requestFor(fleet), tq, 'rerun-fleet');
       await waitForStatus(again, (s) => s.pendingApprovals.length === 1);
       expect((await again.query(statusQuery)).pendingApprovals).toEqual(['worker-2']);
-      await child(again, 'worker-2').executeUpdate(decideCrdUpdate, {
-        args: [{ cluster: 'worker-2', approve: true, by: 'alice' }],
-      });
+      await approveGate(child(again, 'worker-2'), 'worker-2', 'alice');
       const result = await again.result();
       expect(result.controlPlane.outcome).toBe('already-at-target');
       expect(result.workers.map((w) => [w.cluster, w.outcome])).toEqual([

@@ -7,7 +7,8 @@ import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UpgradeResult } from '../../runbook/types';
 import { upgradeEngine } from '../../workflows';
-import { approveAheadUpdate } from '../../workflows/messages';
+
+import { approveAhead } from './approve';
 import { startHarness, type Harness } from './harness';
 import { fakeFleetAt, fleetOf, requestFor } from './request';
 
@@ -39,8 +40,8 @@ describe('1,000 worker clusters', () => {
         args: [{ request }],
       });
       // Two ahead approvals by selector, given once, cover the whole fleet.
-      await handle.executeUpdate(approveAheadUpdate, { args: [{ selector: 'region in (eu,us)', by: 'alice' }] });
-      await handle.executeUpdate(approveAheadUpdate, { args: [{ selector: 'region=ap', by: 'bob' }] });
+      await approveAhead(handle, 'region in (eu,us)', 'alice');
+      await approveAhead(handle, 'region=ap', 'bob');
       return (await handle.result()) as UpgradeResult;
     });
     const seconds = (Date.now() - t0) / 1000;

@@ -5,7 +5,8 @@
 import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { upgradeEngine, upgradeWorkerCluster } from '../../workflows';
-import { decideAllUpdate, decideCrdUpdate } from '../../workflows/messages';
+import { decideCrdUpdate } from '../../workflows/messages';
+import { approveGate, approveWaiting } from './approve';
 import { maxOverlap, startHarness, waitForStatus, type Harness } from './harness';
 import { fakeFleetAt, fleetOf, requestFor } from './request';
 import { FakeFleet } from './fake-activities';
@@ -37,7 +38,7 @@ function autoApprove(handle: ReturnType<typeof start> extends Promise<infer H> ?
   const loop = (async () => {
     while (!stopped) {
       try {
-        await handle.executeUpdate(decideAllUpdate, { args: [{ approve: true, by: 'test-operator', reason: 'auto' }] });
+        await approveWaiting(handle, 'test-operator', 'auto');
       } catch {
         // nobody waiting yet
       }
@@ -112,26 +113,20 @@ describe('upgradeEngine', () => {
       expect(fake.count('reapplyCrds')).toBe(0); // the gate holds every CRD step
 
       // worker-3 is still upgrading: its gate is not open yet.
-      await expect(
-        child('worker-3').executeUpdate(decideCrdUpdate, {
-          args: [{ cluster: 'worker-3', approve: true, by: 'alice' }],
-        })
-      ).rejects.toThrow(WorkflowUpdateFailedError);
-      const notWaiting = await child('worker-3')
-        .executeUpdate(decideCrdUpdate, { args: [{ cluster: 'worker-3', approve: true, by: 'alice' }] })
-        .catch((e: WorkflowUpdateFailedError) => e.cause?.message);
-      expect(notWaiting).toBe('cluster worker-3 is not waiting for approval yet');
+      await expect(approveGate(child('worker-3'), 'worker-3', 'alice')).rejects.toThrow(WorkflowUpdateFailedError);
+      const notWaiting = await approveGate(child('worker-3'), 'worker-3', 'alice').catch(
+        (e: WorkflowUpdateFailedError) => e.cause?.message
+      );
+      expect(notWaiting).toBe('cluster worker-3 is not waiting for approval yet (running)');
       // An approval sent to the wrong cluster's gate is refused, naming both.
-      const wrong = await child('worker-1')
-        .executeUpdate(decideCrdUpdate, { args: [{ cluster: 'worker-2', approve: true, by: 'alice' }] })
-        .catch((e: WorkflowUpdateFailedError) => e.cause?.message);
+      const wrong = await approveGate(child('worker-1'), 'worker-2', 'alice').catch(
+        (e: WorkflowUpdateFailedError) => e.cause?.message
+      );
       expect(wrong).toBe('this gate belongs to cluster worker-1, not worker-2');
 
-      expect(
-        await child('worker-1').executeUpdate(decideCrdUpdate, {
-          args: [{ cluster: 'worker-1', approve: true, by: 'alice', reason: 'CRDs reviewed' }],
-        })
-      ).toBe('worker-1: CRD step approved by alice');
+      expect(await approveGate(child('worker-1'), 'worker-1', 'alice', 'CRDs reviewed')).toMatch(
+        /^worker-1: CRD step approved by alice \([0-9a-f]{12}\)$/
+      );
       await child('worker-2').executeUpdate(decideCrdUpdate, {
         args: [{ cluster: 'worker-2', approve: false, by: 'bob', reason: 'custom gateways' }],
       });
@@ -142,14 +137,12 @@ describe('upgradeEngine', () => {
 
       // Nobody waits now (worker-3 is still upgrading): approve-all is refused with a message.
       await waitForStatus(handle, (s) => s.pendingApprovals.length === 0);
-      const none = await handle
-        .executeUpdate(decideAllUpdate, { args: [{ approve: true, by: 'carol' }] })
-        .catch((e: WorkflowUpdateFailedError) => e.cause?.message);
-      expect(none).toBe('no cluster is waiting for approval');
+      const none = await approveWaiting(handle, 'carol').catch((e: WorkflowUpdateFailedError) => e.cause?.message);
+      expect(none).toBe('no cluster is waiting for approval (phase: workers)');
 
       releaseW3();
       await waitForStatus(handle, (s) => s.pendingApprovals.includes('worker-3'));
-      expect(await handle.executeUpdate(decideAllUpdate, { args: [{ approve: true, by: 'carol' }] })).toEqual({
+      expect(await approveWaiting(handle, 'carol')).toEqual({
         decided: ['worker-3'],
         notDecided: [],
       });

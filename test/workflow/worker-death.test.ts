@@ -8,7 +8,8 @@ import { execa } from 'execa';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { upgradeEngine } from '../../workflows';
-import { decideAllUpdate } from '../../workflows/messages';
+
+import { approveWaiting } from './approve';
 import { startHarness, waitForStatus, type Harness } from './harness';
 import { fakeFleetAt, fleetOf, requestFor } from './request';
 
@@ -66,7 +67,7 @@ describe('a worker killed during a quick step', () => {
           const retry = second.calls.find((c) => c.activity === 'addChartRepo');
           expect(retry?.attempt).toBe(2);
           expect((retry?.start ?? Infinity) - killedAt).toBeLessThan(15_000);
-          await handle.executeUpdate(decideAllUpdate, { args: [{ approve: true, by: 'test' }] });
+          await approveWaiting(handle, 'test');
           return handle.result();
         });
       })

@@ -1,0 +1,288 @@
+/**
+ * The CRD gate under the fleet's rules, on a real dev server with activity doubles: approvals bound
+ * to the digest of what was shown (refused, with the new preview, once the cluster changed), the
+ * approver policy (allowed approvers, not the starter, N distinct), the deadline's outcome, and the
+ * webhook told of it all (a real loopback receiver, the real notify activity).
+ */
+import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CrdChange } from '../../activities/crd-preview';
+import { shortDigest } from '../../runbook/digest';
+import type { Fleet, NotificationEvent, UpgradeRequest, UpgradeResult } from '../../runbook/types';
+import { startWebhookReceiver, type WebhookReceiver } from '../../sandbox/webhook-receiver';
+import { upgradeEngine } from '../../workflows';
+import { approveAheadUpdate, decideAllUpdate, decideCrdUpdate, gateQuery } from '../../workflows/messages';
+import { approveGate, approveAhead } from './approve';
+import { startHarness, waitForStatus, type Harness } from './harness';
+import { fakeFleetAt, fleetOf, requestFor } from './request';
+
+let h: Harness;
+let hook: WebhookReceiver;
+const TOKEN_ENV = 'SKOALA_TEST_HOOK_TOKEN';
+const TOKEN = 'hook-token-7f3a9c';
+beforeAll(async () => {
+  process.env[TOKEN_ENV] = TOKEN; // read by the notify activity on this worker
+  [h, hook] = await Promise.all([startHarness(), startWebhookReceiver()]);
+});
+afterAll(async () => {
+  await Promise.all([h?.close(), hook?.close()]);
+});
+
+let n = 0;
+const queue = () => `q-gates-${Date.now()}-${n++}`;
+const start = (request: UpgradeRequest, taskQueue: string) =>
+  h.env.client.workflow.start(upgradeEngine, { taskQueue, workflowId: `wf-${request.upgradeId}`, args: [{ request }] });
+const child = (handle: WorkflowHandle, cluster: string) =>
+  h.env.client.workflow.getHandle(`${handle.workflowId}/${cluster}`);
+
+async function refusal(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof WorkflowUpdateFailedError) return (err.cause as Error).message;
+    throw err;
+  }
+  throw new Error('the update was accepted');
+}
+
+const decide = (handle: WorkflowHandle, cluster: string, by: string, digest?: string) =>
+  child(handle, cluster).executeUpdate(decideCrdUpdate, {
+    args: [{ cluster, approve: true, by, ...(digest ? { digest } : {}) }],
+  });
+
+/** Events the receiver got for one upgrade. */
+const eventsOf = (upgradeId: string) =>
+  hook.received.map((r) => r.body as NotificationEvent).filter((e) => e.upgradeId === upgradeId);
+
+describe('approvals bound to what was seen', () => {
+  it('an approval names the digest shown; once the cluster changed it is refused with the new preview', async () => {
+    const fleet = fleetOf(1);
+    const fake = fakeFleetAt(fleet, '0.18.0');
+    const tq = queue();
+    const worker = await h.worker(tq, fake.activities());
+    await worker.runUntil(async () => {
+      const handle = await start(requestFor(fleet), tq);
+      const s = await waitForStatus(handle, (x) => x.pendingApprovals.includes('worker-1'));
+      const shown = (await child(handle, 'worker-1').query(gateQuery)).gate?.digest as string;
+      expect(shown).toMatch(/^sha256:[0-9a-f]{64}$/);
+      expect(s.workers[0]?.gate?.digest).toBe(shown);
+
+      expect(await refusal(decide(handle, 'worker-1', 'alice'))).toBe(
+        `an approval must name the digest of what it approves: ${shown} (CRD preview: 0 CRD(s): 0 to change, 0 to create, 0 unchanged; 0 custom resource(s) of these kinds exist.)`
+      );
+      expect(await refusal(decide(handle, 'worker-1', 'alice', 'sha256:0123456789ab'))).toBe(
+        `the CRD change of worker-1 is ${shortDigest(shown)}, not 0123456789ab: CRD preview: 0 CRD(s): 0 to change, 0 to create, 0 unchanged; 0 custom resource(s) of these kinds exist.`
+      );
+
+      // Someone edits a CRD on the cluster after the preview was shown: the approval of the old
+      // preview is refused, and the answer carries the new one.
+      const edited: CrdChange = {
+        cluster: 'worker-1',
+        crd: 'gateways.gateway.networking.k8s.io',
+        action: 'change',
+        customResources: 3,
+        conflicts: [{ manager: 'kubectl-edit', fields: ['.spec.versions'] }],
+      };
+      fake.crdChanges.set('worker-1', [edited]);
+      const changed = await refusal(decide(handle, 'worker-1', 'alice', shortDigest(shown)));
+      const now = (await child(handle, 'worker-1').query(gateQuery)).gate?.digest as string;
+      expect(now).not.toBe(shown);
+      expect(changed).toBe(
+        `the CRD change of worker-1 changed since it was shown: now ${shortDigest(now)}: CRD preview: 1 CRD(s): 1 to change, 0 to create, 0 unchanged; 3 custom resource(s) of these kinds exist. 1 with fields owned by kubectl-edit, taken over on apply: gateways.gateway.networking.k8s.io.`
+      );
+      expect(fake.count('reapplyCrds', 'worker-1')).toBe(0);
+      // status shows the new digest too: that is what `approve` reads.
+      await waitForStatus(handle, (x) => x.workers[0]?.gate?.digest === now);
+
+      expect(await decide(handle, 'worker-1', 'alice', now)).toBe(
+        `worker-1: CRD step approved by alice (${shortDigest(now)})`
+      );
+      const result = (await handle.result()) as UpgradeResult;
+      expect(result.workers[0]).toMatchObject({ outcome: 'upgraded', approval: { by: 'alice', digest: now } });
+      // The CRD step ran after the approval, never before.
+      const approvedAt = Date.parse(result.workers[0]?.approval?.at as string);
+      const crd = fake.calls.find((c) => c.activity === 'reapplyCrds');
+      expect(crd?.start).toBeGreaterThanOrEqual(approvedAt);
+    });
+  });
+
+  it('approvals given ahead name the fleet CRD change; another digest is refused with the change', async () => {
+    const fleet = fleetOf(2);
+    const fake = fakeFleetAt(fleet, '0.18.0');
+    const tq = queue();
+    const worker = await h.worker(tq, fake.activities());
+    await worker.runUntil(async () => {
+      // One at a time: worker-1 waits at its gate, worker-2 has not started when the approval is given ahead.
+      const handle = await start(requestFor(fleet, { maxParallel: 1 }), tq);
+      const s = await waitForStatus(handle, (x) => x.pendingApprovals.includes('worker-1'));
+      const fleetDigest = s.rollout?.crdDigest as string;
+      const gateDigest = s.workers[0]?.gate?.digest as string;
+      expect(gateDigest).not.toBe(fleetDigest); // the gate binds its own preview, the fleet the planned step
+      const change = 're-apply CRDs of skoala-init 0.19.2 (2 chart file(s)) on 2 worker cluster(s)';
+      expect(s.rollout?.crdChange).toBe(change);
+      const ahead = (digest?: string) =>
+        handle.executeUpdate(approveAheadUpdate, {
+          args: [{ selector: '', by: 'alice', ...(digest ? { digest } : {}) }],
+        });
+      expect(await refusal(ahead())).toBe(
+        `an approval given ahead must name the fleet's CRD change digest: ${fleetDigest} (${change})`
+      );
+      expect(await refusal(ahead('sha256:ffffffffffff'))).toBe(
+        `the fleet's CRD change is ${shortDigest(fleetDigest)}, not ffffffffffff: ${change}`
+      );
+      expect((await ahead(shortDigest(fleetDigest))).decided).toEqual(['worker-1']);
+      const result = (await handle.result()) as UpgradeResult;
+      // worker-1's waiting gate took the approval with its own digest; worker-2 started approved and never waited.
+      expect(result.workers.map((w) => [w.outcome, w.approval?.by, w.approval?.digest])).toEqual([
+        ['upgraded', 'alice', gateDigest],
+        ['upgraded', 'alice', fleetDigest],
+      ]);
+      expect(fake.count('previewCrdChanges', 'worker-2')).toBe(0);
+    });
+  });
+});
+
+describe('approver policy', () => {
+  it('allowed approvers only, never the starter, two distinct approvers for tier=prod', async () => {
+    const fleet: Fleet = {
+      ...fleetOf(2),
+      approvals: {
+        approvers: ['alice', 'bob', 'carol'],
+        notStarter: true,
+        rules: [{ select: 'tier=prod', distinct: 2 }],
+      },
+    };
+    fleet.workers = fleet.workers.map((w, i) => ({ ...w, labels: { tier: i === 0 ? 'prod' : 'dev' } }));
+    const fake = fakeFleetAt(fleet, '0.18.0');
+    const tq = queue();
+    const worker = await h.worker(tq, fake.activities());
+    await worker.runUntil(async () => {
+      const handle = await start(requestFor(fleet, { startedBy: 'alice' }), tq);
+      await waitForStatus(handle, (x) => x.pendingApprovals.length === 2);
+      const gate = (c: string) => child(handle, c).query(gateQuery);
+      const digest = async (c: string) => (await gate(c)).gate?.digest as string;
+
+      expect(await refusal(decide(handle, 'worker-2', 'mallory', await digest('worker-2')))).toBe(
+        'mallory is not an allowed approver (the fleet file allows: alice, bob, carol)'
+      );
+      expect(await refusal(decide(handle, 'worker-2', 'Alice', await digest('worker-2')))).toBe(
+        "Alice started this upgrade and may not approve it (the fleet file's approvals.notStarter)"
+      );
+      expect(
+        await refusal(handle.executeUpdate(decideAllUpdate, { args: [{ approve: true, by: 'alice', digests: {} }] }))
+      ).toBe("alice started this upgrade and may not approve it (the fleet file's approvals.notStarter)");
+      expect(await refusal(approveAhead(handle, '', 'alice'))).toBe(
+        "alice started this upgrade and may not approve it (the fleet file's approvals.notStarter)"
+      );
+
+      // tier=prod needs two distinct people.
+      expect(await decide(handle, 'worker-1', 'bob', await digest('worker-1'))).toBe(
+        'worker-1: approval 1 of 2 recorded (bob); waiting for 1 more distinct approver(s)'
+      );
+      const one = await waitForStatus(handle, (x) => (x.workers[0]?.gate?.approvedBy ?? []).length === 1);
+      expect(one.workers[0]?.gate).toMatchObject({ needs: 2, approvedBy: ['bob'] });
+      expect(await refusal(decide(handle, 'worker-1', 'BOB', await digest('worker-1')))).toBe(
+        'BOB has already approved cluster worker-1: it needs 2 distinct approvers'
+      );
+      expect(await decide(handle, 'worker-1', 'carol', await digest('worker-1'))).toMatch(
+        /^worker-1: CRD step approved by bob, carol \([0-9a-f]{12}\)$/
+      );
+      // tier=dev: one is enough.
+      await approveGate(child(handle, 'worker-2'), 'worker-2', 'bob');
+      const result = (await handle.result()) as UpgradeResult;
+      expect(result.workers[0]?.approval).toMatchObject({
+        approved: true,
+        by: 'bob, carol',
+        approvers: ['bob', 'carol'],
+      });
+      expect(result.workers[1]?.approval).toMatchObject({ approved: true, by: 'bob' });
+      expect(result.workers[1]?.approval?.approvers).toBeUndefined();
+    });
+  });
+
+  it('approvals given ahead add up to the distinct approvers a cluster needs', async () => {
+    const fleet: Fleet = { ...fleetOf(1), approvals: { rules: [{ select: '', distinct: 2 }] } };
+    const fake = fakeFleetAt(fleet, '0.18.0');
+    const tq = queue();
+    const worker = await h.worker(tq, fake.activities());
+    await worker.runUntil(async () => {
+      const handle = await start(requestFor(fleet), tq);
+      await approveAhead(handle, '', 'bob');
+      // One ahead approval of two: the gate opens and counts it.
+      const s = await waitForStatus(handle, (x) => (x.workers[0]?.gate?.approvedBy ?? []).length === 1);
+      expect(s.workers[0]?.gate).toMatchObject({ needs: 2, approvedBy: ['bob'] });
+      await approveAhead(handle, '', 'carol');
+      const result = (await handle.result()) as UpgradeResult;
+      expect(result.workers[0]?.approval?.approvers).toEqual(['bob', 'carol']);
+    });
+  });
+});
+
+describe('gate deadline and the webhook', () => {
+  it('reject: nobody decided in time; reminders and the deadline reach the webhook with its header', async () => {
+    const fleet: Fleet = {
+      ...fleetOf(1),
+      approvals: { deadlineMs: 3_000, onDeadline: 'reject', remindEveryMs: 1_000 },
+      notify: { url: hook.url, header: { name: 'Authorization', env: TOKEN_ENV } },
+    };
+    const fake = fakeFleetAt(fleet, '0.18.0');
+    const tq = queue();
+    const worker = await h.worker(tq, fake.activities());
+    const request = requestFor(fleet);
+    await worker.runUntil(async () => {
+      const result = (await (await start(request, tq)).result()) as UpgradeResult;
+      expect(result.workers[0]).toMatchObject({
+        outcome: 'rejected',
+        approval: {
+          approved: false,
+          by: 'deadline',
+          reason: 'no decision on the CRD re-apply of worker-1 within 3s (approvals.onDeadline: reject)',
+        },
+      });
+      expect(fake.count('reapplyCrds')).toBe(0);
+    });
+    await hook.waitFor(() => eventsOf(request.upgradeId).some((e) => e.event === 'upgrade-ended'));
+    const events = eventsOf(request.upgradeId);
+    const kinds = events.map((e) => e.event);
+    expect(kinds[0]).toBe('gate-opened');
+    expect(kinds.filter((k) => k === 'gate-reminder').length).toBeGreaterThanOrEqual(2);
+    expect(kinds.slice(-2)).toEqual(['gate-deadline', 'upgrade-ended']);
+    expect(events[0]).toMatchObject({
+      upgradeId: request.upgradeId,
+      fleet: 'test',
+      version: '0.19.2',
+      cluster: 'worker-1',
+      digest: expect.stringMatching(/^sha256:/),
+    });
+    expect(events.at(-1)).toMatchObject({ phase: 'done', counts: { rejected: 1, upgraded: 1 } });
+    // The header's value came from the worker's environment; the history holds only its name.
+    const mine = hook.received.filter((r) => (r.body as NotificationEvent).upgradeId === request.upgradeId);
+    expect(mine.every((r) => r.headers.authorization === TOKEN)).toBe(true);
+  });
+
+  it('fail: the cluster fails at its deadline, and the webhook hears it failed', async () => {
+    const fleet: Fleet = {
+      ...fleetOf(1),
+      approvals: { deadlineMs: 1_000, onDeadline: 'fail', remindEveryMs: 60_000 },
+      notify: { url: hook.url },
+    };
+    const fake = fakeFleetAt(fleet, '0.18.0');
+    const tq = queue();
+    const worker = await h.worker(tq, fake.activities());
+    const request = requestFor(fleet, { onFailure: 'stop' });
+    await worker.runUntil(async () => {
+      const result = (await (await start(request, tq)).result()) as UpgradeResult;
+      expect(result.workers[0]?.outcome).toBe('failed');
+      expect(result.workers[0]?.error).toMatch(
+        /no decision on the CRD re-apply of worker-1 within 1s \(approvals\.onDeadline: fail\)/
+      );
+    });
+    await hook.waitFor(() => eventsOf(request.upgradeId).some((e) => e.event === 'upgrade-ended'));
+    expect(eventsOf(request.upgradeId).map((e) => e.event)).toEqual([
+      'gate-opened',
+      'gate-deadline',
+      'cluster-failed',
+      'upgrade-ended',
+    ]);
+  });
+});

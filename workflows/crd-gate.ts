@@ -1,0 +1,292 @@
+/**
+ * The CRD approval gate of one worker cluster: what it asks to approve (a preview and its digest),
+ * who may decide (the fleet's approver policy), how many must approve, and what happens when
+ * nobody does in time. Decisions come as an update (the caller learns of a refusal at once) or as
+ * a signal (the UI, the `temporal` CLI, the parent's approve-all).
+ */
+import {
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  isCancellation,
+  log,
+  patched,
+  setCurrentDetails,
+  setHandler,
+  sleep,
+} from '@temporalio/workflow';
+import { approverRefusal, distinctApprovers, hasApproved, type GatePolicy } from '../runbook/approval-policy';
+import { digestMatches, digestOf, shortDigest } from '../runbook/digest';
+import { formatDuration } from '../runbook/duration';
+import type { Approval, ClusterPlan, ClusterState } from '../runbook/types';
+import type { Proxies } from './activities';
+import { errorMessage } from './errors';
+import {
+  crdDecisionSignal,
+  decideCrdUpdate,
+  type ClusterProgress,
+  type CrdDecision,
+  type GateView,
+} from './messages';
+import type { Notifier } from './notify';
+
+/** An approval given ahead that covers the cluster when it was started: the gate passes at once. */
+export interface AheadGrant {
+  by: string;
+  reason?: string;
+  selector: string;
+  /** When the policy needs several: the distinct approvers whose ahead approvals cover the cluster. */
+  approvers?: string[];
+  digest?: string;
+}
+
+export interface GateDeps {
+  plan: ClusterPlan;
+  acts: Proxies;
+  policy: GatePolicy;
+  approvedAhead?: AheadGrant;
+  /** The tuning's reminder interval (tests), when the policy sets none. */
+  reminder?: string;
+  notify: Notifier;
+  /** Tells the parent about a state change (retried). */
+  report(p: Omit<ClusterProgress, 'cluster' | 'seq'>): Promise<void>;
+  state(): ClusterState;
+  setState(s: ClusterState): void;
+}
+
+const refuse = (message: string) => ApplicationFailure.nonRetryable(message, 'ApprovalRefused');
+
+interface Preview {
+  text: string;
+  digest?: string;
+}
+
+/**
+ * What the CRD step would do (server-side dry run, without taking fields from other managers) and
+ * its digest. A preview that fails does not hold the gate: the approver is told it is missing, and
+ * the digest then names the step as planned.
+ */
+async function previewCrdStep(plan: ClusterPlan, acts: Proxies): Promise<Preview> {
+  const step = plan.steps.find((s) => s.kind === 'reapplyCrds');
+  if (step?.kind !== 'reapplyCrds') return { text: '' };
+  try {
+    const { summary, digest } = await acts.quick.previewCrdChanges.executeWithOptions(
+      {
+        ...acts.options.quick,
+        ...(plan.cluster.taskQueue ? { taskQueue: plan.cluster.taskQueue } : {}),
+        retry: { ...acts.options.quick.retry, maximumAttempts: 2 },
+        summary: `preview the CRD step on ${plan.cluster.name}`,
+      },
+      [{ cluster: plan.cluster, step }]
+    );
+    // `digest` is absent in histories recorded before approvals were bound to it: those stay unbound.
+    return { text: `CRD preview: ${summary.text}`, ...(digest ? { digest } : {}) };
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    const { repo, ...what } = step;
+    return {
+      text: `CRD preview failed (decide without it, or reject): ${errorMessage(err)}`,
+      digest: digestOf({ step: { ...what, repo: repo.url }, previewFailed: true }),
+    };
+  }
+}
+
+export function crdGate(d: GateDeps) {
+  const cluster = d.plan.cluster.name;
+  const { policy } = d;
+  let waiting = false;
+  let checking = false; // an approval is being checked against a fresh preview
+  let decision: Approval | undefined;
+  let decidedBy: string | undefined; // the approve-all request that decided, if one did
+  let preview: Preview | undefined;
+  let since: string | undefined;
+  const approvals: { by: string; reason?: string; at: string }[] = [];
+
+  const view = (): GateView | undefined =>
+    preview?.digest && since
+      ? {
+          digest: preview.digest,
+          since,
+          ...(policy.distinct > 1 ? { needs: policy.distinct, approvedBy: approvals.map((a) => a.by) } : {}),
+        }
+      : undefined;
+
+  /** Why this decision cannot be taken now, or undefined when it can. Shared by the update validator and the signal. */
+  function refusal(x: CrdDecision): string | undefined {
+    if (x.cluster !== cluster) return `this gate belongs to cluster ${cluster}, not ${x.cluster}`;
+    if (!x.by?.trim()) return 'an approval must say who gives it (--by)';
+    if (decision)
+      return `cluster ${cluster} was already ${decision.approved ? 'approved' : 'rejected'} by ${decision.by} at ${decision.at}`;
+    if (!waiting) return `cluster ${cluster} is not waiting for approval yet (${d.state()})`;
+    if (checking) return `an approval of cluster ${cluster} is being checked against a fresh preview: try again`;
+    const policyRefusal = approverRefusal(policy, x.by, x.approve);
+    if (policyRefusal) return policyRefusal;
+    if (x.approve && hasApproved(approvals.map((a) => a.by), x.by))
+      return `${x.by} has already approved cluster ${cluster}: it needs ${policy.distinct} distinct approvers`;
+    if (x.approve && preview?.digest) {
+      if (!x.digest)
+        return `an approval must name the digest of what it approves: ${preview.digest} (${preview.text})`;
+      if (!digestMatches(x.digest, preview.digest))
+        return `the CRD change of ${cluster} is ${shortDigest(preview.digest)}, not ${shortDigest(x.digest)}: ${preview.text}`;
+    }
+    return undefined;
+  }
+
+  /** Records a decision the refusal check let through. Approvals are checked against a fresh preview first. */
+  async function decide(x: CrdDecision): Promise<string> {
+    const at = new Date().toISOString();
+    if (x.approve && preview?.digest && patched('crd-approval-recheck')) {
+      // What was seen must still be what will be applied: the cluster may have changed since the gate opened.
+      checking = true;
+      const fresh = await previewCrdStep(d.plan, d.acts).finally(() => (checking = false));
+      if (fresh.digest && fresh.digest !== preview.digest) {
+        preview = fresh;
+        since = at;
+        approvals.length = 0; // approvals of the old change do not carry over
+        showWaiting();
+        await d.report({ state: d.state(), ...gateOf() });
+        throw refuse(`the CRD change of ${cluster} changed since it was shown: now ${shortDigest(fresh.digest)}: ${fresh.text}`);
+      }
+      if (decision) throw refuse(`cluster ${cluster} was decided while this approval was checked (${decision.by})`);
+    }
+    if (!x.approve) {
+      decision = { approved: false, by: x.by, ...(x.reason ? { reason: x.reason } : {}), at };
+    } else {
+      approvals.push({ by: x.by.trim(), ...(x.reason ? { reason: x.reason } : {}), at });
+      const who = distinctApprovers(approvals.map((a) => a.by));
+      if (who.length < policy.distinct) {
+        log.info('CRD step approval recorded', { cluster, by: x.by, have: who.length, needs: policy.distinct });
+        showWaiting();
+        await d.report({ state: d.state(), ...gateOf() });
+        return `${cluster}: approval ${who.length} of ${policy.distinct} recorded (${x.by}); waiting for ${policy.distinct - who.length} more distinct approver(s)`;
+      }
+      decision = {
+        approved: true,
+        by: who.join(', '),
+        ...(x.reason ? { reason: x.reason } : {}),
+        at,
+        ...(preview?.digest ? { digest: preview.digest } : {}),
+        ...(who.length > 1 ? { approvers: who } : {}),
+      };
+    }
+    decidedBy = x.requestId;
+    log.info(`CRD step ${x.approve ? 'approved' : 'rejected'}`, { cluster, by: x.by, reason: x.reason });
+    return `${cluster}: CRD step ${x.approve ? 'approved' : 'rejected'} by ${decision.by}${decision.digest ? ` (${shortDigest(decision.digest)})` : ''}`;
+  }
+
+  const gateOf = () => {
+    const g = view();
+    return g ? { gate: g } : {};
+  };
+
+  function showWaiting(): void {
+    const need =
+      policy.distinct > 1 ? ` (${distinctApprovers(approvals.map((a) => a.by)).length} of ${policy.distinct} approvals)` : '';
+    const digest = preview?.digest ? ` --digest ${shortDigest(preview.digest)}` : '';
+    setCurrentDetails(
+      `${cluster}: waiting for approval of the CRD re-apply${need} (npm run approve -- --cluster ${cluster}${digest} --by NAME)` +
+        (preview?.text ? `\n\n${preview.text}` : '') +
+        (preview?.digest ? `\n\ndigest: ${preview.digest}` : '')
+    );
+  }
+
+  setHandler(decideCrdUpdate, decide, {
+    validator: (x) => {
+      const why = refusal(x);
+      if (why) throw refuse(why);
+    },
+  });
+  setHandler(crdDecisionSignal, async (x) => {
+    const why = refusal(x);
+    let answer: string | undefined = why;
+    if (!why) {
+      try {
+        await decide(x);
+        if (decision) return; // the gate reports it, with the ack, when it closes
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        answer = errorMessage(err);
+      }
+    }
+    if (answer) log.warn(`CRD decision not taken: ${answer}`, { cluster, by: x.by });
+    if (x.requestId)
+      await d.report({
+        state: d.state(),
+        ack: { requestId: x.requestId, decided: false, reason: answer ?? 'recorded; more approvals needed' },
+      });
+  });
+
+  /** Waits for a person's decision (or the policy's deadline outcome) and returns it. */
+  async function awaitDecision(): Promise<Approval> {
+    const ahead = d.approvedAhead;
+    if (ahead) {
+      // Decided before the gate opened: recorded like any approval, nobody waits, the parent is not signalled.
+      const reason = ahead.reason ?? `approved ahead (${ahead.selector || 'every cluster'})`;
+      decision = {
+        approved: true,
+        by: ahead.approvers?.join(', ') ?? ahead.by,
+        reason,
+        at: new Date().toISOString(),
+        ...(ahead.digest ? { digest: ahead.digest } : {}),
+        ...(ahead.approvers && ahead.approvers.length > 1 ? { approvers: ahead.approvers } : {}),
+      };
+      log.info('CRD step approved ahead', { cluster, by: decision.by, selector: ahead.selector });
+      return decision;
+    }
+    // Added after v2 histories were recorded: upgrades already waiting replay without it.
+    if (patched('crd-preview-at-gate')) preview = await previewCrdStep(d.plan, d.acts);
+    since = new Date().toISOString();
+    waiting = true;
+    d.setState('waiting-approval');
+    showWaiting();
+    await d.report({ state: 'waiting-approval', ...gateOf() });
+    d.notify.send({
+      event: 'gate-opened',
+      cluster,
+      message: `${cluster} waits for approval of its CRD re-apply${preview?.text ? `: ${preview.text}` : ''}`,
+      ...(preview?.digest ? { digest: preview.digest } : {}),
+    });
+
+    let expired = false;
+    const deadline = new CancellationScope();
+    if (policy.deadlineMs !== undefined) {
+      const ms = policy.deadlineMs;
+      void deadline.run(() => sleep(ms)).then(
+        () => (expired = true),
+        () => undefined
+      );
+    }
+    const every = policy.remindEveryMs ?? d.reminder ?? '30 minutes';
+    // No approval without a person: the deadline only ever rejects or fails. Reminders keep the wait visible.
+    while (!(await condition(() => decision !== undefined || expired, every))) {
+      log.warn('still waiting for approval of the CRD re-apply', { cluster, since });
+      d.notify.send({
+        event: 'gate-reminder',
+        cluster,
+        message: `${cluster} has waited for approval of its CRD re-apply since ${since}`,
+        ...(preview?.digest ? { digest: preview.digest } : {}),
+      });
+    }
+    deadline.cancel();
+    if (!decision) await deadlineReached(policy.deadlineMs ?? 0);
+    waiting = false;
+    d.setState(decision?.approved ? 'running' : 'rejected');
+    await d.report({ state: d.state(), ...(decidedBy ? { ack: { requestId: decidedBy, decided: true } } : {}) });
+    return decision as unknown as Approval; // set above, or deadlineReached threw
+  }
+
+  async function deadlineReached(ms: number): Promise<void> {
+    const what = `no decision on the CRD re-apply of ${cluster} within ${formatDuration(ms)}`;
+    d.notify.send({ event: 'gate-deadline', cluster, message: `${what}: ${policy.onDeadline ?? 'reject'}` });
+    if (policy.onDeadline === 'fail') {
+      waiting = false;
+      throw ApplicationFailure.nonRetryable(`${what} (approvals.onDeadline: fail)`, 'GateDeadline');
+    }
+    decision = { approved: false, by: 'deadline', reason: `${what} (approvals.onDeadline: reject)`, at: new Date().toISOString() };
+  }
+
+  return {
+    awaitDecision,
+    query: () => ({ ...(preview?.text ? { preview: preview.text } : {}), ...gateOf() }),
+  };
+}
