@@ -21,13 +21,7 @@ import { formatDuration } from '../runbook/duration';
 import type { Approval, ClusterPlan, ClusterState } from '../runbook/types';
 import type { Proxies } from './activities';
 import { errorMessage } from './errors';
-import {
-  crdDecisionSignal,
-  decideCrdUpdate,
-  type ClusterProgress,
-  type CrdDecision,
-  type GateView,
-} from './messages';
+import { crdDecisionSignal, decideCrdUpdate, type ClusterProgress, type CrdDecision, type GateView } from './messages';
 import type { Notifier } from './notify';
 
 /** An approval given ahead that covers the cluster when it was started: the gate passes at once. */
@@ -121,11 +115,16 @@ export function crdGate(d: GateDeps) {
     if (checking) return `an approval of cluster ${cluster} is being checked against a fresh preview: try again`;
     const policyRefusal = approverRefusal(policy, x.by, x.approve);
     if (policyRefusal) return policyRefusal;
-    if (x.approve && hasApproved(approvals.map((a) => a.by), x.by))
+    if (
+      x.approve &&
+      hasApproved(
+        approvals.map((a) => a.by),
+        x.by
+      )
+    )
       return `${x.by} has already approved cluster ${cluster}: it needs ${policy.distinct} distinct approvers`;
     if (x.approve && preview?.digest) {
-      if (!x.digest)
-        return `an approval must name the digest of what it approves: ${preview.digest} (${preview.text})`;
+      if (!x.digest) return `an approval must name the digest of what it approves: ${preview.digest} (${preview.text})`;
       if (!digestMatches(x.digest, preview.digest))
         return `the CRD change of ${cluster} is ${shortDigest(preview.digest)}, not ${shortDigest(x.digest)}: ${preview.text}`;
     }
@@ -145,7 +144,9 @@ export function crdGate(d: GateDeps) {
         approvals.length = 0; // approvals of the old change do not carry over
         showWaiting();
         await d.report({ state: d.state(), ...gateOf() });
-        throw refuse(`the CRD change of ${cluster} changed since it was shown: now ${shortDigest(fresh.digest)}: ${fresh.text}`);
+        throw refuse(
+          `the CRD change of ${cluster} changed since it was shown: now ${shortDigest(fresh.digest)}: ${fresh.text}`
+        );
       }
       if (decision) throw refuse(`cluster ${cluster} was decided while this approval was checked (${decision.by})`);
     }
@@ -181,7 +182,9 @@ export function crdGate(d: GateDeps) {
 
   function showWaiting(): void {
     const need =
-      policy.distinct > 1 ? ` (${distinctApprovers(approvals.map((a) => a.by)).length} of ${policy.distinct} approvals)` : '';
+      policy.distinct > 1
+        ? ` (${distinctApprovers(approvals.map((a) => a.by)).length} of ${policy.distinct} approvals)`
+        : '';
     const digest = preview?.digest ? ` --digest ${shortDigest(preview.digest)}` : '';
     setCurrentDetails(
       `${cluster}: waiting for approval of the CRD re-apply${need} (npm run approve -- --cluster ${cluster}${digest} --by NAME)` +
@@ -251,10 +254,12 @@ export function crdGate(d: GateDeps) {
     const deadline = new CancellationScope();
     if (policy.deadlineMs !== undefined) {
       const ms = policy.deadlineMs;
-      void deadline.run(() => sleep(ms)).then(
-        () => (expired = true),
-        () => undefined
-      );
+      void deadline
+        .run(() => sleep(ms))
+        .then(
+          () => (expired = true),
+          () => undefined
+        );
     }
     const every = policy.remindEveryMs ?? d.reminder ?? '30 minutes';
     // No approval without a person: the deadline only ever rejects or fails. Reminders keep the wait visible.
@@ -282,7 +287,12 @@ export function crdGate(d: GateDeps) {
       waiting = false;
       throw ApplicationFailure.nonRetryable(`${what} (approvals.onDeadline: fail)`, 'GateDeadline');
     }
-    decision = { approved: false, by: 'deadline', reason: `${what} (approvals.onDeadline: reject)`, at: new Date().toISOString() };
+    decision = {
+      approved: false,
+      by: 'deadline',
+      reason: `${what} (approvals.onDeadline: reject)`,
+      at: new Date().toISOString(),
+    };
   }
 
   return {

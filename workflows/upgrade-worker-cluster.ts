@@ -15,14 +15,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { GatePolicy } from '../runbook/approval-policy';
-import type {
-  ClusterPlan,
-  ClusterResult,
-  ClusterState,
-  FailurePolicy,
-  StepKind,
-  Tuning,
-} from '../runbook/types';
+import type { ClusterPlan, ClusterResult, ClusterState, FailurePolicy, StepKind, Tuning } from '../runbook/types';
 import { proxies } from './activities';
 import { crdGate, type AheadGrant } from './crd-gate';
 import { clusterProgressSignal, gateQuery, type ClusterProgress } from './messages';
