@@ -81,7 +81,7 @@ export async function approve(opts: ApproveOptions, client: Client): Promise<App
   const handle = client.workflow.getHandle(workflowId);
   if (opts.ahead) {
     // Recorded on the upgrade: gates waiting now are decided at once, the others when they open.
-    const status = await runningStatus(client, workflowId);
+    const status = await plannedStatus(client, workflowId);
     const fleet = status.rollout?.crdDigest;
     const digest = given ?? fleet;
     const { decided, notDecided } = await handle
@@ -163,6 +163,16 @@ const notStartedOr = (err: unknown, notStarted: (err: unknown) => never): unknow
   if (err instanceof WorkflowNotFoundError) notStarted(err);
   return err;
 };
+
+/** The status once the plan is made (a few seconds after the start): an approval ahead names the plan's CRD change. */
+async function plannedStatus(client: Client, workflowId: string, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const status = await runningStatus(client, workflowId);
+    if (status.rollout?.crdDigest || status.phase !== 'preflight' || Date.now() > deadline) return status;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
 
 async function runningStatus(client: Client, workflowId: string) {
   const state = await readUpgrade(client, workflowId);

@@ -65,6 +65,21 @@ describe.each([
     ['approve', '--cluster', 'Worker_1', '--by', 'me'],
     'skoala-upgrade: --cluster "Worker_1" is not a cluster name (lowercase letters, digits, "-")',
   ],
+  [
+    ['approve', '--cluster', 'w1', '--by', 'me', '--digest', 'abc123'],
+    'skoala-upgrade: --digest "abc123" must be sha256:<hex> or at least its first 12 hex digits',
+  ],
+  [
+    ['approve', '--cluster', 'w1', '--by', 'me', '--reject', '--digest', '0123456789ab'],
+    'skoala-upgrade: --digest names what is approved: a rejection needs none',
+  ],
+  [['hold', '--by', 'me'], "skoala-upgrade: hold takes --select 'key=value,...' or --all"],
+  [['hold', '--select', 'site in (east', '--by', 'me'], 'skoala-upgrade: --select: unbalanced "(" in "site in (east"'],
+  [['hold', '--select', 'site=east'], 'skoala-upgrade: --by NAME is required: hold records who did it'],
+  [
+    ['release', '--select', 'a=b', '--all', '--by', 'me'],
+    "skoala-upgrade: release takes --select 'key=value,...' or --all",
+  ],
 ])('%j', (args, message) => {
   it('exits 2 with one line', async () => {
     const run = await cli(args);

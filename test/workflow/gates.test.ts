@@ -13,6 +13,7 @@ import { startWebhookReceiver, type WebhookReceiver } from '../../sandbox/webhoo
 import { upgradeEngine } from '../../workflows';
 import { approveAheadUpdate, decideAllUpdate, decideCrdUpdate, gateQuery } from '../../workflows/messages';
 import { approveGate, approveAhead } from './approve';
+import { decodedHistoriesText } from '../helpers/history-text';
 import { startHarness, waitForStatus, type Harness } from './harness';
 import { fakeFleetAt, fleetOf, requestFor } from './request';
 
@@ -200,6 +201,36 @@ describe('approver policy', () => {
     });
   });
 
+  it('a change of the CRD preview voids the approvals already given for the old one', async () => {
+    const fleet: Fleet = { ...fleetOf(1), approvals: { rules: [{ select: '', distinct: 2 }] } };
+    const fake = fakeFleetAt(fleet, '0.18.0');
+    const tq = queue();
+    const worker = await h.worker(tq, fake.activities());
+    await worker.runUntil(async () => {
+      const handle = await start(requestFor(fleet), tq);
+      await waitForStatus(handle, (x) => x.pendingApprovals.includes('worker-1'));
+      const old = (await child(handle, 'worker-1').query(gateQuery)).gate?.digest as string;
+      await decide(handle, 'worker-1', 'bob', old);
+      fake.crdChanges.set('worker-1', [
+        {
+          cluster: 'worker-1',
+          crd: 'httproutes.gateway.networking.k8s.io',
+          action: 'create',
+          customResources: 0,
+          conflicts: [],
+        },
+      ]);
+      expect(await refusal(decide(handle, 'worker-1', 'carol', old))).toMatch(/changed since it was shown/);
+      const gate = (await child(handle, 'worker-1').query(gateQuery)).gate;
+      expect(gate).toMatchObject({ needs: 2, approvedBy: [] });
+      // bob approved the old change: his approval does not count for the new one.
+      expect(await decide(handle, 'worker-1', 'carol', gate?.digest)).toMatch(/approval 1 of 2 recorded \(carol\)/);
+      await decide(handle, 'worker-1', 'bob', gate?.digest);
+      const result = (await handle.result()) as UpgradeResult;
+      expect(result.workers[0]?.approval).toMatchObject({ approvers: ['carol', 'bob'], digest: gate?.digest });
+    });
+  });
+
   it('approvals given ahead add up to the distinct approvers a cluster needs', async () => {
     const fleet: Fleet = { ...fleetOf(1), approvals: { rules: [{ select: '', distinct: 2 }] } };
     const fake = fakeFleetAt(fleet, '0.18.0');
@@ -229,8 +260,11 @@ describe('gate deadline and the webhook', () => {
     const tq = queue();
     const worker = await h.worker(tq, fake.activities());
     const request = requestFor(fleet);
+    let historyText = '';
     await worker.runUntil(async () => {
-      const result = (await (await start(request, tq)).result()) as UpgradeResult;
+      const handle = await start(request, tq);
+      const result = (await handle.result()) as UpgradeResult;
+      historyText = await decodedHistoriesText(h.env.client, handle.workflowId, [`${handle.workflowId}/worker-1`]);
       expect(result.workers[0]).toMatchObject({
         outcome: 'rejected',
         approval: {
@@ -258,6 +292,10 @@ describe('gate deadline and the webhook', () => {
     // The header's value came from the worker's environment; the history holds only its name.
     const mine = hook.received.filter((r) => (r.body as NotificationEvent).upgradeId === request.upgradeId);
     expect(mine.every((r) => r.headers.authorization === TOKEN)).toBe(true);
+    // Decoded payloads: the variable's name is there (the search works), its value never is.
+    expect(historyText).toContain(TOKEN_ENV);
+    expect(historyText).toContain('gate-reminder');
+    expect(historyText).not.toContain(TOKEN);
   });
 
   it('fail: the cluster fails at its deadline, and the webhook hears it failed', async () => {

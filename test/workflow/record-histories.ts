@@ -133,7 +133,7 @@ async function recordWaves(): Promise<void> {
 
 /**
  * v7: worker-1 (tier=prod) needs two approvers: bob, then carol with a digest the cluster's change
- * has outdated (refused after the re-check), then carol again; worker-2 is held and released;
+ * has outdated (refused after the re-check, which also voids bob's), then bob and carol again; worker-2 is held and released;
  * worker-3 waits for a window opening at the next whole minute; reminders go to a webhook.
  */
 async function recordGates(): Promise<void> {
@@ -174,6 +174,8 @@ async function recordGates(): Promise<void> {
           () => undefined
         );
       await new Promise((r) => setTimeout(r, 2_500)); // a reminder
+      // bob's approval was of the old change: both approve the new one.
+      await approveGate(w1, 'worker-1', 'bob');
       await approveGate(w1, 'worker-1', 'carol');
       await handle.executeUpdate(releaseUpdate, { args: [{ selector: 'tier=dev', by: 'bob' }] });
       await approveAhead(handle, 'tier=dev', 'dave');
