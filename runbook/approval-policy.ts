@@ -69,3 +69,19 @@ export function distinctApprovers(names: readonly string[]): string[] {
 
 /** Whether `by` is already among `names`. */
 export const hasApproved = (names: readonly string[], by: string): boolean => names.some((n) => same(n, by));
+
+/**
+ * Why no gate of some cluster could ever be approved with this starter, or undefined: with
+ * `notStarter`, the starter's name leaves fewer allowed people than a rule needs.
+ */
+export function unapprovableBecause(
+  policy: ApprovalPolicy | undefined,
+  startedBy: string | undefined
+): string | undefined {
+  if (!policy?.approvers || !policy.notStarter || !startedBy || !hasApproved(policy.approvers, startedBy))
+    return undefined;
+  const others = distinctApprovers(policy.approvers).filter((a) => !same(a, startedBy));
+  const need = Math.max(1, ...(policy.rules ?? []).map((r) => r.distinct));
+  if (need <= others.length) return undefined;
+  return `${startedBy} may not approve an upgrade they start (approvals.notStarter), which leaves ${others.length} approver(s) (${others.join(', ') || 'nobody'}) where ${need} distinct are needed: let someone else start it`;
+}

@@ -4,6 +4,7 @@
  */
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { distinctApprovers } from './approval-policy';
 import { parseDurationMs } from './duration';
 import { isLabelKey, isLabelValue } from './selector';
 import type { ChartRepo, Fleet, RegistryTls, SecretRef } from './types';
@@ -199,10 +200,12 @@ const approvals = z
     if (a.onDeadline && a.deadline === undefined)
       ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'onDeadline needs a deadline' });
     const need = Math.max(0, ...(a.rules ?? []).map((r) => r.distinct));
-    if (a.approvers && need > a.approvers.length)
+    // People, not entries: names are compared without case, as the gates count them.
+    const people = a.approvers ? distinctApprovers(a.approvers).length : Infinity;
+    if (need > people)
       ctx.addIssue({
         code: z.ZodIssueCode.custom,
-        message: `a rule needs ${need} distinct approvers but only ${a.approvers.length} are allowed`,
+        message: `a rule needs ${need} distinct approvers but only ${people} are allowed`,
       });
   })
   .transform((a) => ({

@@ -17,6 +17,7 @@ import { PlanRefused, planUpgrade } from '../../runbook/plan';
 import type { FleetFacts, Plan, UpgradeRequest } from '../../runbook/types';
 import { EXIT, ExitError } from '../lib/errors';
 import { loadFleet, upgradeOptions, type UpgradeFlags } from '../lib/inputs';
+import { unapprovableBecause } from '../../runbook/approval-policy';
 import { rolloutOptions, selectWorkers, startedByOption, type RolloutFlags } from '../lib/rollout-options';
 import { workerConfig } from '../../worker/config';
 
@@ -37,6 +38,8 @@ export async function buildRequest(flags: UpgradeFlags & RolloutFlags): Promise<
   // Only the selected worker clusters are part of this upgrade (the control plane always is).
   const fleet = selectWorkers(await loadFleet(flags.fleet), flags.select);
   const startedBy = startedByOption(flags.by);
+  const unapprovable = unapprovableBecause(fleet.approvals, startedBy);
+  if (unapprovable) throw new ExitError(`${flags.fleet}: approvals: ${unapprovable}`);
   const options = { ...base, ...rolloutOptions(flags, fleet), ...(startedBy ? { startedBy } : {}) };
   // Whether `auto` needs the Job depends on installed versions (the workflow's preflight knows);
   // `always` can be refused now.

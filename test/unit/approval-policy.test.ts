@@ -1,6 +1,12 @@
 /** The fleet file's approver policy resolved for one gate, and the checks the workflows and the CLI share. */
 import { describe, expect, it } from 'vitest';
-import { approverRefusal, distinctApprovers, gatePolicyFor, hasApproved } from '../../runbook/approval-policy';
+import {
+  approverRefusal,
+  distinctApprovers,
+  gatePolicyFor,
+  hasApproved,
+  unapprovableBecause,
+} from '../../runbook/approval-policy';
 import type { ApprovalPolicy } from '../../runbook/types';
 
 const HOUR = 3_600_000;
@@ -203,5 +209,28 @@ describe('hasApproved', () => {
     expect(hasApproved(['alice', 'Bob'], 'carol')).toBe(false);
     expect(hasApproved(['alice'], 'alic')).toBe(false);
     expect(hasApproved([], 'alice')).toBe(false);
+  });
+});
+
+describe('unapprovableBecause', () => {
+  const policy: ApprovalPolicy = {
+    approvers: ['alice', 'bob'],
+    notStarter: true,
+    rules: [{ select: 'tier=prod', distinct: 2 }],
+  };
+
+  it('the starter is one of two approvers and a rule needs two: no gate could be approved', () => {
+    expect(unapprovableBecause(policy, 'Alice')).toBe(
+      'Alice may not approve an upgrade they start (approvals.notStarter), which leaves 1 approver(s) (bob) where 2 distinct are needed: let someone else start it'
+    );
+  });
+
+  it('fine when someone else starts it, when the starter may approve, or when enough are left', () => {
+    expect(unapprovableBecause(policy, 'carol')).toBeUndefined();
+    expect(unapprovableBecause({ ...policy, notStarter: false }, 'alice')).toBeUndefined();
+    expect(unapprovableBecause({ ...policy, approvers: ['alice', 'bob', 'carol'] }, 'alice')).toBeUndefined();
+    expect(unapprovableBecause({ approvers: ['alice'], notStarter: true }, 'alice')).toBe(
+      'alice may not approve an upgrade they start (approvals.notStarter), which leaves 0 approver(s) (nobody) where 1 distinct are needed: let someone else start it'
+    );
   });
 });

@@ -89,6 +89,20 @@ describe.each([
 });
 
 describe('fleet files', () => {
+  it('an upgrade its starter would leave without enough approvers is refused before starting', async () => {
+    const strict = path.join(dir, 'strict.yaml');
+    await writeFile(
+      strict,
+      'name: prod\ncontrolPlane: { name: cp, kubeconfig: kc }\nworkers:\n  - { name: w1, kubeconfig: kc }\n' +
+        'approvals: { approvers: [alice, bob], notStarter: true, rules: [{ select: "", distinct: 2 }] }\n'
+    );
+    const run = await cli(['start-upgrade', '--version', '0.19.2', '--fleet', strict, '--by', 'alice']);
+    expect(run.stderr).toBe(
+      `skoala-upgrade: ${strict}: approvals: alice may not approve an upgrade they start (approvals.notStarter), which leaves 1 approver(s) (bob) where 2 distinct are needed: let someone else start it`
+    );
+    expect(run.exitCode).toBe(2);
+  });
+
   it('names the file, the field and the problem', async () => {
     const run = await cli(['start-upgrade', '--version', '0.19.2', '--fleet', badFleet]);
     expect(run.stderr).toBe(`skoala-upgrade: ${badFleet}: workers[1].name: duplicate cluster name "w1"`);

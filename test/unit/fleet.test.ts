@@ -519,6 +519,11 @@ workers:
         'fleet.yaml: approvals: a rule needs 3 distinct approvers but only 2 are allowed',
       ],
       [
+        // One person written twice: the gates count people, names without case.
+        'approvals: { approvers: [alice, Alice], rules: [{ select: "", distinct: 2 }] }',
+        'fleet.yaml: approvals: a rule needs 2 distinct approvers but only 1 are allowed',
+      ],
+      [
         'approvals: { deadline: 30s }',
         'fleet.yaml: approvals.deadline: "30s" must be a duration from 1m to 30d, such as 30m, 4h or 1h30m',
       ],
