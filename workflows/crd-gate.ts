@@ -53,6 +53,8 @@ const refuse = (message: string) => ApplicationFailure.nonRetryable(message, 'Ap
 interface Preview {
   text: string;
   digest?: string;
+  /** The dry run did not complete (e.g. the API server is down): nothing was seen to change. */
+  failed?: true;
 }
 
 /**
@@ -81,6 +83,7 @@ async function previewCrdStep(plan: ClusterPlan, acts: Proxies): Promise<Preview
     return {
       text: `CRD preview failed (decide without it, or reject): ${errorMessage(err)}`,
       digest: digestOf({ step: { ...what, repo: repo.url }, previewFailed: true }),
+      failed: true,
     };
   }
 }
@@ -138,7 +141,10 @@ export function crdGate(d: GateDeps) {
       // What was seen must still be what will be applied: the cluster may have changed since the gate opened.
       checking = true;
       const fresh = await previewCrdStep(d.plan, d.acts).finally(() => (checking = false));
-      if (fresh.digest && fresh.digest !== preview.digest) {
+      // A cluster that cannot be read now shows no change: the approval stands, the CRD step retries.
+      if (fresh.failed)
+        log.warn('could not re-check the CRD preview before the approval', { cluster, why: fresh.text });
+      else if (fresh.digest && fresh.digest !== preview.digest) {
         preview = fresh;
         since = at;
         approvals.length = 0; // approvals of the old change do not carry over

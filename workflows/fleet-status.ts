@@ -54,6 +54,11 @@ export class FleetStatus {
       this.clusters.set(name, { cluster: name, role: 'worker', state: 'pending', to: targetVersion });
   }
 
+  /** The workers' labels, known from the fleet file before the plan (holds and approvals ahead given during preflight). */
+  labelled(workers: { name: string; labels?: Record<string, string> }[]): void {
+    for (const w of workers) if (w.labels) this.labels.set(w.name, w.labels);
+  }
+
   planned(plan: Plan): void {
     for (const p of [plan.controlPlane, ...plan.workers]) {
       this.update(p.cluster.name, { from: p.from, fromRevision: fromRevisionOf(p) });

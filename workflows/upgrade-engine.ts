@@ -72,6 +72,7 @@ export async function upgradeEngine(input: UpgradeEngineInput): Promise<UpgradeR
     fleet.controlPlane.name,
     fleet.workers.map((w) => w.name)
   );
+  status.labelled(fleet.workers);
   setHandler(statusQuery, () => status.status());
   handleApprovals(status, request);
   const control = handleRolloutControl(status, request);

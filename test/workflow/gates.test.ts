@@ -4,7 +4,7 @@
  * approver policy (allowed approvers, not the starter, N distinct), the deadline's outcome, and the
  * webhook told of it all (a real loopback receiver, the real notify activity).
  */
-import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CrdChange } from '../../activities/crd-preview';
 import { shortDigest } from '../../runbook/digest';
@@ -14,7 +14,7 @@ import { upgradeEngine } from '../../workflows';
 import { approveAheadUpdate, decideAllUpdate, decideCrdUpdate, gateQuery } from '../../workflows/messages';
 import { approveGate, approveAhead } from './approve';
 import { decodedHistoriesText } from '../helpers/history-text';
-import { startHarness, waitForStatus, type Harness } from './harness';
+import { refusal, startHarness, waitForStatus, type Harness } from './harness';
 import { fakeFleetAt, fleetOf, requestFor } from './request';
 
 let h: Harness;
@@ -35,16 +35,6 @@ const start = (request: UpgradeRequest, taskQueue: string) =>
   h.env.client.workflow.start(upgradeEngine, { taskQueue, workflowId: `wf-${request.upgradeId}`, args: [{ request }] });
 const child = (handle: WorkflowHandle, cluster: string) =>
   h.env.client.workflow.getHandle(`${handle.workflowId}/${cluster}`);
-
-async function refusal(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof WorkflowUpdateFailedError) return (err.cause as Error).message;
-    throw err;
-  }
-  throw new Error('the update was accepted');
-}
 
 const decide = (handle: WorkflowHandle, cluster: string, by: string, digest?: string) =>
   child(handle, cluster).executeUpdate(decideCrdUpdate, {
@@ -104,6 +94,25 @@ describe('approvals bound to what was seen', () => {
       const approvedAt = Date.parse(result.workers[0]?.approval?.at as string);
       const crd = fake.calls.find((c) => c.activity === 'reapplyCrds');
       expect(crd?.start).toBeGreaterThanOrEqual(approvedAt);
+    });
+  });
+
+  it('a cluster that cannot be read at the re-check shows no change: the approval stands', async () => {
+    const fleet = fleetOf(1);
+    const fake = fakeFleetAt(fleet, '0.18.0');
+    const tq = queue();
+    const worker = await h.worker(tq, fake.activities());
+    await worker.runUntil(async () => {
+      const handle = await start(requestFor(fleet), tq);
+      await waitForStatus(handle, (x) => x.pendingApprovals.includes('worker-1'));
+      const shown = (await child(handle, 'worker-1').query(gateQuery)).gate?.digest as string;
+      // The API server is gone when the approval comes: both attempts of the fresh preview fail.
+      fake.faults.set('previewCrdChanges:worker-1', ['nonRetryable']);
+      expect(await decide(handle, 'worker-1', 'alice', shown)).toBe(
+        `worker-1: CRD step approved by alice (${shortDigest(shown)})`
+      );
+      expect((await handle.result()).workers[0]).toMatchObject({ outcome: 'upgraded', approval: { digest: shown } });
+      expect(fake.calls.filter((c) => c.activity === 'previewCrdChanges' && c.failed).length).toBe(1);
     });
   });
 

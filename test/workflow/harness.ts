@@ -1,7 +1,7 @@
 /** One Temporal dev server and one workflow bundle per test file; a fresh worker per test. */
 import { bundleWorkflowCode, type Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { WorkflowHandle } from '@temporalio/client';
+import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { createWorker, workflowsPath } from '../../worker/create-worker';
 import { startTemporal } from '../helpers/temporal';
 import type { Activities } from '../../activities';
@@ -67,4 +67,15 @@ export function maxOverlap(intervals: [number, number][]): number {
   let max = 0;
   for (const [, d] of points) max = Math.max(max, (now += d));
   return max;
+}
+
+/** The message an update was refused with (its validator's or its handler's); fails if it was accepted. */
+export async function refusal(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof WorkflowUpdateFailedError) return (err.cause as Error).message;
+    throw err;
+  }
+  throw new Error('the update was accepted');
 }

@@ -4,7 +4,7 @@
  * validators), and approvals given ahead by label selector. Ordering is read from the recorded
  * activity timestamps.
  */
-import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Fleet, NotificationEvent, UpgradeRequest } from '../../runbook/types';
 import { startWebhookReceiver, type WebhookReceiver } from '../../sandbox/webhook-receiver';
@@ -12,7 +12,7 @@ import { upgradeEngine } from '../../workflows';
 import { holdUpdate, pauseUpdate, releaseUpdate, resumeUpdate } from '../../workflows/messages';
 import { approveAhead } from './approve';
 import type { Call } from './fake-activities';
-import { startHarness, waitForStatus, type Harness } from './harness';
+import { refusal, startHarness, waitForStatus, type Harness } from './harness';
 import { fakeFleetAt, fleetOf, requestFor } from './request';
 
 let h: Harness;
@@ -46,16 +46,6 @@ function upgradeTimes(calls: Call[]): Map<string, [number, number]> {
 }
 
 const approveAllAhead = (handle: WorkflowHandle) => approveAhead(handle, '', 'alice', 'reviewed the fleet preview');
-
-async function refusal(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof WorkflowUpdateFailedError) return (err.cause as Error).message;
-    throw err;
-  }
-  throw new Error('the update was accepted');
-}
 
 describe('rollout control', () => {
   it('waves: each finished before the next starts, with the soak between them on a durable timer', async () => {
