@@ -136,6 +136,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
         backupDir,
         workDir,
         jobPollMs: 500,
+        // The sandbox's workload stand-in answers within ~0.5 s: a 2 s poll would mostly wait.
+        healthPollMs: 500,
       });
       const worker = await createWorker({
         connection: temporal.nativeConnection,

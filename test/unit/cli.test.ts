@@ -33,7 +33,8 @@ beforeAll(async () => {
   );
 });
 
-describe.each([
+// Each case is its own CLI process (a second or so apiece): they run side by side.
+it.concurrent.for<[string[], string]>([
   [
     ['start-upgrade', '--version', '0.19.2 --set x=y'],
     'skoala-upgrade: --version "0.19.2 --set x=y" is not a version: expected MAJOR.MINOR.PATCH such as 0.19.2',
@@ -80,12 +81,10 @@ describe.each([
     ['release', '--select', 'a=b', '--all', '--by', 'me'],
     "skoala-upgrade: release takes --select 'key=value,...' or --all",
   ],
-])('%j', (args, message) => {
-  it('exits 2 with one line', async () => {
-    const run = await cli(args);
-    expect(run.stderr).toBe(message);
-    expect(run.exitCode).toBe(2);
-  });
+])('%j exits 2 with one line', async ([args, message], { expect }) => {
+  const run = await cli(args);
+  expect(run.stderr).toBe(message);
+  expect(run.exitCode).toBe(2);
 });
 
 describe('fleet files', () => {

@@ -1,6 +1,7 @@
 /** One Temporal dev server and one workflow bundle per test file; a fresh worker per test. */
 import { bundleWorkflowCode, type Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { readFile } from 'node:fs/promises';
 import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { createWorker, workflowsPath } from '../../worker/create-worker';
 import { startTemporal } from '../helpers/temporal';
@@ -16,10 +17,9 @@ export interface Harness {
 }
 
 export async function startHarness(): Promise<Harness> {
-  const [env, bundle] = await Promise.all([
-    startTemporal(),
-    bundleWorkflowCode({ workflowsPath, logger: quietLogger }),
-  ]);
+  const [env, bundle] =
+    (await sharedServer()) ??
+    (await Promise.all([startTemporal(), bundleWorkflowCode({ workflowsPath, logger: quietLogger })]));
   return {
     env,
     bundle,
@@ -33,6 +33,21 @@ export async function startHarness(): Promise<Harness> {
       }),
     close: () => env.teardown(),
   };
+}
+
+/**
+ * Under vitest, the server and bundle of test/global-setup.ts (teardown closes only this file's
+ * connections); outside it (record-histories), undefined: the caller starts its own.
+ */
+async function sharedServer(): Promise<[TestWorkflowEnvironment, WorkflowBundleWithSourceMap] | undefined> {
+  if (!process.env.VITEST) return undefined;
+  const { inject } = await import('vitest');
+  const { address, namespace } = inject('temporal');
+  const [env, bundle] = await Promise.all([
+    TestWorkflowEnvironment.createFromExistingServer({ address, namespace }),
+    readFile(inject('workflowBundleFile'), 'utf8').then((text) => JSON.parse(text) as WorkflowBundleWithSourceMap),
+  ]);
+  return [env, bundle];
 }
 
 const noop = () => {};
