@@ -206,6 +206,8 @@ export function crdGate(d: GateDeps) {
     },
   });
   setHandler(crdDecisionSignal, async (x) => {
+    // Signals queue behind an approval being checked (e.g. two approvals given ahead, sent together).
+    if (checking) await condition(() => !checking);
     const why = refusal(x);
     let answer: string | undefined = why;
     if (!why) {

@@ -240,6 +240,21 @@ describe('approver policy', () => {
     });
   });
 
+  it('two approvals given ahead at the same moment both reach a waiting gate', async () => {
+    const fleet: Fleet = { ...fleetOf(1), approvals: { rules: [{ select: '', distinct: 2 }] } };
+    const fake = fakeFleetAt(fleet, '0.18.0');
+    const tq = queue();
+    const worker = await h.worker(tq, fake.activities());
+    await worker.runUntil(async () => {
+      const handle = await start(requestFor(fleet), tq);
+      await waitForStatus(handle, (x) => x.pendingApprovals.includes('worker-1'));
+      // Each is re-checked against a fresh preview; the second queues behind the first.
+      await Promise.all([approveAhead(handle, '', 'bob'), approveAhead(handle, '', 'carol')]);
+      const result = (await handle.result()) as UpgradeResult;
+      expect([...(result.workers[0]?.approval?.approvers ?? [])].sort()).toEqual(['bob', 'carol']);
+    });
+  });
+
   it('approvals given ahead add up to the distinct approvers a cluster needs', async () => {
     const fleet: Fleet = { ...fleetOf(1), approvals: { rules: [{ select: '', distinct: 2 }] } };
     const fake = fakeFleetAt(fleet, '0.18.0');
