@@ -147,6 +147,22 @@ const conditionText = (c: Condition, verbose: boolean): string => {
  * Why a live workload has not rolled out at the expected tag; empty when it has. `verbose` adds the
  * conditions' messages (for the failure; heartbeats keep to the reasons).
  */
+/**
+ * A Deployment whose controller has seen its current spec and says the rollout exceeded its
+ * progress deadline (what makes `kubectl rollout status` exit 1): Kubernetes will not retry it.
+ */
+export function rolloutFailed(obj: WorkloadObject): boolean {
+  const generation = obj.metadata?.generation;
+  const observed = generation === undefined || (obj.status?.observedGeneration ?? 0) >= generation;
+  return (
+    obj.kind === 'Deployment' &&
+    observed &&
+    (obj.status?.conditions ?? []).some(
+      (c) => c.type === 'Progressing' && c.status === 'False' && c.reason === 'ProgressDeadlineExceeded'
+    )
+  );
+}
+
 export function workloadProblems(
   obj: WorkloadObject,
   expected: { containers: string[]; tag: string },
@@ -279,7 +295,13 @@ export function healthActivities(deps: HealthDeps) {
     }
   }
 
-  async function notReadyFailure(input: VerifyWorkloadsInput, waiting: Waiting[], total: number, tag: string) {
+  async function notReadyFailure(
+    input: VerifyWorkloadsInput,
+    waiting: Waiting[],
+    total: number,
+    tag: string,
+    rolloutFailedNow = false
+  ) {
     const expected = { containers: input.containers, tag };
     const entries: string[] = [];
     for (const [i, w] of waiting.entries()) {
@@ -290,7 +312,7 @@ export function healthActivities(deps: HealthDeps) {
     const more = waiting.length - MAX_SHOWN;
     const shown = entries.slice(0, MAX_SHOWN).map((e) => cut(e, MAX_ENTRY_CHARS));
     const message = cut(
-      `${input.release} on ${input.cluster.name}: ${waiting.length} of ${total} workload(s) not rolled out at ${input.version} within ${duration(input.timeoutMs)}: ${shown.join('; ')}${more > 0 ? `; and ${more} more` : ''}`,
+      `${input.release} on ${input.cluster.name}: ${waiting.length} of ${total} workload(s) not rolled out at ${input.version} ${rolloutFailedNow ? '(a rollout exceeded its progress deadline)' : `within ${duration(input.timeoutMs)}`}: ${shown.join('; ')}${more > 0 ? `; and ${more} more` : ''}`,
       MAX_MESSAGE_CHARS
     );
     return ApplicationFailure.nonRetryable(message, 'WorkloadsNotReady', {
@@ -323,7 +345,9 @@ export function healthActivities(deps: HealthDeps) {
           if (problems.length > 0) waiting.push({ ref, name: names[i] ?? ref.name, obj, problems });
         });
         if (waiting.length === 0) return { workloads: names };
-        if (Date.now() >= deadline) throw await notReadyFailure(input, waiting, refs.length, tag);
+        // Kubernetes has given its verdict on a rollout: waiting out our deadline cannot change it.
+        const failed = waiting.some((w) => w.obj !== undefined && rolloutFailed(w.obj));
+        if (failed || Date.now() >= deadline) throw await notReadyFailure(input, waiting, refs.length, tag, failed);
         // Shown in the Temporal UI as the pending activity's details: what the upgrade waits for.
         ctx.heartbeat({ waitingFor: bounded(waiting.map((w) => `${w.name}: ${w.problems.join(', ')}`)) });
         // The last read falls on the deadline, not up to a poll after it. Cancellation interrupts the sleep.

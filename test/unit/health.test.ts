@@ -297,13 +297,13 @@ describe('verifyWorkloads', () => {
     ]);
   });
 
-  it('at the deadline: WorkloadsNotReady, non-retryable, naming the workload, its counts and the Progressing reason', async () => {
+  it('a rollout past its progress deadline fails at once: WorkloadsNotReady, non-retryable, naming the workload, its counts and the reason', async () => {
     const hive = deployment('hive', { ready: 0, available: 0, conditions: [PROGRESS_DEADLINE] });
     const r = byCommand({ manifest: SKOALA, workloads: list(hive, deployment('sesame'), statefulSet('skoala-db')) });
     const err = await failureOf(verify(r.run, input()));
     expect(err).toMatchObject({ type: 'WorkloadsNotReady', nonRetryable: true });
     expect(err.message).toBe(
-      'skoala on global: 1 of 3 workload(s) not rolled out at 0.19.3 within 200 ms: deployment/hive: 0/1 ready, 0/1 available, Progressing=False ProgressDeadlineExceeded (ReplicaSet "hive-7d9f" has timed out progressing.)'
+      'skoala on global: 1 of 3 workload(s) not rolled out at 0.19.3 (a rollout exceeded its progress deadline): deployment/hive: 0/1 ready, 0/1 available, Progressing=False ProgressDeadlineExceeded (ReplicaSet "hive-7d9f" has timed out progressing.)'
     );
     expect(err.details).toEqual([
       {
@@ -312,13 +312,28 @@ describe('verifyWorkloads', () => {
         ],
       },
     ]);
-    // It polled until the deadline, heartbeating the short form (reasons, not messages).
-    expect(beats.length).toBeGreaterThanOrEqual(1);
-    expect(beats[0]).toEqual({
-      waitingFor: ['deployment/hive: 0/1 ready, 0/1 available, Progressing=False ProgressDeadlineExceeded'],
-    });
+    // Kubernetes' verdict ends the wait: one read, no poll to the deadline.
+    expect(beats).toEqual([]);
+    expect(r.argvs().filter((a) => a.includes('deployments') || a.includes('get')).length).toBeGreaterThan(0);
     // The pods of the workload were asked for, by its selector, once: for the message.
     expect(r.argvs().filter((a) => a.includes('pods'))).toEqual([podsArgv('app=hive')]);
+  });
+
+  it('a progress deadline the controller has not re-evaluated for the new spec is waited out, not taken as the verdict', async () => {
+    // generation 3 not observed yet: the condition describes the previous rollout.
+    const hive = deployment('hive', {
+      ready: 0,
+      available: 0,
+      generation: 3,
+      observed: 2,
+      conditions: [PROGRESS_DEADLINE],
+    });
+    const r = byCommand({ manifest: SKOALA, workloads: list(hive, deployment('sesame'), statefulSet('skoala-db')) });
+    const err = await failureOf(verify(r.run, input()));
+    expect(err.message).toMatch(
+      /^skoala on global: 1 of 3 workload\(s\) not rolled out at 0\.19\.3 within 200 ms: deployment\/hive: generation 3 not observed yet/
+    );
+    expect(beats.length).toBeGreaterThanOrEqual(1); // it polled until the deadline
   });
 
   it('a container on the wrong image tag is named; a digest after the tag is ignored', async () => {
@@ -432,7 +447,7 @@ describe('verifyWorkloads', () => {
     const err = await failureOf(verify(r.run, input()));
     expect(err.message.length).toBeLessThanOrEqual(1_000);
     expect(err.message).toMatch(
-      /^skoala on global: 12 of 12 workload\(s\) not rolled out at 0\.19\.3 within 200 ms: deployment\/worker-0: /
+      /^skoala on global: 12 of 12 workload\(s\) not rolled out at 0\.19\.3 \(a rollout exceeded its progress deadline\): deployment\/worker-0: /
     );
     for (const n of names.slice(0, 5)) expect(err.message).toContain(`deployment/${n}: 0/1 ready`);
     expect(err.message).not.toContain('deployment/worker-5');
