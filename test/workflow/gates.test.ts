@@ -15,6 +15,7 @@ import { approveAheadUpdate, decideAllUpdate, decideCrdUpdate, gateQuery } from 
 import { approveGate, approveAhead } from './approve';
 import { decodedHistoriesText } from '../helpers/history-text';
 import { refusal, startHarness, waitForStatus, type Harness } from './harness';
+import type { FakeFleet } from './fake-activities';
 import { fakeFleetAt, fleetOf, requestFor } from './request';
 
 let h: Harness;
@@ -36,6 +37,18 @@ const start = (request: UpgradeRequest, taskQueue: string) =>
 const child = (handle: WorkflowHandle, cluster: string) =>
   h.env.client.workflow.getHandle(`${handle.workflowId}/${cluster}`);
 
+/** An upgrade of `fleet` from 0.18.0 to 0.19.2 on a fresh worker: `body` runs while the worker does. */
+async function upgrading(
+  fleet: Fleet,
+  options: Partial<UpgradeRequest['options']>,
+  body: (handle: WorkflowHandle, fake: FakeFleet) => Promise<void>
+): Promise<void> {
+  const fake = fakeFleetAt(fleet, '0.18.0');
+  const tq = queue();
+  const worker = await h.worker(tq, fake.activities());
+  await worker.runUntil(async () => body(await start(requestFor(fleet, options), tq), fake));
+}
+
 const decide = (handle: WorkflowHandle, cluster: string, by: string, digest?: string) =>
   child(handle, cluster).executeUpdate(decideCrdUpdate, {
     args: [{ cluster, approve: true, by, ...(digest ? { digest } : {}) }],
@@ -48,11 +61,7 @@ const eventsOf = (upgradeId: string) =>
 describe('approvals bound to what was seen', () => {
   it('an approval names the digest shown; once the cluster changed it is refused with the new preview', async () => {
     const fleet = fleetOf(1);
-    const fake = fakeFleetAt(fleet, '0.18.0');
-    const tq = queue();
-    const worker = await h.worker(tq, fake.activities());
-    await worker.runUntil(async () => {
-      const handle = await start(requestFor(fleet), tq);
+    await upgrading(fleet, {}, async (handle, fake) => {
       const s = await waitForStatus(handle, (x) => x.pendingApprovals.includes('worker-1'));
       const shown = (await child(handle, 'worker-1').query(gateQuery)).gate?.digest as string;
       expect(shown).toMatch(/^sha256:[0-9a-f]{64}$/);
@@ -99,11 +108,7 @@ describe('approvals bound to what was seen', () => {
 
   it('a cluster that cannot be read at the re-check shows no change: the approval stands', async () => {
     const fleet = fleetOf(1);
-    const fake = fakeFleetAt(fleet, '0.18.0');
-    const tq = queue();
-    const worker = await h.worker(tq, fake.activities());
-    await worker.runUntil(async () => {
-      const handle = await start(requestFor(fleet), tq);
+    await upgrading(fleet, {}, async (handle, fake) => {
       await waitForStatus(handle, (x) => x.pendingApprovals.includes('worker-1'));
       const shown = (await child(handle, 'worker-1').query(gateQuery)).gate?.digest as string;
       // The API server is gone when the approval comes: both attempts of the fresh preview fail.
@@ -118,12 +123,8 @@ describe('approvals bound to what was seen', () => {
 
   it('approvals given ahead name the fleet CRD change; another digest is refused with the change', async () => {
     const fleet = fleetOf(2);
-    const fake = fakeFleetAt(fleet, '0.18.0');
-    const tq = queue();
-    const worker = await h.worker(tq, fake.activities());
-    await worker.runUntil(async () => {
+    await upgrading(fleet, { maxParallel: 1 }, async (handle, fake) => {
       // One at a time: worker-1 waits at its gate, worker-2 has not started when the approval is given ahead.
-      const handle = await start(requestFor(fleet, { maxParallel: 1 }), tq);
       const s = await waitForStatus(handle, (x) => x.pendingApprovals.includes('worker-1'));
       const fleetDigest = s.rollout?.crdDigest as string;
       const gateDigest = s.workers[0]?.gate?.digest as string;
@@ -163,11 +164,7 @@ describe('approver policy', () => {
       },
     };
     fleet.workers = fleet.workers.map((w, i) => ({ ...w, labels: { tier: i === 0 ? 'prod' : 'dev' } }));
-    const fake = fakeFleetAt(fleet, '0.18.0');
-    const tq = queue();
-    const worker = await h.worker(tq, fake.activities());
-    await worker.runUntil(async () => {
-      const handle = await start(requestFor(fleet, { startedBy: 'alice' }), tq);
+    await upgrading(fleet, { startedBy: 'alice' }, async (handle) => {
       await waitForStatus(handle, (x) => x.pendingApprovals.length === 2);
       const gate = (c: string) => child(handle, c).query(gateQuery);
       const digest = async (c: string) => (await gate(c)).gate?.digest as string;
@@ -212,11 +209,7 @@ describe('approver policy', () => {
 
   it('a change of the CRD preview voids the approvals already given for the old one', async () => {
     const fleet: Fleet = { ...fleetOf(1), approvals: { rules: [{ select: '', distinct: 2 }] } };
-    const fake = fakeFleetAt(fleet, '0.18.0');
-    const tq = queue();
-    const worker = await h.worker(tq, fake.activities());
-    await worker.runUntil(async () => {
-      const handle = await start(requestFor(fleet), tq);
+    await upgrading(fleet, {}, async (handle, fake) => {
       await waitForStatus(handle, (x) => x.pendingApprovals.includes('worker-1'));
       const old = (await child(handle, 'worker-1').query(gateQuery)).gate?.digest as string;
       await decide(handle, 'worker-1', 'bob', old);
@@ -242,11 +235,7 @@ describe('approver policy', () => {
 
   it('two approvals given ahead at the same moment both reach a waiting gate', async () => {
     const fleet: Fleet = { ...fleetOf(1), approvals: { rules: [{ select: '', distinct: 2 }] } };
-    const fake = fakeFleetAt(fleet, '0.18.0');
-    const tq = queue();
-    const worker = await h.worker(tq, fake.activities());
-    await worker.runUntil(async () => {
-      const handle = await start(requestFor(fleet), tq);
+    await upgrading(fleet, {}, async (handle) => {
       await waitForStatus(handle, (x) => x.pendingApprovals.includes('worker-1'));
       // Each is re-checked against a fresh preview; the second queues behind the first.
       await Promise.all([approveAhead(handle, '', 'bob'), approveAhead(handle, '', 'carol')]);
@@ -257,11 +246,7 @@ describe('approver policy', () => {
 
   it('approvals given ahead add up to the distinct approvers a cluster needs', async () => {
     const fleet: Fleet = { ...fleetOf(1), approvals: { rules: [{ select: '', distinct: 2 }] } };
-    const fake = fakeFleetAt(fleet, '0.18.0');
-    const tq = queue();
-    const worker = await h.worker(tq, fake.activities());
-    await worker.runUntil(async () => {
-      const handle = await start(requestFor(fleet), tq);
+    await upgrading(fleet, {}, async (handle) => {
       await approveAhead(handle, '', 'bob');
       // One ahead approval of two: the gate opens and counts it.
       const s = await waitForStatus(handle, (x) => (x.workers[0]?.gate?.approvedBy ?? []).length === 1);
