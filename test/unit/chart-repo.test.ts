@@ -4,7 +4,6 @@
  * logs into the registry with the password on stdin (activities/chart-repo.ts), and failures that
  * tell the chart source's TLS and 401 errors apart from the cluster's (activities/errors.ts).
  */
-import { ApplicationFailure } from '@temporalio/common';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -26,6 +25,7 @@ import {
   repoSetupCommands,
 } from '../../runbook/chart-repo';
 import { FleetError, parseFleet } from '../../runbook/fleet';
+import { failureOf } from '../helpers/recorder';
 import type { ChartRepo } from '../../runbook/types';
 
 const SECRET = 'hunter2-Very-Secret';
@@ -516,16 +516,6 @@ function recorder(fail: (argv: string[], n: number) => Error | undefined = () =>
     return { stdout: '', stderr: '' };
   };
   return { run, calls };
-}
-
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof ApplicationFailure) return err;
-    throw err;
-  }
-  throw new Error('it succeeded');
 }
 
 describe('readSecret', () => {
