@@ -307,29 +307,38 @@ describe('gate deadline and the webhook', () => {
     expect(historyText).not.toContain(TOKEN);
   });
 
-  it('fail: the cluster fails at its deadline, and the webhook hears it failed', async () => {
-    const fleet: Fleet = {
-      ...fleetOf(1),
-      approvals: { deadlineMs: 1_000, onDeadline: 'fail', remindEveryMs: 60_000 },
-      notify: { url: hook.url },
-    };
-    const fake = fakeFleetAt(fleet, '0.18.0');
-    const tq = queue();
-    const worker = await h.worker(tq, fake.activities());
-    const request = requestFor(fleet, { onFailure: 'stop' });
-    await worker.runUntil(async () => {
-      const result = (await (await start(request, tq)).result()) as UpgradeResult;
-      expect(result.workers[0]?.outcome).toBe('failed');
-      expect(result.workers[0]?.error).toMatch(
-        /no decision on the CRD re-apply of worker-1 within 1s \(approvals\.onDeadline: fail\)/
+  it.each([
+    ['stop', 'failed', 'cluster-failed'],
+    ['rollback', 'rolled-back', 'cluster-rolled-back'],
+  ] as const)(
+    'fail (--on-failure %s): the cluster ends %s at its deadline, and the webhook hears %s',
+    async (onFailure, outcome, event) => {
+      const fleet: Fleet = {
+        ...fleetOf(1),
+        approvals: { deadlineMs: 1_000, onDeadline: 'fail', remindEveryMs: 60_000 },
+        notify: { url: hook.url },
+      };
+      const fake = fakeFleetAt(fleet, '0.18.0');
+      const tq = queue();
+      const worker = await h.worker(tq, fake.activities());
+      const request = requestFor(fleet, { onFailure });
+      await worker.runUntil(async () => {
+        const result = (await (await start(request, tq)).result()) as UpgradeResult;
+        expect(result.workers[0]?.outcome).toBe(outcome);
+        expect(result.workers[0]?.error).toMatch(
+          /no decision on the CRD re-apply of worker-1 within 1s \(approvals\.onDeadline: fail\)/
+        );
+      });
+      await hook.waitFor(() => eventsOf(request.upgradeId).some((e) => e.event === 'upgrade-ended'));
+      expect(eventsOf(request.upgradeId).map((e) => e.event)).toEqual([
+        'gate-opened',
+        'gate-deadline',
+        event,
+        'upgrade-ended',
+      ]);
+      expect(eventsOf(request.upgradeId).find((e) => e.event === event)?.message).toMatch(
+        /^worker-1 (failed|was rolled back): /
       );
-    });
-    await hook.waitFor(() => eventsOf(request.upgradeId).some((e) => e.event === 'upgrade-ended'));
-    expect(eventsOf(request.upgradeId).map((e) => e.event)).toEqual([
-      'gate-opened',
-      'gate-deadline',
-      'cluster-failed',
-      'upgrade-ended',
-    ]);
-  });
+    }
+  );
 });
