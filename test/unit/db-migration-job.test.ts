@@ -3,7 +3,6 @@
  * CommandRunner that answers canned kubectl output per command (get / delete / apply): which Job it
  * applies, what it does with a Job of the same name already in the cluster, and the exact argv.
  */
-import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -12,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { failureOf } from '../helpers/recorder';
 import {
   runDbMigrationJob,
   upgradeLabelValue,
@@ -123,16 +123,6 @@ const activity = (run: CommandRunner) => (input: DbMigrationJobInput) =>
   runDbMigrationJob({ run, pollMs: 5, workDir }, input);
 const act = (run: CommandRunner, input: DbMigrationJobInput): Promise<DbMigrationJobResult> =>
   env.run(activity(run), input);
-
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof ApplicationFailure) return err;
-    throw err;
-  }
-  throw new Error('the activity succeeded');
-}
 
 interface AppliedJob {
   apiVersion: string;

@@ -4,10 +4,11 @@
  * and `kubectl get pods`: when a release counts as rolled out, what a heartbeat shows while it
  * waits, and what the failure at the deadline says.
  */
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { stringify } from 'yaml';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { failureOf } from '../helpers/recorder';
 import { createActivities } from '../../activities';
 import { commandFailure } from '../../activities/errors';
 import type { CommandRunner, Tool } from '../../activities/exec';
@@ -211,16 +212,6 @@ function byCommand(answers: { manifest: string; workloads: string; pods?: (selec
     return { stdout: answers.workloads, stderr: '' };
   };
   return { run, calls, argvs: () => calls.map((c) => [c.tool, ...c.argv]) };
-}
-
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof ApplicationFailure) return err;
-    throw err;
-  }
-  throw new Error('the activity succeeded');
 }
 
 let env: MockActivityEnvironment;
