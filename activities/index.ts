@@ -22,6 +22,7 @@ import { ClusterBackupStore } from './cluster-backup-store';
 import { readRollbackRecord } from './cluster-records';
 import { crdActivities, readCrdRecord } from './crds';
 import { healthActivities } from './health';
+import { manifestDiffActivities } from './manifest-diff';
 import { imageActivities } from './images';
 import { notifyActivities } from './notify';
 import { releaseActivities } from './helm-release';
@@ -76,6 +77,7 @@ export function createActivities(deps: ActivityDeps) {
     ...crdActivities({ run, repos, workDir: deps.workDir }),
     ...imageActivities({ run, repos, workDir: deps.workDir, env: { ...process.env, ...deps.env } }),
     ...healthActivities({ run, pollMs: deps.healthPollMs ?? 2_000 }),
+    ...manifestDiffActivities({ run, repos, workDir: deps.workDir }),
     ...notifyActivities({ env: { ...process.env, ...deps.env } }),
 
     /**

@@ -302,15 +302,42 @@ export const kubectlGetCrd = (
   ...(opts.showManagedFields ? ['--show-managed-fields'] : []),
 ];
 
-/** The manifest of the release's current revision: which workloads it owns. */
-export const helmGetManifest = (c: ClusterRef, release: ReleaseName): Argv => [
+/** The manifest of the release's current revision (or of `revision`): which workloads it owns. */
+export const helmGetManifest = (c: ClusterRef, release: ReleaseName, revision?: number): Argv => [
   ...helmTarget(c),
   'get',
   'manifest',
   release,
   '-n',
   c.namespace,
+  ...(revision === undefined ? [] : ['--revision', String(revision)]),
 ];
+
+/** The effective values of a revision (`-a`: chart defaults merged with the user's), as JSON. */
+export const helmGetComputedValues = (c: ClusterRef, release: ReleaseName, revision: number): Argv => [
+  ...helmTarget(c),
+  'get',
+  'values',
+  release,
+  '-n',
+  c.namespace,
+  '--revision',
+  String(revision),
+  '-a',
+  '-o',
+  'json',
+];
+
+/**
+ * The upgrade exactly as `helmUpgrade` builds it, run by the API server as a dry run: helm prints
+ * the release it would store (its `manifest`, `config` and chart) and stores nothing. The run marks
+ * (description, owner label, timeout) are left out: they change no rendered object.
+ */
+export const helmUpgradeDryRun = (
+  c: ClusterRef,
+  step: Step & { kind: 'upgradeRelease' },
+  backupFile?: string
+): Argv => [...helmUpgrade(c, step, backupFile), '--dry-run=server', '-o', 'json'];
 
 /**
  * Several workloads of one namespace in one call (`deployment.apps/hive`, ...): a List, or a single

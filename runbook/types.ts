@@ -191,7 +191,7 @@ export interface UpgradeOptions {
   startedBy?: string;
 }
 
-export type FailurePolicy = 'stop' | 'rollback';
+export type FailurePolicy = 'stop' | 'rollback' | 'pause';
 
 /** Knobs that tests and very large fleets turn; production uses the defaults. */
 export interface Tuning {
@@ -353,7 +353,15 @@ export interface Approval {
 }
 
 export type ClusterOutcome =
-  'upgraded' | 'already-at-target' | 'rejected' | 'failed' | 'rolled-back' | 'cancelled' | 'not-started';
+  | 'upgraded'
+  | 'already-at-target'
+  | 'rejected'
+  | 'failed'
+  | 'rolled-back'
+  | 'cancelled'
+  | 'not-started'
+  /** Left out by an operator (`npm run skip`): never started, or failed and accepted as it is. */
+  | 'skipped';
 
 export interface ClusterResult {
   cluster: string;
@@ -407,6 +415,8 @@ export interface ClusterStatus {
   gate?: { digest: string; since: string; needs?: number; approvedBy?: string[] };
   /** Not started yet, and why: a hold, a maintenance window. */
   waitingFor?: string;
+  /** Running, with an activity retrying: its last failure (read by the CLI from the child's pending activities). */
+  retrying?: { activity: string; attempt: number; error: string };
 }
 
 export type Phase = 'preflight' | 'control-plane' | 'workers' | 'done' | 'failed' | 'cancelled';

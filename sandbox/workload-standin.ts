@@ -25,6 +25,8 @@ export interface WorkloadStandInOptions {
 export interface WorkloadStandIn {
   /** One line per status patch the apiserver accepted, e.g. `Deployment skoala-system/hive@2 ready`. */
   readonly patched: string[];
+  /** Replaces the broken list: "the missing image was pushed" (a workload stuck on it then rolls out). */
+  setBroken(entries: string[]): void;
   stop(): Promise<void>;
 }
 
@@ -363,7 +365,7 @@ const LISTS = [
 ] as const;
 
 export function startWorkloadStandIn(opts: WorkloadStandInOptions): WorkloadStandIn {
-  const broken = parseBrokenImages(opts.broken ?? []);
+  let broken = parseBrokenImages(opts.broken ?? []);
   const log = opts.log ?? (() => undefined);
   const patched: string[] = [];
   // uid -> resourceVersion our last patch produced: if the object is unchanged since then and
@@ -457,6 +459,10 @@ export function startWorkloadStandIn(opts: WorkloadStandInOptions): WorkloadStan
 
   return {
     patched,
+    setBroken(entries) {
+      broken = parseBrokenImages(entries);
+      wake?.();
+    },
     async stop() {
       stopped = true;
       clearTimeout(timer); // no pending timer keeps the process alive after stop()

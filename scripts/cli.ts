@@ -5,8 +5,10 @@
 import { Command, CommanderError, Option } from 'commander';
 import { approve, validateApprove } from './commands/approve';
 import { cancel } from './commands/cancel';
+import { retryOrSkip, validateClusterCommand } from './commands/retry-skip';
 import { holdOrRelease, pauseOrResume, validateHold, validatePause } from './commands/pause-resume';
 import { rollback } from './commands/rollback';
+import { report, validateReport } from './commands/report';
 import { buildRequest, plan } from './commands/plan';
 import { startUpgrade } from './commands/start-upgrade';
 import { status } from './commands/status';
@@ -33,7 +35,7 @@ const upgradeFlags = (cmd: Command) =>
     .option('--health-timeout <duration>', 'how long workloads may take to roll out after each upgrade (default 10m)')
     .option(
       '--on-failure <policy>',
-      'rollback (default: helm rollback a failed cluster) or stop (leave it as it failed)'
+      'rollback (default: helm rollback a failed cluster), stop (leave it as it failed) or pause (leave it, pause the rollout and wait for retry, skip or resume)'
     )
     .option('--canary <n|names>', 'worker clusters that go first, all the way (a count or a comma list)')
     .option('--max-failures <n|p%>', 'failed worker clusters tolerated before no new one starts (default 0)')
@@ -67,7 +69,8 @@ function reportEnd(end: FollowEnd, workflowId: string): number {
         end.result.counts['rolled-back'] +
         end.result.counts.rejected +
         end.result.counts.cancelled +
-        end.result.counts['not-started']
+        end.result.counts['not-started'] +
+        end.result.counts.skipped
       : end.kind === 'cancelled'
         ? 1
         : 0;
@@ -86,7 +89,9 @@ upgradeFlags(program.command('start-upgrade').description('start (or attach to) 
     if (opts.dryRun) {
       const result = await plan(opts);
       if (result.images?.missing.length) process.exitCode = EXIT.upgradeFailed;
-      return opts.json ? json(result) : print(renderPlan(result.plan, result.crds, result.images));
+      return opts.json
+        ? json(result)
+        : print(renderPlan(result.plan, result.crds, result.images, { diffs: result.diffs }));
     }
     const request = await buildRequest(opts); // bad input fails here, before any connection
     const t = temporalEnv();
@@ -95,18 +100,19 @@ upgradeFlags(program.command('start-upgrade').description('start (or attach to) 
     if (opts.json && !opts.follow) return json(started);
     print(`${started.attached ? 'attached to the running upgrade' : 'started upgrade'} ${started.workflowId}`);
     print(`Temporal UI: ${started.url}`);
+    if (started.searchAttributesMissing) console.error(`note: ${started.searchAttributesMissing}`);
     if (opts.follow) process.exitCode = reportEnd(await follow(client, started.workflowId), started.workflowId);
   });
 
-upgradeFlags(program.command('plan').description('read the clusters and print the plan (read-only)')).action(
-  async (opts) => {
+upgradeFlags(program.command('plan').description('read the clusters and print the plan (read-only)'))
+  .option('--diff', 'print the full unified diff of every changed resource and value (default: a compact summary)')
+  .action(async (opts) => {
     const result = await plan(opts);
     // The plan is printed either way; exit 1 says the upgrade would be refused at preflight.
     if (result.images?.missing.length) process.exitCode = EXIT.upgradeFailed;
     if (opts.json) json(result);
-    else print(renderPlan(result.plan, result.crds, result.images));
-  }
-);
+    else print(renderPlan(result.plan, result.crds, result.images, { diffs: result.diffs, full: opts.diff }));
+  });
 
 program
   .command('approve')
@@ -178,6 +184,24 @@ for (const action of ['hold', 'release'] as const)
       print(`${workflowId}: ${answer}`);
     });
 
+for (const action of ['retry', 'skip'] as const)
+  program
+    .command(action)
+    .description(
+      action === 'retry'
+        ? 'start a failed worker cluster again, without restarting the upgrade'
+        : 'leave out a worker cluster that failed or has not started (it ends skipped)'
+    )
+    .option('--cluster <name>', 'the worker cluster')
+    .option('--by <name>', 'who does it (recorded in history)')
+    .option('--reason <text>', action === 'skip' ? 'why (required: status shows it)' : 'why')
+    .option('--workflow-id <id>', 'the upgrade (default: the one running)')
+    .action(async (opts) => {
+      validateClusterCommand(action, opts);
+      const { workflowId, answer } = await retryOrSkip(action, opts, await connectClient(temporalEnv()));
+      print(`${workflowId}: ${answer}`);
+    });
+
 program
   .command('rollback')
   .description('put clusters back to the revision they had before the upgrade (refused where the release moved since)')
@@ -221,6 +245,19 @@ program
     if (state.kind === 'failed') print(`${workflowId}: failed: ${state.message}`);
     if (state.status) print(renderStatus(state.status));
     if (state.kind === 'running' && state.status.failures.length > 0) process.exitCode = EXIT.upgradeFailed;
+  });
+
+program
+  .command('report')
+  .description('write a self-contained HTML report of an upgrade (finished or running) from its workflow histories')
+  .option('--workflow-id <id>', 'the upgrade (default: the one running)')
+  .option('--out <file>', 'where to write it (default: skoala-report-<workflow id>.html in the current directory)')
+  .option('--json', 'print JSON')
+  .action(async (opts) => {
+    validateReport(opts); // a bad --out fails here, before any connection
+    const result = await report(opts, await connectClient(temporalEnv()));
+    if (opts.json) return json(result);
+    print(`${result.workflowId} (${result.status}): report of ${result.clusters} cluster(s) written to ${result.file}`);
   });
 
 try {

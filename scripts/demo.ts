@@ -2,12 +2,18 @@
  * `npm run demo [-- --yes] [--workers N]`: the whole product on one machine. An embedded Temporal
  * dev server with its UI, a worker, sandbox clusters at 0.18.0; starts the upgrade to 0.19.2, shows
  * progress, stops at the approval gate (or approves by itself with --yes), prints the result.
- * Ctrl-C stops everything it started.
+ * Without --yes everything stays up after the upgrade ends, to explore it in the Temporal UI, until
+ * Ctrl-C; with --yes the demo exits. Ctrl-C stops everything it started. The Temporal server's own
+ * log goes to a file in the demo's folder (kept after exit), never to the terminal.
  */
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { Command } from 'commander';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { approve } from './commands/approve';
 import { buildRequest } from './commands/plan';
+import { writeReport } from './commands/report';
 import { startUpgrade } from './commands/start-upgrade';
 import { EXIT, ExitError } from './lib/errors';
 import { follow } from './lib/follow';
@@ -28,7 +34,7 @@ const opts = new Command('demo')
   )
   .option('--canary <n|names>', 'worker clusters that go first (as start-upgrade)')
   .option('--max-failures <n|p%>', 'failed worker clusters tolerated (as start-upgrade)')
-  .option('--on-failure <policy>', 'rollback or stop (as start-upgrade)')
+  .option('--on-failure <policy>', 'rollback, stop or pause (as start-upgrade)')
   // The sandbox's workload stand-in rolls a healthy release out in a second: a bad one is known fast.
   .option('--health-timeout <duration>', 'as start-upgrade', '30s')
   .option(
@@ -72,18 +78,22 @@ try {
   say('tools (first run builds kube-apiserver and kine: minutes; later runs: seconds)');
   await ensureTools({ log: (l) => say(l) });
   const uiPort = await freePort();
+  // Its own folder, kept after exit: the Temporal server's log (and the report) stay readable.
+  const dir = await mkdtemp(path.join(tmpdir(), 'skoala-demo-'));
   say(`starting Temporal, ${workers + 1} clusters and the chart repository; installing ${opts.from}...`);
   stack = await startLocalStack({
     workers,
     installVersion: opts.from,
     customValues: true,
     uiPort,
+    dir,
     ...(opts.siteRegistry ? { siteRegistryVersions: [...new Set([opts.from, opts.to])] } : {}),
     log: () => {},
   });
   await stack.startWorker();
   const t = stack.env;
   say(`Temporal UI: ${t.uiUrl}`);
+  say(`Temporal server log: ${stack.temporalLog}`);
   say(`fleet file: ${stack.fleetFile}`);
 
   const request = await buildRequest({
@@ -118,17 +128,34 @@ try {
       }
     },
   });
+  let code: number;
   if (end.kind === 'failed') {
     say(`upgrade failed: ${end.message}`);
-    await shutdown(EXIT.upgradeFailed);
+    code = EXIT.upgradeFailed;
   } else {
     if (end.status) console.log(renderStatus(end.status));
     const stoppedEarly = end.status?.workers.filter((w) => w.state === 'not-started').length ?? 0;
     if (stoppedEarly > 0)
       say(`the rollout stopped early: ${stoppedEarly} worker cluster(s) not started (see the table)`);
     const ok = end.kind === 'completed' && end.result.counts.upgraded === workers + 1;
-    await shutdown(ok ? EXIT.ok : EXIT.upgradeFailed);
+    code = ok ? EXIT.ok : EXIT.upgradeFailed;
   }
+  // The run report (plan, per-cluster timeline, approvals, failures) next to the server log. A
+  // report that cannot be written does not change how the upgrade ended.
+  try {
+    const report = await writeReport(stack.temporal.client, started.workflowId, path.join(dir, 'report.html'));
+    say(`report: ${report.file}`);
+  } catch (err) {
+    say(`report not written: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (!opts.yes) {
+    // To explore the ended upgrade in the UI: its histories, current details, search attributes.
+    say(`Temporal UI: ${t.uiUrl}`);
+    say(`the upgrade ended; the Temporal UI stays up at ${workflowUrl(t, started.workflowId)} until Ctrl-C`);
+    // The SIGINT handler ends the process; the interval keeps the event loop (and top-level await) alive.
+    await new Promise<never>(() => setInterval(() => undefined, 1 << 30));
+  }
+  await shutdown(code);
 } catch (err) {
   console.error(
     `demo: ${err instanceof ExitError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}`

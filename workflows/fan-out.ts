@@ -8,14 +8,17 @@ import {
   condition,
   isCancellation,
   ParentClosePolicy,
-  setCurrentDetails,
   sleep,
   startChild,
 } from '@temporalio/workflow';
 import type { ClusterPlan, ClusterResult, Plan, UpgradeRequest } from '../runbook/types';
+import type { SearchAttributePair } from '@temporalio/common';
+import { SKOALA_CLUSTER, SKOALA_FLEET, SKOALA_PHASE, SKOALA_VERSION } from '../runbook/search-attributes';
 import { skippedResult } from './control-plane';
 import { errorMessage } from './errors';
 import type { FleetStatus } from './fleet-status';
+import { hasSearchAttributes, type FleetView } from './fleet-view';
+import type { ClusterControl } from './cluster-control';
 import { childId } from './child-id';
 import { notifyContextOf, type Notifier } from './notify';
 import { aheadGrantFor, policyFor } from './rollout-control';
@@ -35,7 +38,9 @@ export async function fanOut(
   request: UpgradeRequest,
   status: FleetStatus,
   done: Map<string, ClusterResult>,
-  notify: Notifier
+  notify: Notifier,
+  view: FleetView,
+  control: ClusterControl
 ): Promise<{ left: ClusterPlan[]; halt: Halt }> {
   const { options } = request;
   status.phase = 'workers';
@@ -54,22 +59,36 @@ export async function fanOut(
   let halt: Halt;
   let startedThisRun = 0;
   let soakedBefore = -1;
-  const check = () => (halt ??= haltReason(options, canaries, done));
+  let movesSeen = control.moves;
+  const retried = new Set<string>();
+  const check = () => {
+    // A retry or a skip may lift what stopped the rollout: decide again from what is done now.
+    if (control.moves !== movesSeen) [movesSeen, halt] = [control.moves, undefined];
+    return (halt ??= haltReason(options, canaries, done));
+  };
   // Holds and maintenance windows: a cluster they keep back is passed over, the next one may start.
   const gate = startGate(request, status);
   let waveEnded = waves.current(done);
-  while (queue.length > 0 || running.size > 0) {
+  while (queue.length > 0 || running.size > 0 || control.retries.length > 0 || control.awaitingDecision()) {
+    // Retried clusters go first, in the order asked.
+    const again = control.retries
+      .splice(0)
+      .filter((name) => !done.has(name) && !running.has(name) && !queue.some((q) => q.cluster.name === name));
+    for (const name of again) retried.add(name);
+    queue.unshift(...plan.workers.filter((w) => again.includes(w.cluster.name)));
     const round = gate.round(Date.now());
     let i = 0;
-    while (
-      !cancelled() &&
-      !paused() &&
-      !check() &&
-      running.size < options.maxParallel &&
-      i < queue.length &&
-      startedThisRun < perRun
-    ) {
+    while (!cancelled() && running.size < options.maxParallel && i < queue.length && startedThisRun < perRun) {
       const next = queue[i] as ClusterPlan;
+      // Stopped or paused, nothing starts; except a cluster an operator retried, unless a person paused.
+      const asked = retried.has(next.cluster.name);
+      if (check() && !asked) break;
+      if (paused() && !(control.pausedForFailure() && asked)) break;
+      // Skipped by an operator while it waited.
+      if (done.has(next.cluster.name)) {
+        queue.splice(i, 1);
+        continue;
+      }
       // The canaries must all have finished before anyone else starts.
       if (!isCanary(next) && [...canaries].some((c) => !done.has(c) && plan.workers.some((w) => w.cluster.name === c)))
         break;
@@ -77,7 +96,7 @@ export async function fanOut(
       const wave = waves.of(next.cluster.name);
       if (wave > waves.current(done)) break;
       if (wave > 0 && options.soakMs && soakedBefore < wave && !waves.begun(wave, done, running)) {
-        await soak(options.soakMs, wave, waves.count, status);
+        await soak(options.soakMs, wave, waves.count, status, view);
         soakedBefore = wave;
         continue; // paused or cancelled during the soak: checked again
       }
@@ -93,34 +112,35 @@ export async function fanOut(
       }
       status.running(next);
       startedThisRun++;
-      running.set(next.cluster.name, runChild(next, request, status, done, notify));
+      running.set(next.cluster.name, runChild(next, request, status, done, notify, control));
     }
     round.end();
     if (waves.count > 1)
       Object.assign(status.rollout, { wave: Math.min(waves.current(done), waves.count - 1) + 1, waves: waves.count });
-    setCurrentDetails(
-      `workers: ${done.size}/${plan.workers.length} done, ${running.size} running, waiting for approval: ${status.waiting().join(', ') || 'none'}${waves.count > 1 ? `; wave ${status.rollout.wave}/${waves.count}` : ''}${status.rollout.paused ? `; PAUSED by ${status.rollout.paused.by}` : ''}${round.keptBack > 0 ? `; ${round.keptBack} kept back by holds or windows` : ''}${halt ? `; stopped: ${halt.reason}` : ''}`
-    );
+    view.publish([
+      ...(waves.count > 1 ? [`wave ${status.rollout.wave}/${waves.count}`] : []),
+      ...(status.rollout.paused ? [`PAUSED by ${status.rollout.paused.by}`] : []),
+      ...(round.keptBack > 0 ? [`${round.keptBack} kept back by holds or windows`] : []),
+      ...(halt ? [`stopped: ${halt.reason}`] : []),
+    ]);
     const mayStartLater = queue.length > 0 && !cancelled() && !check() && startedThisRun < perRun;
-    const steerable = mayStartLater && (paused() || round.keptBack > 0);
-    if (running.size === 0 && !steerable) break;
-    // Paused, held or outside a window: also wake when resumed, released or a window opens, not only when a child ends.
+    const steerable = (mayStartLater && (paused() || round.keptBack > 0)) || control.awaitingDecision();
+    if (running.size === 0 && !steerable && control.retries.length === 0) break;
+    // Also wake when resumed, released, a window opens, a cluster is retried or skipped, not only when a child ends.
     const seen = status.steers;
     const wakeScope = new CancellationScope();
-    const wake = steerable
-      ? wakeScope
-          .run(() =>
-            condition(
-              () => status.steers !== seen || cancelled(),
-              round.opensAt !== undefined ? Math.max(1, round.opensAt - Date.now()) : undefined
-            )
-          )
-          .then(
-            () => undefined,
-            () => undefined
-          )
-      : undefined;
-    const first = await Promise.race([...running.values(), ...(wake ? [wake] : [])]);
+    const wake = wakeScope
+      .run(() =>
+        condition(
+          () => status.steers !== seen || cancelled(),
+          steerable && round.opensAt !== undefined ? Math.max(1, round.opensAt - Date.now()) : undefined
+        )
+      )
+      .then(
+        () => undefined,
+        () => undefined
+      );
+    const first = await Promise.race([...running.values(), wake]);
     wakeScope.cancel();
     if (first !== undefined) running.delete(first);
     waveEnded = notifyWavesEnded(waveEnded, waves, done, notify);
@@ -152,11 +172,11 @@ function wavesOf(plan: Plan, batches: number[] | undefined) {
 }
 
 /** The durable wait between two waves, shown in `status` and the UI with the time it ends. */
-async function soak(ms: number, wave: number, waves: number, status: FleetStatus): Promise<void> {
+async function soak(ms: number, wave: number, waves: number, status: FleetStatus, view: FleetView): Promise<void> {
   const until = new Date(Date.now() + ms).toISOString();
   // `wave` is the index of the wave about to start: its number, 1-based, is wave + 1.
   Object.assign(status.rollout, { wave: wave + 1, waves, soakingUntil: until });
-  setCurrentDetails(`soaking after wave ${wave}/${waves} until ${until}; then wave ${wave + 1}/${waves}`);
+  view.publish([`soaking after wave ${wave}/${waves} until ${until}; then wave ${wave + 1}/${waves}`]);
   try {
     await sleep(ms);
   } finally {
@@ -186,7 +206,8 @@ async function runChild(
   request: UpgradeRequest,
   status: FleetStatus,
   done: Map<string, ClusterResult>,
-  notify: Notifier
+  notify: Notifier,
+  control: ClusterControl
 ): Promise<string> {
   const name = plan.cluster.name;
   const startedAt = new Date().toISOString();
@@ -214,6 +235,7 @@ async function runChild(
       // and ends in a named state, instead of being killed mid-step (TERMINATE, the default).
       parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
       staticSummary: `skoala-init on ${name}: ${plan.from ?? 'none'} -> ${plan.to}`,
+      ...(hasSearchAttributes() ? { typedSearchAttributes: childAttributes(request, name) } : {}),
     });
     result = await child.result();
   } catch (err) {
@@ -232,6 +254,7 @@ async function runChild(
   }
   done.set(name, result);
   status.finished(result);
+  if (result.outcome === 'failed' || result.outcome === 'rolled-back') control.onClusterFailed(result);
   if (result.outcome === 'failed' || result.outcome === 'rolled-back')
     notify.send({
       event: result.outcome === 'failed' ? 'cluster-failed' : 'cluster-rolled-back',
@@ -240,6 +263,14 @@ async function runChild(
     });
   return name;
 }
+
+/** A child's search attributes: its cluster, and the parent's fleet and version. */
+const childAttributes = (request: UpgradeRequest, cluster: string): SearchAttributePair[] => [
+  { key: SKOALA_CLUSTER, value: cluster },
+  { key: SKOALA_FLEET, value: request.fleet.name },
+  { key: SKOALA_VERSION, value: request.options.targetVersion },
+  { key: SKOALA_PHASE, value: 'running' },
+];
 
 /** Tells the webhook about every wave that finished since `before`; returns the current wave. */
 function notifyWavesEnded(

@@ -24,10 +24,13 @@ const FINAL: ClusterState[] = [
   'rolled-back',
   'cancelled',
   'not-started',
+  'skipped',
 ];
 
 export class FleetStatus {
-  phase: Phase = 'preflight';
+  private currentPhase: Phase = 'preflight';
+  /** Called on every change (the UI view coalesces them: see fleet-view.ts). */
+  onChange: () => void = () => undefined;
   /** Waves, soak, pause and approvals given ahead: how the rollout is paced and steered. */
   readonly rollout: RolloutStatus = {};
   private readonly clusters = new Map<string, ClusterStatus>();
@@ -54,6 +57,15 @@ export class FleetStatus {
       this.clusters.set(name, { cluster: name, role: 'worker', state: 'pending', to: targetVersion });
   }
 
+  get phase(): Phase {
+    return this.currentPhase;
+  }
+
+  set phase(p: Phase) {
+    this.currentPhase = p;
+    this.onChange();
+  }
+
   /** The workers' labels, known from the fleet file before the plan (holds and approvals ahead given during preflight). */
   labelled(workers: { name: string; labels?: Record<string, string> }[]): void {
     for (const w of workers) if (w.labels) this.labels.set(w.name, w.labels);
@@ -69,6 +81,7 @@ export class FleetStatus {
   update(cluster: string, patch: Partial<ClusterStatus>): void {
     const current = this.clusters.get(cluster);
     if (current) this.clusters.set(cluster, { ...current, ...patch });
+    this.onChange();
   }
 
   progress(p: ClusterProgress): void {
@@ -131,7 +144,7 @@ export class FleetStatus {
 
   /** Every cluster not finished yet ends `cancelled`, naming what it had reached. */
   cancelled(): void {
-    this.phase = 'cancelled';
+    this.currentPhase = 'cancelled';
     for (const c of this.clusters.values()) {
       if (FINAL.includes(c.state)) continue;
       const why =
@@ -153,6 +166,7 @@ export class FleetStatus {
 
   steered(): void {
     this.steers++;
+    this.onChange();
   }
 
   /** Worker clusters not started yet. */
@@ -171,7 +185,7 @@ export class FleetStatus {
     return {
       upgradeId: this.upgradeId,
       targetVersion: this.targetVersion,
-      phase: this.phase,
+      phase: this.currentPhase,
       controlPlane: this.clusters.get(this.controlPlaneName) as ClusterStatus,
       workers: all.filter((c) => c.role === 'worker'),
       pendingApprovals: this.waiting(),

@@ -125,3 +125,14 @@ export interface ReleaseCommand extends RolloutCommand {
   all?: boolean;
 }
 export const releaseUpdate = defineUpdate<string, [ReleaseCommand]>('release');
+
+/** Parent: act on one worker cluster (retry it, skip it). */
+export interface ClusterCommand extends RolloutCommand {
+  cluster: string;
+}
+
+/** Parent: start a failed (or rolled-back) worker cluster's upgrade again, without restarting the upgrade. */
+export const retryClusterUpdate = defineUpdate<string, [ClusterCommand]>('retryCluster');
+
+/** Parent: leave out a worker cluster that failed or has not started; it ends `skipped`, with who and why. */
+export const skipClusterUpdate = defineUpdate<string, [ClusterCommand]>('skipCluster');

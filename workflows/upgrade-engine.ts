@@ -13,7 +13,6 @@ import {
   isCancellation,
   makeContinueAsNewFunc,
   patched,
-  setCurrentDetails,
   setHandler,
   upsertMemo,
   workflowInfo,
@@ -32,8 +31,10 @@ import type {
 import { proxies } from './activities';
 import { handleApprovals } from './approvals';
 import { skippedResult, upgradeControlPlane } from './control-plane';
+import { handleClusterControl } from './cluster-control';
 import { fanOut } from './fan-out';
 import { FleetStatus } from './fleet-status';
+import { fleetView } from './fleet-view';
 import { clusterProgressSignal, statusQuery } from './messages';
 import { memoOf } from './plan-memo';
 import { checkImagesAtPreflight } from './image-check';
@@ -73,9 +74,13 @@ export async function upgradeEngine(input: UpgradeEngineInput): Promise<UpgradeR
     fleet.workers.map((w) => w.name)
   );
   status.labelled(fleet.workers);
+  const view = fleetView(status);
+  status.onChange = () => view.changed();
   setHandler(statusQuery, () => status.status());
   handleApprovals(status, request);
   const control = handleRolloutControl(status, request);
+  const done = new Map<string, ClusterResult>((carried?.workers ?? []).map((r) => [r.cluster, r]));
+  const clusterControl = handleClusterControl(status, request, done);
   setHandler(clusterProgressSignal, (p) => {
     const before = status.state(p.cluster);
     status.progress(p);
@@ -83,7 +88,6 @@ export async function upgradeEngine(input: UpgradeEngineInput): Promise<UpgradeR
   });
 
   const notify = notifier(notifyContextOf(request));
-  const done = new Map<string, ClusterResult>((carried?.workers ?? []).map((r) => [r.cluster, r]));
   Object.assign(status.rollout, carried?.rollout);
   try {
     // 1. Preflight (read-only), and the rules decided once: the plan follows from both.
@@ -113,7 +117,7 @@ export async function upgradeEngine(input: UpgradeEngineInput): Promise<UpgradeR
 
     // 3. Worker clusters: a sliding window of children.
     for (const r of done.values()) status.finished(r);
-    const { left, halt } = await fanOut(plan, request, status, done, notify);
+    const { left, halt } = await fanOut(plan, request, status, done, notify, view, clusterControl);
     if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('the upgrade was cancelled');
     if (halt) {
       for (const w of left)
@@ -126,7 +130,7 @@ export async function upgradeEngine(input: UpgradeEngineInput): Promise<UpgradeR
     }
 
     status.phase = 'done';
-    setCurrentDetails('done');
+    view.publish(halt ? [`stopped: ${halt.reason}`] : []);
     const workers = plan.workers.map((w) => done.get(w.cluster.name) ?? outcomeOf(w, 'not-started'));
     const counts = countOutcomes([controlPlane, ...workers]);
     notify.send({
@@ -147,10 +151,14 @@ export async function upgradeEngine(input: UpgradeEngineInput): Promise<UpgradeR
       message: `upgrade to ${options.targetVersion} ${cancelled ? 'was cancelled' : `failed: ${errorMessage(err)}`}`,
     });
     await CancellationScope.nonCancellable(() => notify.flush());
-    if (!cancelled) throw err;
+    if (!cancelled) {
+      status.phase = 'failed';
+      view.publish([errorMessage(err).split('\n')[0] ?? '']);
+      throw err;
+    }
     // Cancelled: every cluster ends in a named state, and the workflow ends CANCELLED, not FAILED.
     status.cancelled();
-    setCurrentDetails('cancelled');
+    view.publish();
     await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
     throw err;
   }
@@ -164,7 +172,11 @@ function continueWith(request: UpgradeRequest, carried: Carried, status: FleetSt
     ...(aheadApprovals ? { aheadApprovals } : {}),
     ...(holds ? { holds } : {}),
   };
-  return makeContinueAsNewFunc<typeof upgradeEngine>({ memo: workflowInfo().memo })({
+  // The search attributes go along too (the next run keeps them current only if it has them).
+  return makeContinueAsNewFunc<typeof upgradeEngine>({
+    memo: workflowInfo().memo,
+    typedSearchAttributes: workflowInfo().typedSearchAttributes,
+  })({
     request,
     carried: { ...carried, ...(Object.keys(rollout).length > 0 ? { rollout } : {}) },
   });
@@ -210,6 +222,7 @@ function countOutcomes(results: ClusterResult[]): UpgradeResult['counts'] {
     'rolled-back': 0,
     cancelled: 0,
     'not-started': 0,
+    skipped: 0,
   };
   for (const r of results) counts[r.outcome]++;
   return counts;

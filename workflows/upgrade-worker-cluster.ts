@@ -12,8 +12,11 @@ import {
   setCurrentDetails,
   setHandler,
   sleep,
+  upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import { SKOALA_PHASE } from '../runbook/search-attributes';
+import { hasSearchAttributes } from './fleet-view';
 import type { GatePolicy } from '../runbook/approval-policy';
 import type { ClusterPlan, ClusterResult, ClusterState, FailurePolicy, StepKind, Tuning } from '../runbook/types';
 import { proxies } from './activities';
@@ -42,8 +45,14 @@ export async function upgradeWorkerCluster(input: UpgradeWorkerClusterInput): Pr
   const cluster = plan.cluster.name;
   const startedAt = new Date().toISOString();
   const parent = workflowInfo().parent;
-  let state: ClusterState = 'running';
   let step: StepKind | undefined;
+  // SkoalaPhase follows the cluster's state when the parent started this child with the attributes.
+  const indexed = hasSearchAttributes();
+  let currentState: ClusterState = 'running';
+  const setState = (s: ClusterState) => {
+    if (indexed && s !== currentState) upsertSearchAttributes([{ key: SKOALA_PHASE, value: s }]);
+    currentState = s;
+  };
 
   let seq = 0;
   /**
@@ -79,10 +88,10 @@ export async function upgradeWorkerCluster(input: UpgradeWorkerClusterInput): Pr
     ...(input.tuning?.approvalReminder ? { reminder: input.tuning.approvalReminder } : {}),
     notify,
     report,
-    state: () => state,
-    setState: (s) => (state = s),
+    state: () => currentState,
+    setState,
   });
-  setHandler(gateQuery, () => ({ cluster, state, step, ...gate.query() }));
+  setHandler(gateQuery, () => ({ cluster, state: currentState, step, ...gate.query() }));
   try {
     const outcome = await runSteps(plan, acts, {
       upgradeId: input.upgradeId,
@@ -93,7 +102,8 @@ export async function upgradeWorkerCluster(input: UpgradeWorkerClusterInput): Pr
       },
       awaitApproval: () => gate.awaitDecision(),
     });
-    state = outcome.rolledBack ? 'rolled-back' : outcome.rejected ? 'rejected' : 'upgraded';
+    const state = outcome.rolledBack ? 'rolled-back' : outcome.rejected ? 'rejected' : 'upgraded';
+    setState(state);
     return {
       cluster,
       role: 'worker',
@@ -112,10 +122,10 @@ export async function upgradeWorkerCluster(input: UpgradeWorkerClusterInput): Pr
     };
   } catch (err) {
     if (isCancellation(err)) {
-      state = 'cancelled';
+      setState('cancelled');
       throw err; // the child ends CANCELLED; the parent names the cluster `cancelled`
     }
-    state = 'failed';
+    setState('failed');
     const message = errorMessage(err);
     throw ApplicationFailure.nonRetryable(
       `${cluster}: ${step ?? 'upgrade'} failed: ${message}`,

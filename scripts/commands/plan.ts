@@ -11,6 +11,7 @@ import path from 'node:path';
 import pLimit from 'p-limit';
 import { createActivities } from '../../activities';
 import { previewCrds, type CrdChange } from '../../activities/crd-preview';
+import type { ManifestDiff } from '../../runbook/manifest-diff';
 import { createRunner } from '../../activities/exec';
 import { upgradeIdFor } from '../../runbook/fleet';
 import { PlanRefused, planUpgrade } from '../../runbook/plan';
@@ -30,6 +31,13 @@ export interface PlanResult {
   crds: CrdChange[];
   /** What the image check found (absent when the fleet turns it off or nothing is upgraded). */
   images?: ImageCheckResult;
+  /** Per upgraded cluster, what its upgrade changes (redacted); patches only with `--diff`. */
+  diffs: ManifestDiff[];
+}
+
+export interface PlanFlags extends UpgradeFlags, RolloutFlags {
+  /** Keep every resource's unified diff (the text output prints them in full). */
+  diff?: boolean;
 }
 
 /** Validates the flags and fleet file into a request; throws ExitError on bad input. */
@@ -51,10 +59,7 @@ export async function buildRequest(flags: UpgradeFlags & RolloutFlags): Promise<
   return { upgradeId: upgradeIdFor(fleet.name, options.targetVersion), fleet, options };
 }
 
-export async function plan(
-  flags: UpgradeFlags & RolloutFlags,
-  env: NodeJS.ProcessEnv = process.env
-): Promise<PlanResult> {
+export async function plan(flags: PlanFlags, env: NodeJS.ProcessEnv = process.env): Promise<PlanResult> {
   const request = await buildRequest(flags);
   const config = workerConfig(env);
   const workDir = await mkdtemp(path.join(tmpdir(), 'skoala-plan-'));
@@ -127,7 +132,33 @@ export async function plan(
         : await acts
             .checkImages({ targets, chartRepo: fleet.chartRepo, registries: fleet.registries ?? [] })
             .catch(failIf('image check'));
-    return { request, plan: result, crds: previews.flat(), ...(images ? { images } : {}) };
+    // Informational: a dry run that fails (a read-only kubeconfig, a pending release) is shown, not fatal.
+    const diffs = await Promise.all(
+      [result.controlPlane, ...result.workers].flatMap((p) => {
+        const step = p.steps.find((x) => x.kind === 'upgradeRelease');
+        if (p.skipped || step?.kind !== 'upgradeRelease') return [];
+        const input = { cluster: p.cluster, step, ...(p.from ? { from: p.from } : {}) };
+        return [
+          limit(() =>
+            acts.previewManifestDiff(input).catch((err: unknown): ManifestDiff => ({
+              cluster: p.cluster.name,
+              release: step.release,
+              ...(p.from ? { from: p.from } : {}),
+              to: step.version,
+              resources: [],
+              unchanged: 0,
+              values: [],
+              redacted: 0,
+              error: (err as Error).message,
+            }))
+          ),
+        ];
+      })
+    );
+    const shown = flags.diff
+      ? diffs
+      : diffs.map((d) => ({ ...d, resources: d.resources.map(({ patch: _, ...r }) => r) }));
+    return { request, plan: result, crds: previews.flat(), ...(images ? { images } : {}), diffs: shown };
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }

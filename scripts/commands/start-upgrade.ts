@@ -9,6 +9,7 @@ import type { UpgradeRequest } from '../../runbook/types';
 import { upgradeEngine } from '../../workflows';
 import { statusQuery } from '../../workflows/messages';
 import { ExitError } from '../lib/errors';
+import { searchAttributesRegistered, startAttributes } from '../lib/search-attributes';
 import { workflowUrl, type TemporalEnv } from '../lib/temporal';
 
 export interface StartResult {
@@ -17,12 +18,15 @@ export interface StartResult {
   url: string;
   /** True when this fleet's upgrade to this version was already running: we attached to it. */
   attached: boolean;
+  /** Why the upgrade runs without the Skoala* search attributes, when it does. */
+  searchAttributesMissing?: string;
 }
 
 /** `request` comes from buildRequest (plan.ts): validated before any connection is made. */
 export async function startUpgrade(request: UpgradeRequest, client: Client, t: TemporalEnv): Promise<StartResult> {
   const workflowId = upgradeWorkflowId(request.fleet.name);
   const version = request.options.targetVersion;
+  const registered = await searchAttributesRegistered(client, t.namespace);
   try {
     // FAIL, not USE_EXISTING: the server decides atomically whether this call started the upgrade,
     // so two operators starting at the same instant see one "started" and one "attached".
@@ -32,10 +36,17 @@ export async function startUpgrade(request: UpgradeRequest, client: Client, t: T
       args: [{ request }],
       workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
       memo: { targetVersion: version, upgradeId: request.upgradeId },
+      ...(registered.ok ? { typedSearchAttributes: startAttributes(request.fleet.name, version) } : {}),
       staticSummary: `skoala + skoala-init -> ${version} on fleet ${request.fleet.name} (${request.fleet.workers.length} worker clusters)`,
       staticDetails: `control plane: ${request.fleet.controlPlane.name}\nworkers: ${request.fleet.workers.map((w) => w.name).join(', ')}\nmax parallel: ${request.options.maxParallel}`,
     });
-    return { workflowId, runId: handle.firstExecutionRunId, url: workflowUrl(t, workflowId), attached: false };
+    return {
+      workflowId,
+      runId: handle.firstExecutionRunId,
+      url: workflowUrl(t, workflowId),
+      attached: false,
+      ...(registered.hint ? { searchAttributesMissing: registered.hint } : {}),
+    };
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
   }

@@ -5,7 +5,8 @@
  */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createActivities } from '../../activities';
 import {
@@ -16,6 +17,7 @@ import {
   writeFleetFile,
   type Sandbox,
 } from '../../sandbox';
+import type { WorkloadStandIn } from '../../sandbox/workload-standin';
 import { createWorker, DEFAULT_TASK_QUEUE } from '../../worker/create-worker';
 import { startDevServer } from './dev-server';
 import { startSiteRegistry } from './site-registry';
@@ -27,7 +29,7 @@ export interface LocalStackOptions {
   customValues?: boolean;
   /** Serve the Temporal UI on this port (the demo does). */
   uiPort?: number;
-  /** Where the sandbox keeps its files; a temp dir when omitted. */
+  /** Where the sandbox keeps its files (kept by stop()); a temp dir, removed by stop(), when omitted. */
   dir?: string;
   /** Extra fleet-file fields. */
   fleet?: Record<string, unknown>;
@@ -58,6 +60,10 @@ export interface LocalStack {
   fleetFile: string;
   backupDir: string;
   taskQueue: string;
+  /** The Temporal server's stdout and stderr (`temporal-server.log` in the sandbox dir). */
+  temporalLog: string;
+  /** Per cluster, its workload status stand-in (setBroken: an image becomes available, or not). */
+  workloads: Record<string, WorkloadStandIn>;
   /** Starts a worker with the real activities; the stack stops it on stop(). */
   startWorker(): Promise<Worker>;
   stop(): Promise<void>;
@@ -65,17 +71,34 @@ export interface LocalStack {
 
 export async function startLocalStack(opts: LocalStackOptions): Promise<LocalStack> {
   const log = opts.log ?? ((l: string) => console.log(l));
-  const [sandbox, temporal] = await Promise.all([
+  // The dir is known before the sandbox starts, so the Temporal server (started alongside) logs into it.
+  const dir = path.resolve(opts.dir ?? (await mkdtemp(path.join(tmpdir(), 'skoala-sandbox-'))));
+  await mkdir(dir, { recursive: true });
+  const temporalLog = path.join(dir, 'temporal-server.log');
+  const removeDir = async () => {
+    if (!opts.dir) await rm(dir, { recursive: true, force: true });
+  };
+  const [sandboxStart, temporalStart] = await Promise.allSettled([
     startSandbox({
       workers: opts.workers,
       installVersion: opts.installVersion,
       customValues: opts.customValues,
-      dir: opts.dir,
+      dir,
       log,
     }),
-    startDevServer({ uiPort: opts.uiPort }),
+    startDevServer({ uiPort: opts.uiPort, logFile: temporalLog }),
   ]);
-  const stops: (() => Promise<unknown>)[] = [() => sandbox.stop(), () => temporal.teardown()];
+  if (sandboxStart.status === 'rejected' || temporalStart.status === 'rejected') {
+    // Whichever did start must not outlive the failure.
+    if (sandboxStart.status === 'fulfilled') await sandboxStart.value.stop().catch(() => undefined);
+    if (temporalStart.status === 'fulfilled') await temporalStart.value.teardown().catch(() => undefined);
+    await removeDir();
+    throw sandboxStart.status === 'rejected' ? sandboxStart.reason : (temporalStart as PromiseRejectedResult).reason;
+  }
+  const sandbox = sandboxStart.value;
+  const temporal = temporalStart.value;
+  // Temporal goes after everything that talks to it, the dir last (its log complete until then).
+  const stops: (() => Promise<unknown>)[] = [() => sandbox.stop(), () => temporal.teardown(), removeDir];
   const taskQueue = DEFAULT_TASK_QUEUE;
   const backupDir = path.join(sandbox.dir, 'backups');
   const workDir = path.join(sandbox.dir, 'work');
@@ -128,6 +151,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     fleetFile,
     backupDir,
     taskQueue,
+    temporalLog,
+    workloads: workloads.standIns,
     async startWorker() {
       const activities = createActivities({
         helm: sandbox.tools.helm,

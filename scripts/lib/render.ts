@@ -5,6 +5,7 @@ import Table from 'cli-table3';
 import { crdPreviewLines, type CrdChange } from '../../activities/crd-preview';
 import { redactArgv } from '../../activities/errors';
 import { commandsOfStep } from '../../runbook/commands';
+import { manifestDiffLines, type ManifestDiff } from '../../runbook/manifest-diff';
 import type { ClusterPlan, ClusterStatus, Plan, UpgradeResult, UpgradeStatus } from '../../runbook/types';
 
 const quote = (a: string): string => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
@@ -12,7 +13,13 @@ const quote = (a: string): string => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.rep
 /** One CRD of the plan's preview (see activities/crd-preview.ts). */
 export type CrdPreview = CrdChange;
 
-function renderClusterPlan(p: ClusterPlan, crds: CrdPreview[]): string[] {
+/** The manifest diffs of the plan: compact, or with `full` every unified diff (`plan --diff`). */
+export interface DiffView {
+  diffs: ManifestDiff[];
+  full?: boolean;
+}
+
+function renderClusterPlan(p: ClusterPlan, crds: CrdPreview[], diff?: DiffView): string[] {
   const head = `${p.cluster.name} (${p.role}, ${p.release} ${p.from ?? 'not installed'} -> ${p.to})`;
   if (p.skipped) return [`${head}: ${p.skipped}`];
   const lines = [`${head}:`];
@@ -31,10 +38,12 @@ function renderClusterPlan(p: ClusterPlan, crds: CrdPreview[]): string[] {
   const allowDowngrade = crdStep?.kind === 'reapplyCrds' && crdStep.allowDowngrade;
   const own = crds.filter((x) => x.cluster === p.cluster.name);
   lines.push(...crdPreviewLines(own, { allowDowngrade }).map((l) => `     ${l}`));
+  for (const d of diff?.diffs.filter((x) => x.cluster === p.cluster.name) ?? [])
+    lines.push(...manifestDiffLines(d, { full: diff?.full }).map((l) => `     ${l}`));
   return lines;
 }
 
-export function renderPlan(plan: Plan, crds: CrdPreview[] = [], images?: ImageCheckResult): string {
+export function renderPlan(plan: Plan, crds: CrdPreview[] = [], images?: ImageCheckResult, diff?: DiffView): string {
   const crdDigest = fleetCrdDigest(plan);
   return [
     `Plan ${plan.upgradeId}: skoala and skoala-init to ${plan.targetVersion}`,
@@ -52,29 +61,49 @@ export function renderPlan(plan: Plan, crds: CrdPreview[] = [], images?: ImageCh
         ]
       : []),
     '',
-    ...renderClusterPlan(plan.controlPlane, crds),
+    ...renderClusterPlan(plan.controlPlane, crds, diff),
     '',
-    ...plan.workers.flatMap((w) => [...renderClusterPlan(w, crds), '']),
+    ...plan.workers.flatMap((w) => [...renderClusterPlan(w, crds, diff), '']),
   ].join('\n');
 }
 
-function noteOf(c: ClusterStatus): string {
-  if (c.error) return c.error;
-  if (c.approval)
-    return `${c.approval.approved ? 'approved' : 'rejected'} by ${c.approval.by}${c.approval.reason ? `: ${c.approval.reason}` : ''}${c.approval.digest ? ` (${shortDigest(c.approval.digest)})` : ''}`;
-  if (c.gate)
-    return `waiting since ${c.gate.since}, digest ${shortDigest(c.gate.digest)}${c.gate.needs ? `, ${c.gate.approvedBy?.length ?? 0} of ${c.gate.needs} approvals${c.gate.approvedBy?.length ? ` (${c.gate.approvedBy.join(', ')})` : ''}` : ''}`;
-  if (c.waitingFor) return c.waitingFor;
-  return '';
+/** Every cluster's state in words: what it did, what it waits for, why it stopped. */
+export function reasonOf(c: ClusterStatus, rollout?: UpgradeStatus['rollout']): string {
+  const approval = c.approval
+    ? `${c.approval.approved ? 'approved' : 'rejected'} by ${c.approval.by}${c.approval.reason ? `: ${c.approval.reason}` : ''}${c.approval.digest ? ` (${shortDigest(c.approval.digest)})` : ''}`
+    : '';
+  switch (c.state) {
+    case 'upgraded':
+      return c.error ?? (approval ? `upgraded; CRD step ${approval}` : 'upgraded');
+    case 'waiting-approval':
+      return c.gate
+        ? `waiting for approval since ${c.gate.since}, digest ${shortDigest(c.gate.digest)}${c.gate.needs ? `, ${c.gate.approvedBy?.length ?? 0} of ${c.gate.needs} approvals${c.gate.approvedBy?.length ? ` (${c.gate.approvedBy.join(', ')})` : ''}` : ''}`
+        : 'waiting for approval';
+    case 'running':
+      if (c.retrying) return `retrying: ${c.retrying.error} (${c.retrying.activity}, attempt ${c.retrying.attempt})`;
+      return c.step ? `running ${c.step}` : 'running';
+    case 'failed':
+      return `failed: ${c.error ?? 'no cause given'}`;
+    case 'pending':
+      return `not started: ${c.waitingFor ?? (rollout?.paused ? `the rollout is paused by ${rollout.paused.by}` : c.role === 'worker' ? 'queued' : 'waiting for preflight')}`;
+    case 'rejected':
+      return c.error ?? (approval ? `CRD step ${approval}` : 'CRD step rejected');
+    default:
+      // rolled-back, cancelled, skipped, not-started, already-at-target: the workflow names the cause.
+      return c.error ?? (approval || (c.state === 'already-at-target' ? `already at ${c.to}` : ''));
+  }
 }
 
 export function renderStatus(s: UpgradeStatus): string {
   const table = new Table({
-    head: ['cluster', 'role', 'state', 'step', 'from', 'to', 'note'],
+    head: ['cluster', 'role', 'state', 'step', 'from', 'to', 'reason'],
     style: { head: [], border: [] },
+    // The reason wraps instead of being cut: its end is often the cause (ProgressDeadlineExceeded).
+    colWidths: [null, null, null, null, null, null, 72],
+    wordWrap: true,
   });
   for (const c of [s.controlPlane, ...s.workers]) {
-    table.push([c.cluster, c.role, c.state, c.step ?? '', c.from ?? '-', c.to, noteOf(c).slice(0, 100)]);
+    table.push([c.cluster, c.role, c.state, c.step ?? '', c.from ?? '-', c.to, reasonOf(c, s.rollout).slice(0, 400)]);
   }
   const lines = [`${s.upgradeId}: ${s.phase} (target ${s.targetVersion})`, table.toString()];
   if (s.pendingApprovals.length > 0) lines.push(`waiting for approval: ${s.pendingApprovals.join(', ')}`);

@@ -33,7 +33,8 @@ export function durationOption(flag: string, value: string | undefined, fallback
 
 export function onFailureOption(value: string | undefined): FailurePolicy {
   const v = value ?? 'rollback';
-  if (v !== 'stop' && v !== 'rollback') throw new ExitError(`--on-failure "${v}" must be stop or rollback`);
+  if (v !== 'stop' && v !== 'rollback' && v !== 'pause')
+    throw new ExitError(`--on-failure "${v}" must be rollback, stop or pause`);
   return v;
 }
 

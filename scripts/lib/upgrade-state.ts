@@ -1,6 +1,7 @@
 /** Reading an upgrade's state: the live query while it runs, the recorded result once it ended. */
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import type { UpgradeResult, UpgradeStatus } from '../../runbook/types';
+import pLimit from 'p-limit';
 import { statusQuery } from '../../workflows/messages';
 import { EXIT, ExitError } from './errors';
 import { statusOfResult } from './render';
@@ -21,7 +22,9 @@ export async function readUpgrade(client: Client, workflowId: string): Promise<U
   }
   if (description.status.name === 'RUNNING') {
     try {
-      return { kind: 'running', status: await handle.query(statusQuery) };
+      const status = await handle.query(statusQuery);
+      await addRetrying(client, workflowId, status);
+      return { kind: 'running', status };
     } catch (err) {
       throw new ExitError(
         `${workflowId} is running but no worker answered (is \`npm run worker\` running?): ${(err as Error).message}`,
@@ -40,4 +43,42 @@ export async function readUpgrade(client: Client, workflowId: string): Promise<U
     const message = err instanceof WorkflowFailedError ? (err.cause?.message ?? err.message) : (err as Error).message;
     return { kind: 'failed', message };
   }
+}
+
+/** "upgrade X finished at T (completed)" for a closed upgrade; undefined while it runs or when it is unknown. */
+export async function endedUpgradeMessage(client: Client, workflowId: string): Promise<string | undefined> {
+  const d = await client.workflow
+    .getHandle(workflowId)
+    .describe()
+    .catch(() => undefined);
+  if (!d || d.status.name === 'RUNNING') return undefined;
+  const how = d.status.name === 'COMPLETED' ? 'finished' : `ended ${d.status.name.toLowerCase()}`;
+  return `upgrade ${workflowId} has ${how}${d.closeTime ? ` at ${d.closeTime.toISOString()}` : ''}`;
+}
+
+/**
+ * A running cluster whose activity fails and retries looks "running" to the parent: its child's
+ * pending activities say what fails, at which attempt. Read for running clusters only (at most
+ * --max-parallel of them), a few at a time.
+ */
+async function addRetrying(client: Client, workflowId: string, status: UpgradeStatus): Promise<void> {
+  const running = status.workers.filter((w) => w.state === 'running');
+  const limit = pLimit(8);
+  await Promise.all(
+    running.map((w) =>
+      limit(async () => {
+        const d = await client.workflow
+          .getHandle(`${workflowId}/${w.cluster}`)
+          .describe()
+          .catch(() => undefined);
+        const failing = d?.raw.pendingActivities?.find((a) => (a.attempt ?? 1) > 1 && a.lastFailure?.message);
+        if (failing)
+          w.retrying = {
+            activity: failing.activityType?.name ?? 'activity',
+            attempt: failing.attempt ?? 2,
+            error: (failing.lastFailure?.message ?? '').split('\n')[0] ?? '',
+          };
+      })
+    )
+  );
 }

@@ -201,4 +201,108 @@ describe.sequential('a bad version stops early', () => {
     expect((await workerRevisions()).slice(0, 2)).toEqual(before.slice(0, 2)); // left alone
     for (const i of [3, 4]) expect(await k.release(w(i), 'skoala-init')).toMatchObject({ chart: 'skoala-init-0.28.2' });
   });
+
+  it(
+    '--on-failure pause: failed clusters wait; one is retried after its image is pushed, one skipped (CLI processes)',
+    { timeout: 300_000 },
+    async () => {
+      // Now: worker-1 and worker-2 at 0.27.2 (rolled back above), worker-3 and worker-4 at 0.28.2.
+      const cli = (args: string[]) =>
+        execa(process.execPath, ['--import', 'tsx', 'scripts/cli.ts', ...args], {
+          reject: false,
+          env: { TEMPORAL_ADDRESS: stack.env.address, SKOALA_TASK_QUEUE: stack.taskQueue, CI: 'true' },
+        });
+      const started = await cli([
+        'start-upgrade',
+        ...['--version', '0.28.2', '--fleet', stack.fleetFile, '--on-failure', 'pause', '--retry-failed'],
+        ...['--max-parallel', '2', '--health-timeout', '10s', '--by', 'alice'],
+      ]);
+      expect(started.exitCode, started.stderr).toBe(0);
+      const handle = client.workflow.getHandle(/started upgrade (\S+)/.exec(started.stdout)?.[1] ?? '?');
+      await waitForStatus(handle, (x) => x.failures.length === 2 && x.rollout?.paused !== undefined, 120_000);
+
+      const status = await cli(['status']);
+      expect(status.exitCode, status.stderr).toBe(1); // some cluster failed
+      expect(status.stdout).toMatch(/│ worker-1 +│ worker +│ failed .*│ failed: worker-1: verifyWorkloads failed: /);
+      expect(status.stdout).toContain('ProgressDeadlineExceeded'); // the cause, in the wrapped reason
+      expect(status.stdout).toMatch(
+        /│ worker-3 +│ worker +│ pending .*│ not started: the rollout is paused by on-failure pause/
+      );
+      expect(status.stdout).toMatch(
+        /PAUSED by on-failure pause at .*: worker-\d failed: retry it \(npm run retry -- --cluster worker-\d\)/
+      );
+
+      // Refusals name the real state, before or after reaching the workflow; nothing changes.
+      const refusals = await Promise.all([
+        cli(['retry', '--cluster', 'worker-3', '--by', 'bob']),
+        cli(['retry', '--cluster', 'worker-9', '--by', 'bob']),
+        cli(['retry', '--cluster', 'control-plane', '--by', 'bob']),
+        cli(['skip', '--cluster', 'worker-2', '--by', 'bob']),
+        cli(['retry', '--cluster', 'Worker_1', '--by', 'bob']),
+      ]);
+      expect(refusals.map((r) => [r.exitCode, r.stderr.trim()])).toEqual([
+        [
+          2,
+          'skoala-upgrade: refused: worker-3 has not started yet (the rollout is paused by on-failure pause): nothing to retry',
+        ],
+        [
+          2,
+          'skoala-upgrade: refused: no worker cluster named worker-9 in this upgrade (worker-1, worker-2, worker-3, worker-4)',
+        ],
+        [
+          2,
+          'skoala-upgrade: refused: control-plane is the control plane: it is not retried or skipped alone (start a new upgrade)',
+        ],
+        [2, 'skoala-upgrade: --reason TEXT is required: status shows why a cluster was skipped'],
+        [2, 'skoala-upgrade: --cluster "Worker_1" is not a cluster name (lowercase letters, digits, "-")'],
+      ]);
+
+      // The missing image reaches worker-1's registry; the operator retries it. It starts though the
+      // rollout is paused (the pause is the failure policy's), and stops at its CRD gate.
+      stack.workloads['worker-1']?.setBroken([]);
+      const retried = await cli(['retry', '--cluster', 'worker-1', '--by', 'bob', '--reason', 'image pushed']);
+      expect(retried.exitCode, retried.stderr).toBe(0);
+      expect(retried.stdout).toBe(`${handle.workflowId}: worker-1 will start again`);
+      await waitForStatus(handle, (x) => x.pendingApprovals.includes('worker-1'), 120_000);
+      const approved = await cli(['approve', '--cluster', 'worker-1', '--by', 'carol']);
+      expect(approved.exitCode, approved.stderr).toBe(0);
+      await waitForStatus(handle, (x) => x.workers[0]?.state === 'upgraded', 60_000);
+      expect((await handle.describe()).status.name).toBe('RUNNING'); // worker-2 still waits for a decision
+
+      const skipped = await cli([
+        'skip',
+        '--cluster',
+        'worker-2',
+        '--by',
+        'bob',
+        '--reason',
+        'image not in the site registry',
+      ]);
+      expect(skipped.exitCode, skipped.stderr).toBe(0);
+      const result = (await handle.result()) as UpgradeResult;
+      expect(result.workers.map((r) => [r.cluster, r.outcome])).toEqual([
+        ['worker-1', 'upgraded'],
+        ['worker-2', 'skipped'],
+        ['worker-3', 'already-at-target'],
+        ['worker-4', 'already-at-target'],
+      ]);
+      expect(result.workers[1]?.error).toMatch(
+        /^skipped by bob: image not in the site registry \(it had failed: worker-2: verifyWorkloads failed: /
+      );
+      expect(await k.release(w(1), 'skoala-init')).toMatchObject({ status: 'deployed', chart: 'skoala-init-0.28.2' });
+      expect(await k.release(w(2), 'skoala-init')).toMatchObject({ chart: 'skoala-init-0.28.2' }); // left as it failed
+
+      const after = await cli(['status', '--workflow-id', handle.workflowId]);
+      expect(after.stdout).toMatch(
+        /│ worker-2 +│ worker +│ skipped .*│ skipped by bob: image not in the site registry/
+      );
+      const late = await cli(['retry', '--cluster', 'worker-2', '--by', 'bob', '--workflow-id', handle.workflowId]);
+      expect(late.exitCode).toBe(1);
+      expect(late.stderr.trim()).toMatch(
+        new RegExp(
+          `^refused: upgrade ${handle.workflowId} has finished at \\S+; start the upgrade again to retry worker-2$`
+        )
+      );
+    }
+  );
 });

@@ -1,20 +1,32 @@
 /**
  * `npm run demo`: the README's "run it" command, as a person runs it. It must finish with every
- * cluster upgraded (--yes), and Ctrl-C at the gate must leave no process behind.
+ * cluster upgraded (--yes) with none of the Temporal server's own log lines in its output, and
+ * without --yes stay up after the upgrade until Ctrl-C, which must leave no process behind.
  */
 import { execa } from 'execa';
-import { readdirSync, readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 
 const SERVERS = /kine|kube-apiserver|temporal server start-dev|registry serve/;
+/**
+ * Every process a demo run starts inherits this variable, with a value of the run's own: servers
+ * of other runs on the machine (other test files, other people's) are not counted.
+ */
+const RUN_MARK = 'SKOALA_DEMO_TEST_RUN';
+let runs = 0;
+const newMark = () => `${process.pid}-${++runs}`;
 
-/** Command lines of the sandbox's and Temporal's server processes now running. */
-function serverProcesses(): Set<string> {
+/** Command lines of the sandbox's and Temporal's server processes of this run now running. */
+function serverProcesses(mark: string): Set<string> {
   const found = new Set<string>();
   for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     try {
       const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
-      if (SERVERS.test(cmdline)) found.add(`${pid} ${cmdline}`);
+      if (!SERVERS.test(cmdline)) continue;
+      if (readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`${RUN_MARK}=${mark}`))
+        found.add(`${pid} ${cmdline}`);
     } catch {
       // the process ended while we looked
     }
@@ -22,26 +34,57 @@ function serverProcesses(): Set<string> {
   return found;
 }
 
-const demo = (args: string[]) =>
+const demo = (args: string[], mark = newMark()) =>
   execa(process.execPath, ['--import', 'tsx', 'scripts/demo.ts', ...args], {
     reject: false,
     all: true,
-    env: { CI: 'true' },
+    env: { CI: 'true', [RUN_MARK]: mark },
   });
+
+/** A Temporal server log line: `--log-format pretty` (`time=... level=WARN msg=...`) or JSON. */
+const SERVER_LOG_LINE = /level=(DEBUG|INFO|WARN|ERROR)\b|"level":/;
+/** The banner `temporal server start-dev` prints on its stdout. */
+const SERVER_BANNER = /Temporal CLI \d|Temporal Server: /;
+
+/** The demo keeps its folder (server log, report) after exit: the tests remove theirs (found first thing). */
+const demoDirs = new Set<string>();
+function serverLogOf(out: string): string {
+  const file = /\[demo\] Temporal server log: (\S+)/.exec(out)?.[1];
+  expect(file, out).toBeDefined();
+  demoDirs.add(path.dirname(file!));
+  return file!;
+}
+afterAll(async () => {
+  for (const dir of demoDirs) await rm(dir, { recursive: true, force: true });
+});
 
 describe('npm run demo', () => {
   it('--yes upgrades every cluster, prints the UI link and the final table, and leaves no process', async () => {
-    const before = serverProcesses();
-    const run = await demo(['--yes', '--workers', '2']);
+    const mark = newMark();
+    const run = await demo(['--yes', '--workers', '2'], mark);
+    const log = serverLogOf(run.all);
     expect(run.exitCode, run.all).toBe(0);
     expect(run.all).toMatch(/\[demo\] Temporal UI: http:\/\/127\.0\.0\.1:\d+/);
     expect(run.all).toMatch(/approved the CRD step of worker-1/);
     expect(run.all).toMatch(/│ worker-2 +│ worker +│ upgraded +│ +│ 0\.18\.0 │ 0\.19\.2 │/);
-    expect(serverProcesses()).toEqual(before);
+    expect(serverProcesses(mark)).toEqual(new Set());
+    // The server's log went to the file the demo named, not to its stdout or stderr; the same
+    // patterns find the server's lines in that file (else the absence below proves nothing).
+    expect(existsSync(log), log).toBe(true);
+    const logText = readFileSync(log, 'utf8');
+    expect(logText.split('\n').filter((l) => SERVER_LOG_LINE.test(l)).length, logText).toBeGreaterThan(0);
+    expect(logText).toMatch(SERVER_BANNER);
+    expect(run.all.split('\n').filter((l) => SERVER_LOG_LINE.test(l))).toEqual([]);
+    expect(run.all).not.toMatch(SERVER_BANNER);
+    // The run report, written next to the log.
+    const report = /\[demo\] report: (\S+)/.exec(run.all)?.[1];
+    expect(report, run.all).toBe(path.join(path.dirname(log), 'report.html'));
+    expect(readFileSync(report!, 'utf8')).toMatch(/^<!doctype html>/i);
   });
 
   it('shows a bad version: --to 0.28.2 --canary 1, the canary fails its health check, is rolled back, no other starts', async () => {
     const run = await demo(['--yes', '--workers', '2', '--to', '0.28.2', '--canary', '1', '--health-timeout', '10s']);
+    serverLogOf(run.all);
     expect(run.exitCode, run.all).toBe(1);
     expect(run.all).toMatch(
       /worker-1: rolled-back: .*deployment\/skoala-agent: .*ProgressDeadlineExceeded.*; rolled back to revision 1/
@@ -52,36 +95,64 @@ describe('npm run demo', () => {
   });
 
   it('--site-registry: charts and images from the Harbor stand-in; 0.27.2 is refused at preflight for its missing image', async () => {
-    const before = serverProcesses();
-    const run = await demo(['--yes', '--workers', '1', '--site-registry', '--to', '0.27.2']);
+    const mark = newMark();
+    const run = await demo(['--yes', '--workers', '1', '--site-registry', '--to', '0.27.2'], mark);
+    serverLogOf(run.all);
     expect(run.exitCode, run.all).toBe(1);
     expect(run.all).toMatch(
       /\[demo\] upgrade failed: preflight failed, nothing was changed: images missing from their registries: 127\.0\.0\.1:\d+\/skoala\/hive:v0\.27\.2 \(not found; needed by control-plane\)/
     );
-    expect(serverProcesses()).toEqual(before);
+    expect(serverProcesses(mark)).toEqual(new Set());
   });
 
-  it('stops at the gate with the exact approve command; Ctrl-C leaves no process behind', async () => {
-    const before = serverProcesses();
-    const child = demo(['--workers', '1']);
+  it('stops at the gate with the exact approve command; after the upgrade the UI stays up; Ctrl-C leaves no process behind', async () => {
+    const mark = newMark();
+    const child = demo(['--workers', '1'], mark);
     let out = '';
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no approval prompt:\n${out}`)), 240_000);
-      child.all?.on('data', (chunk: Buffer) => {
-        out += chunk.toString();
-        if (out.includes('--all --by "$USER"')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
+    const waiters: (() => void)[] = [];
+    child.all?.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      for (const w of waiters) w();
     });
-    expect(out).toMatch(
-      /TEMPORAL_ADDRESS=127\.0\.0\.1:\d+ npm run approve -- --workflow-id skoala-upgrade-sandbox --all --by "\$USER"/
+    /** Until the output matches; the match. */
+    const waitFor = (re: RegExp, what: string) =>
+      new Promise<RegExpExecArray>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no ${what}:\n${out}`)), 240_000);
+        const check = () => {
+          const m = re.exec(out);
+          if (!m) return;
+          clearTimeout(timer);
+          resolve(m);
+        };
+        waiters.push(check);
+        check();
+      });
+    serverLogOf((await waitFor(/\[demo\] Temporal server log: \S+/, 'server log path'))[0]);
+    const prompt = await waitFor(
+      /TEMPORAL_ADDRESS=(127\.0\.0\.1:\d+) npm run approve -- (--workflow-id skoala-upgrade-sandbox --all) --by "\$USER"/,
+      'approval prompt'
     );
-    expect(serverProcesses().size).toBeGreaterThan(before.size);
+    // The positive control: the same search finds this run's servers while it runs.
+    expect(serverProcesses(mark).size).toBeGreaterThan(0);
+    // The command exactly as printed, $USER as a shell would expand it.
+    const approve = await execa('npm', ['run', '-s', 'approve', '--', ...prompt[2]!.split(' '), '--by', 'demo-test'], {
+      env: { TEMPORAL_ADDRESS: prompt[1] },
+      reject: false,
+      all: true,
+    });
+    expect(approve.exitCode, approve.all).toBe(0);
+    const ended = await waitFor(
+      /\[demo\] the upgrade ended; the Temporal UI stays up at (http:\/\/127\.0\.0\.1:\d+\/namespaces\/default\/workflows\/skoala-upgrade-sandbox) until Ctrl-C/,
+      'end of the upgrade'
+    );
+    expect(out).toMatch(/│ worker-1 +│ worker +│ upgraded +│ +│ 0\.18\.0 │ 0\.19\.2 │.*approved by demo-test/);
+    // Still up: the UI answers, the server processes run, the demo has not exited.
+    expect((await fetch(ended[1]!)).status).toBe(200);
+    expect(serverProcesses(mark).size).toBeGreaterThan(0);
+    expect(child.exitCode).toBeNull();
     child.kill('SIGINT');
     const run = await child;
     expect(run.exitCode).toBe(130);
-    expect(serverProcesses()).toEqual(before);
-  });
+    expect(serverProcesses(mark)).toEqual(new Set());
+  }, 300_000);
 });

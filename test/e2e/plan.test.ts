@@ -1,9 +1,12 @@
 /**
  * `npm run plan` and `start-upgrade --dry-run` against real sandbox clusters: the exact commands
  * per cluster, the CRD preview (server-side dry run) with custom-resource counts, the fields other
- * managers own and the CRD downgrades, and nothing changed or started.
+ * managers own and the CRD downgrades, the manifest diff of each upgrade (redacted), and nothing
+ * changed or started.
  */
 import { execa } from 'execa';
+import { writeFile } from 'node:fs/promises';
+import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSandbox, writeFleetFile, type Sandbox, type SandboxCluster } from '../../sandbox';
 import { skoalaInitChart } from '../../sandbox/chart-sources';
@@ -63,7 +66,8 @@ describe('plan from 0.18.0', () => {
   let sb: Sandbox;
   let fleet: string;
   beforeAll(async () => {
-    sb = await startSandbox({ workers: 2, installVersion: '0.18.0', log: () => {} });
+    // customValues: the control plane's skoala is installed with a database password of its own.
+    sb = await startSandbox({ workers: 2, installVersion: '0.18.0', customValues: true, log: () => {} });
     fleet = await writeFleetFile(sb, path.join(sb.dir, 'fleet.yaml'));
     // A user's gateway route: the CRD preview must count it.
     const w1 = sb.workers[0];
@@ -152,6 +156,59 @@ describe('plan from 0.18.0', () => {
     expect(await Promise.all(sb.workers.map((w) => crdVersions(sb, w)))).toEqual(crdsBefore);
     const jobs = await execa(sb.tools.kubectl, ['--kubeconfig', cp.kubeconfig, 'get', 'jobs', '-n', NS, '-o', 'name']);
     expect(jobs.stdout).toBe('');
+  });
+
+  it('shows what each upgrade changes, with --diff and compact, and never the fixture password', async () => {
+    const cp = sb.controlPlane;
+    // The password as the sandbox installed it, read back raw (before any redaction): the search below can find it.
+    const raw = await execa(
+      sb.tools.helm,
+      ['get', 'values', 'skoala', '-n', NS, '--kubeconfig', cp.kubeconfig, '-o', 'yaml'],
+      { env: sb.helmEnv }
+    );
+    const password: unknown = (
+      parse(raw.stdout) as { hive?: { configMap?: { data?: { database?: { password?: unknown } } } } }
+    ).hive?.configMap?.data?.database?.password;
+    if (typeof password !== 'string' || password === '') throw new Error(`no fixture password in: ${raw.stdout}`);
+    expect(raw.stdout).toContain(password);
+
+    const full = await cli(sb, ['plan', '--version', '0.19.2', '--fleet', fleet, '--diff']);
+    expect(full.exitCode, full.all).toBe(0);
+    expect(section(full.stdout, 'control-plane')).toContain(
+      '+          image: release.daocloud.io/skoala/hive:v0.19.2'
+    );
+    expect(section(full.stdout, 'worker-1')).toContain('--- a/deployment/skoala-agent\trevision 1');
+    expect(section(full.stdout, 'worker-1')).toContain(
+      '+          image: release.daocloud.io/skoala/skoala-agent:v0.19.2'
+    );
+
+    // The compact plan, with a values file that also rotates the password: the Secret and the value
+    // change, so both passwords sit in what is diffed, and neither is printed.
+    const rotated = `rotated-${password}-2`;
+    const valuesFile = path.join(sb.dir, 'rotate-password.yaml');
+    await writeFile(valuesFile, `hive: { configMap: { data: { database: { password: ${rotated} } } } }\n`);
+    const rotateFleet = await writeFleetFile(sb, path.join(sb.dir, 'fleet-rotate.yaml'), {
+      valuesFiles: { skoala: [valuesFile], skoalaInit: [] },
+    });
+    const compact = await cli(sb, ['plan', '--version', '0.19.2', '--fleet', rotateFleet]);
+    expect(compact.exitCode, compact.all).toBe(0);
+    const cpPlan = section(compact.stdout, 'control-plane');
+    expect(cpPlan).toContain('~ deployment/hive: image: release.daocloud.io/skoala/hive:v0.18.0 -> ...:v0.19.2');
+    expect(cpPlan).toContain('~ secret/skoala-db: password: <redacted> -> <redacted, changed>');
+    expect(cpPlan).toContain('~ hive.configMap.data.database.password: <redacted> -> <redacted, changed>');
+    expect(cpPlan).toContain('~ hive.image.tag: v0.18.0 -> v0.19.2');
+    for (const w of ['worker-1', 'worker-2'])
+      expect(section(compact.stdout, w)).toContain(
+        'manifest diff (skoala-init 0.18.0 -> 0.19.2, server-side dry run): 3 changed, 0 added, 0 removed, 1 unchanged\n' +
+          '       ~ deployment/nacos-operator: image: release.daocloud.io/skoala/nacos-operator:v0.18.0 -> ...:v0.19.2'
+      );
+    expect(section(compact.stdout, 'worker-1')).toContain(
+      '~ deployment/skoala-agent: image: release.daocloud.io/skoala/skoala-agent:v0.18.0 -> ...:v0.19.2'
+    );
+    for (const out of [full.all, compact.all]) {
+      expect(out).not.toContain(password);
+      expect(out).not.toContain(rotated);
+    }
   });
 
   it('start-upgrade --dry-run prints the same plan and needs no Temporal', async () => {

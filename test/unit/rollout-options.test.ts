@@ -81,12 +81,14 @@ describe('onFailureOption (--on-failure)', () => {
     expect(onFailureOption(undefined)).toBe('rollback');
   });
 
-  it.each(['stop', 'rollback'] as const)('%s', (value) => {
+  it.each(['stop', 'rollback', 'pause'] as const)('%s', (value) => {
     expect(onFailureOption(value)).toBe(value);
   });
 
   it.each(['Stop', 'ROLLBACK', 'abort', 'continue', ' stop', ''])('%j is refused', (value) => {
-    expect(refusal(() => onFailureOption(value)).message).toBe(`--on-failure "${value}" must be stop or rollback`);
+    expect(refusal(() => onFailureOption(value)).message).toBe(
+      `--on-failure "${value}" must be rollback, stop or pause`
+    );
   });
 });
 
@@ -181,7 +183,7 @@ describe('rolloutOptions', () => {
 
   it.each([
     [{ healthTimeout: '5s' }, '--health-timeout "5s" must be a duration from 10s to 24h, such as 90s, 10m or 1h'],
-    [{ onFailure: 'abort' }, '--on-failure "abort" must be stop or rollback'],
+    [{ onFailure: 'abort' }, '--on-failure "abort" must be rollback, stop or pause'],
     [{ canary: '9' }, '--canary 9 must be from 1 to the 3 worker clusters of the fleet'],
     [
       { canary: 'global' },

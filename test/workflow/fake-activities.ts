@@ -170,6 +170,17 @@ export class FakeFleet {
           const changes = this.crdChanges.get(i.cluster.name) ?? [];
           return { summary: summarizeCrdPreview(changes), digest: crdPreviewDigest(i.step, changes) };
         }),
+      // No workflow calls it yet (the plan command does): an empty diff keeps the type complete.
+      previewManifestDiff: (i) =>
+        this.record('previewManifestDiff', i.cluster.name, () => ({
+          cluster: i.cluster.name,
+          release: i.step.release,
+          to: i.step.version,
+          resources: [],
+          unchanged: 0,
+          values: [],
+          redacted: 0,
+        })),
       rollbackRelease: (i) => this.record('rollbackRelease', i.cluster.name, () => ({ rolledBack: true })),
       verifyWorkloads: (i) => this.record('verifyWorkloads', i.cluster.name, () => ({ workloads: [] })),
       rollbackToRevision: (i) =>

@@ -1,0 +1,126 @@
+/**
+ * Retry and skip one worker cluster (updates on the parent) and `--on-failure pause`, on a real dev
+ * server with activity doubles. The end-to-end case on sandbox clusters is in
+ * test/e2e/bad-version.test.ts; this file covers the orderings that are slow to reach there.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { UpgradeRequest, UpgradeResult } from '../../runbook/types';
+import { upgradeEngine } from '../../workflows';
+import { pauseUpdate, resumeUpdate, retryClusterUpdate, skipClusterUpdate } from '../../workflows/messages';
+import { approveAhead } from './approve';
+import { refusal, startHarness, waitForStatus, type Harness } from './harness';
+import { fakeFleetAt, fleetOf, requestFor } from './request';
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness();
+});
+afterAll(async () => {
+  await h?.close();
+});
+
+let n = 0;
+const queue = () => `q-cluster-control-${Date.now()}-${n++}`;
+const start = (request: UpgradeRequest, taskQueue: string) =>
+  h.env.client.workflow.start(upgradeEngine, { taskQueue, workflowId: `wf-${request.upgradeId}`, args: [{ request }] });
+
+describe('retry and skip one cluster', () => {
+  it('--on-failure pause: the upgrade waits for failed clusters; a retry starts at once, a skip ends it, the pause lifts', async () => {
+    const fleet = fleetOf(4);
+    const fake = fakeFleetAt(fleet, '0.18.0');
+    fake.faults.set('upgradeRelease:worker-1', ['nonRetryable']);
+    fake.faults.set('upgradeRelease:worker-2', ['nonRetryable']);
+    const tq = queue();
+    await (
+      await h.worker(tq, fake.activities())
+    ).runUntil(async () => {
+      const handle = await start(requestFor(fleet, { maxParallel: 2, onFailure: 'pause' }), tq);
+      await approveAhead(handle, '', 'alice', 'reviewed');
+      const paused = await waitForStatus(handle, (s) => s.failures.length === 2, 30_000);
+      expect(paused.rollout?.paused?.by).toBe('on-failure pause');
+      expect(paused.workers.map((w) => w.state)).toEqual(['failed', 'failed', 'pending', 'pending']);
+
+      const who = { by: 'bob' };
+      expect(await refusal(handle.executeUpdate(retryClusterUpdate, { args: [{ cluster: 'worker-3', ...who }] }))).toBe(
+        'worker-3 has not started yet (the rollout is paused by on-failure pause): nothing to retry'
+      );
+      expect(await refusal(handle.executeUpdate(skipClusterUpdate, { args: [{ cluster: 'worker-1', ...who }] }))).toBe(
+        'say why the cluster is skipped (--reason)'
+      );
+      expect(await handle.executeUpdate(retryClusterUpdate, { args: [{ cluster: 'worker-1', ...who }] })).toBe(
+        'worker-1 will start again'
+      );
+      expect(
+        await refusal(handle.executeUpdate(retryClusterUpdate, { args: [{ cluster: 'worker-1', ...who }] }))
+      ).toMatch(/^worker-1 (is already queued to retry|is running.*|has already ended upgraded: nothing to retry)/);
+      await waitForStatus(handle, (s) => s.workers[0]?.state === 'upgraded', 30_000);
+      // worker-2 still failed: the rollout stays paused, worker-3 and worker-4 wait.
+      const still = await handle.query('status');
+      expect(still).toMatchObject({ rollout: { paused: { by: 'on-failure pause' } } });
+      expect(fake.count('upgradeRelease', 'worker-3')).toBe(0);
+
+      expect(
+        await handle.executeUpdate(skipClusterUpdate, {
+          args: [{ cluster: 'worker-2', by: 'carol', reason: 'decommissioned' }],
+        })
+      ).toBe('worker-2 skipped');
+      const result = (await handle.result()) as UpgradeResult;
+      expect(result.workers.map((r) => [r.cluster, r.outcome])).toEqual([
+        ['worker-1', 'upgraded'],
+        ['worker-2', 'skipped'],
+        ['worker-3', 'upgraded'],
+        ['worker-4', 'upgraded'],
+      ]);
+      expect(result.workers[1]?.error).toMatch(/^skipped by carol: decommissioned \(it had failed: /);
+      expect(result.counts).toMatchObject({ upgraded: 4, skipped: 1, failed: 0 });
+      // The retried cluster ran its upgrade twice (failed, then done), the skipped one once.
+      expect(fake.calls.filter((c) => c.activity === 'upgradeRelease' && c.cluster === 'worker-1')).toHaveLength(2);
+      expect(fake.calls.filter((c) => c.activity === 'upgradeRelease' && c.cluster === 'worker-2')).toHaveLength(1);
+    });
+  });
+
+  it("skip a cluster not started yet; a person's pause holds a retry back; resume accepts the failures", async () => {
+    const fleet = fleetOf(3);
+    const fake = fakeFleetAt(fleet, '0.18.0');
+    fake.faults.set('upgradeRelease:worker-1', ['nonRetryable']);
+    const release3 = fake.hold('upgradeRelease', 'worker-2');
+    const tq = queue();
+    const worker = await h.worker(tq, fake.activities());
+    // An assertion failing while worker-2's step is held would leave the worker waiting on it forever.
+    const steps = async () => {
+      const handle = await start(requestFor(fleet, { maxParallel: 1, onFailure: 'stop' }), tq);
+      await approveAhead(handle, '', 'alice', 'reviewed');
+      await waitForStatus(handle, (s) => s.workers[0]?.state === 'failed' && s.workers[1]?.state === 'running', 30_000);
+      expect(
+        await refusal(
+          handle.executeUpdate(skipClusterUpdate, { args: [{ cluster: 'worker-2', by: 'bob', reason: 'x' }] })
+        )
+      ).toBe('worker-2 is running: a failing step retries by itself; skip applies once the cluster has failed');
+      expect(
+        await handle.executeUpdate(skipClusterUpdate, {
+          args: [{ cluster: 'worker-3', by: 'bob', reason: 'maintenance' }],
+        })
+      ).toBe('worker-3 skipped: it will not start');
+      await handle.executeUpdate(pauseUpdate, { args: [{ by: 'dave', reason: 'change freeze' }] });
+      expect(await handle.executeUpdate(retryClusterUpdate, { args: [{ cluster: 'worker-1', by: 'bob' }] })).toBe(
+        'worker-1 will start again once the rollout resumes (paused by dave)'
+      );
+      release3();
+      await waitForStatus(handle, (s) => s.workers[1]?.state === 'upgraded', 30_000);
+      expect(fake.count('upgradeRelease', 'worker-1')).toBe(0); // held back by dave's pause
+      await handle.executeUpdate(resumeUpdate, { args: [{ by: 'dave' }] });
+      const result = (await handle.result()) as UpgradeResult;
+      expect(result.workers.map((r) => [r.cluster, r.outcome])).toEqual([
+        ['worker-1', 'upgraded'],
+        ['worker-2', 'upgraded'],
+        ['worker-3', 'skipped'],
+      ]);
+      expect(result.workers[2]?.error).toBe('skipped by bob: maintenance');
+      // The upgrade has ended: the server refuses the update (the CLI says how it ended: e2e).
+      await expect(
+        handle.executeUpdate(retryClusterUpdate, { args: [{ cluster: 'worker-1', by: 'bob' }] })
+      ).rejects.toThrow('workflow execution already completed');
+    };
+    await worker.runUntil(() => steps().finally(release3));
+  });
+});
