@@ -461,6 +461,7 @@ export function startWorkloadStandIn(opts: WorkloadStandInOptions): WorkloadStan
     patched,
     setBroken(entries) {
       broken = parseBrokenImages(entries);
+      written.clear(); // a workload patched as broken is now wanted otherwise: not a stored-status mismatch
       wake?.();
     },
     async stop() {

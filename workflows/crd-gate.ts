@@ -193,9 +193,10 @@ export function crdGate(d: GateDeps) {
         : '';
     const digest = preview?.digest ? ` --digest ${shortDigest(preview.digest)}` : '';
     setCurrentDetails(
-      `${cluster}: waiting for approval of the CRD re-apply${need} (npm run approve -- --cluster ${cluster}${digest} --by NAME)` +
-        (preview?.text ? `\n\n${preview.text}` : '') +
-        (preview?.digest ? `\n\ndigest: ${preview.digest}` : '')
+      // Markdown in the UI: commands and the preview in code spans and blocks, so `--x` stays `--x`.
+      `**${cluster}**: waiting for approval of the CRD re-apply${need}: \`npm run approve -- --cluster ${cluster}${digest} --by NAME\`` +
+        (preview?.text ? `\n\n\`\`\`\n${preview.text}\n\`\`\`` : '') +
+        (preview?.digest ? `\n\ndigest: \`${preview.digest}\`` : '')
     );
   }
 

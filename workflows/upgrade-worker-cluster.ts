@@ -52,6 +52,8 @@ export async function upgradeWorkerCluster(input: UpgradeWorkerClusterInput): Pr
   const setState = (s: ClusterState) => {
     if (indexed && s !== currentState) upsertSearchAttributes([{ key: SKOALA_PHASE, value: s }]);
     currentState = s;
+    // Where it ended, not its last step (the UI shows current details after the run too).
+    if (s !== 'running' && s !== 'waiting-approval') setCurrentDetails(`**${cluster}**: ${s}`);
   };
 
   let seq = 0;

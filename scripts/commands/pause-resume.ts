@@ -5,11 +5,12 @@
  * Updates on the upgrade workflow: a refusal (already paused, not held, the upgrade ended) comes
  * back at once; who and why are recorded in history.
  */
-import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { parseSelector, SelectorError } from '../../runbook/selector';
 import { holdUpdate, pauseUpdate, releaseUpdate, resumeUpdate } from '../../workflows/messages';
 import { ExitError } from '../lib/errors';
 import { resolveUpgradeId } from '../lib/temporal';
+import { refusedUpdate } from '../lib/upgrade-state';
 
 export interface PauseOptions {
   by?: string;
@@ -20,11 +21,6 @@ export interface PauseOptions {
 export function validatePause(opts: PauseOptions): void {
   if (!opts.by?.trim()) throw new ExitError('--by NAME is required: pause and resume record who did it');
 }
-
-const refused = (err: unknown): never => {
-  if (err instanceof WorkflowUpdateFailedError) throw new ExitError(`refused: ${err.cause?.message ?? err.message}`);
-  throw err;
-};
 
 export async function pauseOrResume(
   action: 'pause' | 'resume',
@@ -38,7 +34,7 @@ export async function pauseOrResume(
     .executeUpdate(action === 'pause' ? pauseUpdate : resumeUpdate, {
       args: [{ by: (opts.by as string).trim(), ...(opts.reason ? { reason: opts.reason } : {}) }],
     })
-    .catch(refused);
+    .catch(refusedUpdate(client, workflowId));
   return { workflowId, answer };
 }
 
@@ -79,6 +75,6 @@ export async function holdOrRelease(
       : handle.executeUpdate(releaseUpdate, {
           args: [{ ...who, ...(opts.all ? { all: true } : { selector: (opts.select as string).trim() }) }],
         })
-  ).catch(refused);
+  ).catch(refusedUpdate(client, workflowId));
   return { workflowId, answer };
 }

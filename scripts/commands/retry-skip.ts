@@ -4,12 +4,12 @@
  * (or, for skip, has not started) without restarting the upgrade. Updates on the upgrade workflow:
  * a refusal names what the cluster is doing; an upgrade that has ended says so.
  */
-import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { CLUSTER_NAME } from '../../runbook/fleet';
 import { retryClusterUpdate, skipClusterUpdate } from '../../workflows/messages';
 import { ExitError } from '../lib/errors';
 import { resolveUpgradeId } from '../lib/temporal';
-import { endedUpgradeMessage } from '../lib/upgrade-state';
+import { refusedUpdate } from '../lib/upgrade-state';
 
 export interface ClusterCommandOptions {
   cluster?: string;
@@ -36,16 +36,10 @@ export async function retryOrSkip(
   const workflowId = await resolveUpgradeId(client, opts.workflowId);
   const cluster = opts.cluster as string;
   const handle = client.workflow.getHandle(workflowId);
-  try {
-    const answer = await handle.executeUpdate(action === 'retry' ? retryClusterUpdate : skipClusterUpdate, {
+  const answer = await handle
+    .executeUpdate(action === 'retry' ? retryClusterUpdate : skipClusterUpdate, {
       args: [{ cluster, by: (opts.by as string).trim(), ...(opts.reason ? { reason: opts.reason.trim() } : {}) }],
-    });
-    return { workflowId, cluster, answer };
-  } catch (err) {
-    if (err instanceof WorkflowUpdateFailedError) throw new ExitError(`refused: ${err.cause?.message ?? err.message}`);
-    // An upgrade that has closed takes no update: say how it ended, not the server's words.
-    const ended = await endedUpgradeMessage(client, workflowId);
-    if (ended) throw new ExitError(`refused: ${ended}; start the upgrade again to ${action} ${cluster}`);
-    throw err;
-  }
+    })
+    .catch(refusedUpdate(client, workflowId, `; start the upgrade again to ${action} ${cluster}`));
+  return { workflowId, cluster, answer };
 }

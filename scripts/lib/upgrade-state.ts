@@ -1,5 +1,5 @@
 /** Reading an upgrade's state: the live query while it runs, the recorded result once it ended. */
-import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import type { UpgradeResult, UpgradeStatus } from '../../runbook/types';
 import pLimit from 'p-limit';
 import { statusQuery } from '../../workflows/messages';
@@ -82,3 +82,16 @@ async function addRetrying(client: Client, workflowId: string, status: UpgradeSt
     )
   );
 }
+
+/**
+ * For `.catch()` on an update to the upgrade: a refusal by its validator becomes `refused: <why>`;
+ * an upgrade that has closed (no update reaches it) says how it ended, not the server's words.
+ */
+export const refusedUpdate =
+  (client: Client, workflowId: string, then = '') =>
+  async (err: unknown): Promise<never> => {
+    if (err instanceof WorkflowUpdateFailedError) throw new ExitError(`refused: ${err.cause?.message ?? err.message}`);
+    const ended = await endedUpgradeMessage(client, workflowId);
+    if (ended) throw new ExitError(`refused: ${ended}${then}`);
+    throw err;
+  };

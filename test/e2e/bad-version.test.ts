@@ -212,13 +212,13 @@ describe.sequential('a bad version stops early', () => {
           reject: false,
           env: { TEMPORAL_ADDRESS: stack.env.address, SKOALA_TASK_QUEUE: stack.taskQueue, CI: 'true' },
         });
-      const started = await cli([
+      // --follow prints plain lines (no TTY) until a gate waits: here, worker-1's after its retry.
+      const following = cli([
         'start-upgrade',
         ...['--version', '0.28.2', '--fleet', stack.fleetFile, '--on-failure', 'pause', '--retry-failed'],
-        ...['--max-parallel', '2', '--health-timeout', '10s', '--by', 'alice'],
+        ...['--max-parallel', '2', '--health-timeout', '10s', '--by', 'alice', '--follow'],
       ]);
-      expect(started.exitCode, started.stderr).toBe(0);
-      const handle = client.workflow.getHandle(/started upgrade (\S+)/.exec(started.stdout)?.[1] ?? '?');
+      const handle = client.workflow.getHandle('skoala-upgrade-sandbox');
       await waitForStatus(handle, (x) => x.failures.length === 2 && x.rollout?.paused !== undefined, 120_000);
 
       const status = await cli(['status']);
@@ -264,6 +264,16 @@ describe.sequential('a bad version stops early', () => {
       expect(retried.exitCode, retried.stderr).toBe(0);
       expect(retried.stdout).toBe(`${handle.workflowId}: worker-1 will start again`);
       await waitForStatus(handle, (x) => x.pendingApprovals.includes('worker-1'), 120_000);
+      const followed = await following;
+      expect(followed.exitCode, followed.stderr).toBe(0);
+      const lines = followed.stdout.split('\n');
+      expect(lines[0]).toBe('started upgrade skoala-upgrade-sandbox');
+      expect(lines).toContainEqual(expect.stringMatching(/^worker-1: failed: worker-1: verifyWorkloads failed: /));
+      expect(lines).toContainEqual(expect.stringMatching(/^worker-1: waiting-approval \(awaitCrdApproval\)$/));
+      expect(lines).toContain(
+        '  npm run approve -- --workflow-id skoala-upgrade-sandbox --cluster worker-1 --by "$USER"'
+      );
+      expect(followed.stdout).not.toMatch(/\u001b\[/); // no terminal control codes off a TTY
       const approved = await cli(['approve', '--cluster', 'worker-1', '--by', 'carol']);
       expect(approved.exitCode, approved.stderr).toBe(0);
       await waitForStatus(handle, (x) => x.workers[0]?.state === 'upgraded', 60_000);
@@ -297,10 +307,10 @@ describe.sequential('a bad version stops early', () => {
         /│ worker-2 +│ worker +│ skipped .*│ skipped by bob: image not in the site registry/
       );
       const late = await cli(['retry', '--cluster', 'worker-2', '--by', 'bob', '--workflow-id', handle.workflowId]);
-      expect(late.exitCode).toBe(1);
+      expect(late.exitCode).toBe(2);
       expect(late.stderr.trim()).toMatch(
         new RegExp(
-          `^refused: upgrade ${handle.workflowId} has finished at \\S+; start the upgrade again to retry worker-2$`
+          `^skoala-upgrade: refused: upgrade ${handle.workflowId} has finished at \\S+; start the upgrade again to retry worker-2$`
         )
       );
     }

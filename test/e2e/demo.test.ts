@@ -7,7 +7,17 @@ import { execa } from 'execa';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import { afterAll, describe, expect, it } from 'vitest';
+import {
+  launchBrowser,
+  userMetadata,
+  visibleText,
+  waitForText,
+  workflowListUrl,
+  workflowUrl,
+} from '../helpers/browser';
 
 const SERVERS = /kine|kube-apiserver|temporal server start-dev|registry serve/;
 /**
@@ -58,6 +68,61 @@ afterAll(async () => {
   for (const dir of demoDirs) await rm(dir, { recursive: true, force: true });
 });
 
+/**
+ * The Temporal UI while worker-1 waits at its gate, in Debian's chromium: the workflow list filtered
+ * by SkoalaPhase finds the upgrade (and a filter on another phase does not), the parent's current
+ * details name the waiting cluster and the approve command, the child's history shows its activity
+ * summaries in the order they ran. Screenshots go to test-output/screenshots/.
+ */
+async function checkUiAtTheGate(ui: string, address: string): Promise<void> {
+  const connection = await Connection.connect({ address });
+  const browser = await launchBrowser();
+  try {
+    const client = new Client({ connection });
+    const id = 'skoala-upgrade-sandbox';
+    const list = await browser.open(
+      workflowListUrl(ui, 'SkoalaPhase = "waiting-approval" AND SkoalaWaitingApproval = "worker-1"')
+    );
+    await waitForText(list, id, 30_000);
+    await browser.screenshot(list, 'ui-list-waiting-approval');
+    expect(await visibleText(list)).toContain('upgradeEngine');
+    const other = await browser.open(workflowListUrl(ui, 'SkoalaPhase = "done"'));
+    await waitForText(other, 'No Workflows Found', 30_000);
+
+    const parentRun = (await client.workflow.getHandle(id).describe()).runId;
+    const parent = await browser.open(workflowUrl(ui, id, parentRun, 'user-metadata'));
+    const details = await userMetadata(parent, 'current-details', 30_000);
+    await browser.screenshot(parent, 'ui-parent-current-details');
+    expect(details).toContain('phase waiting-approval');
+    expect(details).toMatch(/worker-1\s+CRD approval sha256:[0-9a-f]{12}/);
+    expect(details).toContain(`npm run approve -- --workflow-id ${id} --cluster worker-1 --by NAME`);
+
+    const childId = `${id}/worker-1`;
+    const childHandle = client.workflow.getHandle(childId);
+    const summaries = ((await childHandle.fetchHistory()).events ?? [])
+      .filter((e) => e.activityTaskScheduledEventAttributes)
+      .flatMap((e) =>
+        e.userMetadata?.summary ? [defaultPayloadConverter.fromPayload<string>(e.userMetadata.summary as Payload)] : []
+      );
+    expect(summaries.length).toBeGreaterThan(3);
+    const child = await browser.open(workflowUrl(ui, childId, (await childHandle.describe()).runId, 'history'));
+    await waitForText(child, summaries.at(-1)!, 30_000);
+    await browser.screenshot(child, 'ui-child-history');
+    const text = await visibleText(child);
+    const at = summaries.map((sm) => text.indexOf(sm));
+    expect(
+      at.every((i) => i >= 0),
+      `${JSON.stringify(summaries)}\n${text}`
+    ).toBe(true);
+    // In the order they ran: the UI lists history oldest first or newest first; either way, consistently.
+    const sorted = [...at].sort((a, b) => a - b);
+    expect([at, [...at].reverse()]).toContainEqual(sorted);
+  } finally {
+    await browser.close();
+    await connection.close();
+  }
+}
+
 describe('npm run demo', () => {
   it('--yes upgrades every cluster, prints the UI link and the final table, and leaves no process', async () => {
     const mark = newMark();
@@ -79,7 +144,18 @@ describe('npm run demo', () => {
     // The run report, written next to the log.
     const report = /\[demo\] report: (\S+)/.exec(run.all)?.[1];
     expect(report, run.all).toBe(path.join(path.dirname(log), 'report.html'));
-    expect(readFileSync(report!, 'utf8')).toMatch(/^<!doctype html>/i);
+    const html = readFileSync(report!, 'utf8');
+    expect(html).toMatch(/^<!doctype html>/i);
+    // A timeline row per cluster, each upgraded; the approvals of the CRD steps, with who gave them.
+    for (const c of ['control-plane', 'worker-1', 'worker-2'])
+      expect(html).toMatch(
+        new RegExp(`<div class="row"><div class="name"><b>${c}</b> <span class="badge[^"]*">upgraded</span>`)
+      );
+    const approvals = html.slice(html.indexOf('<h2>Approvals</h2>'), html.indexOf('<h3>Approval requests'));
+    for (const c of ['worker-1', 'worker-2'])
+      expect(approvals).toMatch(
+        new RegExp(`<td>${c}</td><td><span class="badge[^"]*">approved</span></td><td>demo --yes</td>`)
+      );
   });
 
   it('shows a bad version: --to 0.28.2 --canary 1, the canary fails its health check, is rolled back, no other starts', async () => {
@@ -134,6 +210,8 @@ describe('npm run demo', () => {
     );
     // The positive control: the same search finds this run's servers while it runs.
     expect(serverProcesses(mark).size).toBeGreaterThan(0);
+    const ui = (await waitFor(/\[demo\] Temporal UI: (http:\S+)/, 'UI link'))[1]!;
+    await checkUiAtTheGate(ui, prompt[1]!);
     // The command exactly as printed, $USER as a shell would expand it.
     const approve = await execa('npm', ['run', '-s', 'approve', '--', ...prompt[2]!.split(' '), '--by', 'demo-test'], {
       env: { TEMPORAL_ADDRESS: prompt[1] },
