@@ -8,6 +8,7 @@ import type { UpgradeRequest, UpgradeResult } from '../../runbook/types';
 import { upgradeEngine } from '../../workflows';
 import { pauseUpdate, resumeUpdate, retryClusterUpdate, skipClusterUpdate } from '../../workflows/messages';
 import { approveAhead } from './approve';
+import { startAttributes } from '../../scripts/lib/search-attributes';
 import { refusal, startHarness, waitForStatus, type Harness } from './harness';
 import { fakeFleetAt, fleetOf, requestFor } from './request';
 
@@ -21,8 +22,22 @@ afterAll(async () => {
 
 let n = 0;
 const queue = () => `q-cluster-control-${Date.now()}-${n++}`;
-const start = (request: UpgradeRequest, taskQueue: string) =>
-  h.env.client.workflow.start(upgradeEngine, { taskQueue, workflowId: `wf-${request.upgradeId}`, args: [{ request }] });
+const start = (request: UpgradeRequest, taskQueue: string, indexed = false) =>
+  h.env.client.workflow.start(upgradeEngine, {
+    taskQueue,
+    workflowId: `wf-${request.upgradeId}`,
+    args: [{ request }],
+    // As start-upgrade does where the namespace has them (the test server registers them).
+    ...(indexed ? { typedSearchAttributes: startAttributes(request.fleet.name, request.options.targetVersion) } : {}),
+  });
+
+/** The Skoala* search attributes the server has for a workflow now. */
+async function indexed(workflowId: string): Promise<Record<string, unknown>> {
+  const d = await h.env.client.workflow.getHandle(workflowId).describe();
+  return Object.fromEntries(
+    d.typedSearchAttributes.getAll().flatMap((p) => (p.key.name.startsWith('Skoala') ? [[p.key.name, p.value]] : []))
+  );
+}
 
 describe('retry and skip one cluster', () => {
   it('--on-failure pause: the upgrade waits for failed clusters; a retry starts at once, a skip ends it, the pause lifts', async () => {
@@ -34,11 +49,24 @@ describe('retry and skip one cluster', () => {
     await (
       await h.worker(tq, fake.activities())
     ).runUntil(async () => {
-      const handle = await start(requestFor(fleet, { maxParallel: 2, onFailure: 'pause' }), tq);
+      const handle = await start(requestFor(fleet, { maxParallel: 2, onFailure: 'pause' }), tq, true);
       await approveAhead(handle, '', 'alice', 'reviewed');
       const paused = await waitForStatus(handle, (s) => s.failures.length === 2, 30_000);
       expect(paused.rollout?.paused?.by).toBe('on-failure pause');
       expect(paused.workers.map((w) => w.state)).toEqual(['failed', 'failed', 'pending', 'pending']);
+      // The UI's list can find it: paused, with its failed clusters; each child by its cluster and phase.
+      await expect
+        .poll(() => indexed(handle.workflowId))
+        .toMatchObject({
+          SkoalaPhase: 'paused',
+          SkoalaFailedClusters: ['worker-1', 'worker-2'],
+          SkoalaFleet: 'test',
+          SkoalaVersion: '0.19.2',
+        });
+      expect(await indexed(`${handle.workflowId}/worker-2`)).toMatchObject({
+        SkoalaCluster: 'worker-2',
+        SkoalaPhase: 'failed',
+      });
 
       const who = { by: 'bob' };
       expect(await refusal(handle.executeUpdate(retryClusterUpdate, { args: [{ cluster: 'worker-3', ...who }] }))).toBe(
@@ -73,6 +101,10 @@ describe('retry and skip one cluster', () => {
       ]);
       expect(result.workers[1]?.error).toMatch(/^skipped by carol: decommissioned \(it had failed: /);
       expect(result.counts).toMatchObject({ upgraded: 4, skipped: 1, failed: 0 });
+      const final = await indexed(handle.workflowId);
+      expect(final).toMatchObject({ SkoalaPhase: 'done' });
+      expect(final).not.toHaveProperty('SkoalaFailedClusters'); // skipped: no longer failed
+      expect(await indexed(`${handle.workflowId}/worker-1`)).toMatchObject({ SkoalaPhase: 'upgraded' });
       // The retried cluster ran its upgrade twice (failed, then done), the skipped one once.
       expect(fake.calls.filter((c) => c.activity === 'upgradeRelease' && c.cluster === 'worker-1')).toHaveLength(2);
       expect(fake.calls.filter((c) => c.activity === 'upgradeRelease' && c.cluster === 'worker-2')).toHaveLength(1);

@@ -10,7 +10,8 @@
  * image check at preflight (one per task queue) and backups kept in the cluster. v6: also a rollout
  * in waves with a soak, an approval given ahead by selector, and a pause and resume. v7: approvals
  * naming digests, and a gated upgrade: two distinct approvers, an approval refused after the CRD
- * preview changed, a hold and its release, a maintenance window, reminders to a webhook.
+ * preview changed, a hold and its release, a maintenance window, reminders to a webhook. v8: search
+ * attributes upserted by parent and children, `--on-failure pause`, a cluster retried and one skipped.
  */
 import { execa } from 'execa';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -26,12 +27,17 @@ import {
   pauseUpdate,
   releaseUpdate,
   resumeUpdate,
+  retryClusterUpdate,
+  skipClusterUpdate,
 } from '../../workflows/messages';
+import { startAttributes } from '../../scripts/lib/search-attributes';
 import { approveAhead, approveGate, approveWaiting } from './approve';
 import { startHarness, waitForStatus } from './harness';
 import { fakeFleetAt, fleetOf, requestFor } from './request';
 
-const VERSION = 'v7';
+const VERSION = 'v8';
+/** `npx tsx test/workflow/record-histories.ts cluster-control`: record only that scenario (v8's new one). */
+const only = process.argv[2];
 
 function expectFirst(runs: string[], firstRunId: string): void {
   if (runs[0] !== firstRunId) throw new Error(`runs listed out of order: ${runs.join(', ')}`);
@@ -58,6 +64,11 @@ const save = async (name: string, workflowId: string, runId?: string) => {
   await writeFile(new URL('ids.json', out), `${JSON.stringify(ids, null, 2)}\n`);
 };
 try {
+  if (only === 'cluster-control') {
+    await recordClusterControl();
+    console.log(`histories written to ${out.pathname}`);
+    process.exit(0);
+  }
   const fleet = fleetOf(3);
   fleet.workers[2] = { ...(fleet.workers[2] as (typeof fleet.workers)[number]), taskQueue: 'record-site' };
   fleet.backupStore = 'cluster';
@@ -101,6 +112,7 @@ try {
   );
   await recordWaves();
   await recordGates();
+  await recordClusterControl();
   console.log(`histories written to ${out.pathname}`);
 } finally {
   await h.close();
@@ -186,4 +198,37 @@ async function recordGates(): Promise<void> {
   } finally {
     await hook.close();
   }
+}
+
+/**
+ * v8: started with the Skoala* search attributes; worker-1 and worker-2 fail under `--on-failure
+ * pause`; worker-1 is retried (its second child run is saved), worker-2 skipped; the pause lifts.
+ */
+async function recordClusterControl(): Promise<void> {
+  const fleet = fleetOf(3);
+  const fake = fakeFleetAt(fleet, '0.18.0', 100);
+  fake.faults.set('upgradeRelease:worker-1', ['nonRetryable']);
+  fake.faults.set('upgradeRelease:worker-2', ['nonRetryable']);
+  const worker = await h.worker('record-control', fake.activities());
+  await worker.runUntil(async () => {
+    const request = requestFor(fleet, { maxParallel: 2, onFailure: 'pause' }, 'recorded-control');
+    const handle = await h.env.client.workflow.start(upgradeEngine, {
+      taskQueue: 'record-control',
+      workflowId: 'recorded-control',
+      args: [{ request }],
+      typedSearchAttributes: startAttributes(fleet.name, request.options.targetVersion),
+    });
+    await approveAhead(handle, '', 'alice');
+    await waitForStatus(handle, (s) => s.failures.length === 2);
+    await handle.executeUpdate(retryClusterUpdate, {
+      args: [{ cluster: 'worker-1', by: 'bob', reason: 'recorded retry' }],
+    });
+    await waitForStatus(handle, (s) => s.workers[0]?.state === 'upgraded');
+    await handle.executeUpdate(skipClusterUpdate, {
+      args: [{ cluster: 'worker-2', by: 'bob', reason: 'recorded skip' }],
+    });
+    await handle.result();
+    await save(`upgrade-engine-cluster-control-${VERSION}`, 'recorded-control');
+    await save(`worker-cluster-retried-${VERSION}`, 'recorded-control/worker-1');
+  });
 }
