@@ -8,7 +8,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as cmd from '../runbook/commands';
-import { diffRelease, effectiveValues, splitManifest, type ManifestDiff } from '../runbook/manifest-diff';
+import { diffRelease, effectiveValues, manifestDiffLines, splitManifest, type ManifestDiff } from '../runbook/manifest-diff';
 import { collectCredentials, Redactor } from '../runbook/redact';
 import type { ClusterRef, Step, Version } from '../runbook/types';
 import type { ChartRepoSession } from './chart-repo';
@@ -112,8 +112,43 @@ export async function previewManifestDiff(
   };
 }
 
+/**
+ * At a worker's CRD gate, after its release was upgraded: what the upgrade changed, the revision it
+ * started from against the release as it is now. Compact lines, redacted (they go to history).
+ */
+export async function releaseChangeLines(
+  deps: Pick<ManifestDiffDeps, 'run'>,
+  input: { cluster: ClusterRef; release: UpgradeStep['release']; fromRevision: number; from?: Version; to: Version }
+): Promise<string[]> {
+  const { cluster, release, fromRevision } = input;
+  const where = { cluster: cluster.name };
+  const side = async (revision?: number) => ({
+    manifest: (await deps.run('helm', cmd.helmGetManifest(cluster, release, revision), where)).stdout,
+    values: parseJson(
+      (await deps.run('helm', cmd.helmGetComputedValues(cluster, release, revision), where)).stdout || '{}',
+      'helm get values'
+    ),
+  });
+  const [before, now] = [await side(fromRevision), await side()];
+  const diff = diffRelease(before, now, { namespace: cluster.namespace });
+  return manifestDiffLines(
+    { cluster: cluster.name, release, ...(input.from ? { from: input.from } : {}), to: input.to, ...diff },
+    { source: `revision ${fromRevision} -> now` }
+  );
+}
+
 export function manifestDiffActivities(deps: ManifestDiffDeps) {
   return {
+    /** Read-only: what this upgrade changed in the release, for its CRD gate (compact, redacted). */
+    async releaseChangeLines(input: {
+      cluster: ClusterRef;
+      release: UpgradeStep['release'];
+      fromRevision: number;
+      from?: Version;
+      to: Version;
+    }): Promise<string[]> {
+      return releaseChangeLines(deps, input);
+    },
     /**
      * Read-only: what the upgrade step would change on this cluster (resources and effective
      * values), redacted. Reads run as the upgrade would, on the cluster's own worker host.

@@ -119,17 +119,18 @@ export const kubectlApplyFile = (c: ClusterRef, file: string): Argv => [
 ];
 
 /** Pinned to the pre-upgrade revision, so a late or repeated backup still captures the old values. */
-export const helmGetValues = (c: ClusterRef, release: ReleaseName, revision: number): Argv => [
+export const helmGetValues = (c: ClusterRef, release: ReleaseName, revision: number): Argv =>
+  getValuesOf(c, release, revision, ['-o', 'yaml']);
+
+const getValuesOf = (c: ClusterRef, release: ReleaseName, revision: number | undefined, output: string[]): Argv => [
   ...helmTarget(c),
   'get',
   'values',
   release,
   '-n',
   c.namespace,
-  '--revision',
-  String(revision),
-  '-o',
-  'yaml',
+  ...(revision === undefined ? [] : ['--revision', String(revision)]),
+  ...output,
 ];
 
 export const kubectlApplyJob = (c: ClusterRef, manifest: string): Argv => [
@@ -313,20 +314,9 @@ export const helmGetManifest = (c: ClusterRef, release: ReleaseName, revision?: 
   ...(revision === undefined ? [] : ['--revision', String(revision)]),
 ];
 
-/** The effective values of a revision (`-a`: chart defaults merged with the user's), as JSON. */
-export const helmGetComputedValues = (c: ClusterRef, release: ReleaseName, revision: number): Argv => [
-  ...helmTarget(c),
-  'get',
-  'values',
-  release,
-  '-n',
-  c.namespace,
-  '--revision',
-  String(revision),
-  '-a',
-  '-o',
-  'json',
-];
+/** The effective values of a revision (default: the current one; `-a`: chart defaults merged with the user's), as JSON. */
+export const helmGetComputedValues = (c: ClusterRef, release: ReleaseName, revision?: number): Argv =>
+  getValuesOf(c, release, revision, ['-a', '-o', 'json']);
 
 /**
  * The upgrade exactly as `helmUpgrade` builds it, run by the API server as a dry run: helm prints

@@ -225,12 +225,12 @@ const valueLine = (v: ValueChange): string =>
 export const COMPACT_LINES = 20;
 
 /** The diff as plan lines: a compact summary (capped), or with `full` every resource's unified diff and every value. */
-export function manifestDiffLines(d: ManifestDiff, opts: { full?: boolean } = {}): string[] {
+export function manifestDiffLines(d: ManifestDiff, opts: { full?: boolean; source?: string } = {}): string[] {
   const what = `${d.release} ${d.from ?? '(not installed)'} -> ${d.to}`;
   if (d.error) return [`manifest diff (${what}) FAILED, the upgrade may fail the same way: ${d.error}`];
   const count = (c: Change) => d.resources.filter((r) => r.change === c).length;
   const lines = [
-    `manifest diff (${what}, server-side dry run): ${count('changed')} changed, ${count('added')} added, ${count('removed')} removed, ${d.unchanged} unchanged`,
+    `manifest diff (${what}, ${opts.source ?? 'server-side dry run'}): ${count('changed')} changed, ${count('added')} added, ${count('removed')} removed, ${d.unchanged} unchanged`,
   ];
   const capped = (xs: string[]) =>
     opts.full || xs.length <= COMPACT_LINES

@@ -135,7 +135,10 @@ program
     const client = await connectClient(temporalEnv());
     const result = await approve(opts, client);
     if (opts.json) return json(result);
-    for (const w of result.approvedWhat) print(`${w.cluster}: ${w.digest}${w.preview ? `\n  ${w.preview}` : ''}`);
+    for (const w of result.approvedWhat)
+      print(
+        `${w.cluster}: ${w.digest}${w.preview ? `\n  ${w.preview}` : ''}${w.changes?.length ? `\n  what the upgrade changed:\n${w.changes.map((l) => `    ${l}`).join('\n')}` : ''}`
+      );
     print(
       result.answer && !result.answer.includes('CRD step')
         ? `${result.answer} (${result.workflowId})`

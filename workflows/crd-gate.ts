@@ -16,11 +16,12 @@ import {
   sleep,
 } from '@temporalio/workflow';
 import { approverRefusal, distinctApprovers, hasApproved, type GatePolicy } from '../runbook/approval-policy';
-import { digestMatches, digestOf, shortDigest } from '../runbook/digest';
+import { digestMatches, shortDigest } from '../runbook/digest';
 import { formatDuration } from '../runbook/duration';
 import type { Approval, ClusterPlan, ClusterState } from '../runbook/types';
 import type { Proxies } from './activities';
 import { errorMessage } from './errors';
+import { previewCrdStep, releaseChanges, type Preview } from './gate-previews';
 import { crdDecisionSignal, decideCrdUpdate, type ClusterProgress, type CrdDecision, type GateView } from './messages';
 import type { Notifier } from './notify';
 
@@ -50,44 +51,6 @@ export interface GateDeps {
 
 const refuse = (message: string) => ApplicationFailure.nonRetryable(message, 'ApprovalRefused');
 
-interface Preview {
-  text: string;
-  digest?: string;
-  /** The dry run did not complete (e.g. the API server is down): nothing was seen to change. */
-  failed?: true;
-}
-
-/**
- * What the CRD step would do (server-side dry run, without taking fields from other managers) and
- * its digest. A preview that fails does not hold the gate: the approver is told it is missing, and
- * the digest then names the step as planned.
- */
-async function previewCrdStep(plan: ClusterPlan, acts: Proxies): Promise<Preview> {
-  const step = plan.steps.find((s) => s.kind === 'reapplyCrds');
-  if (step?.kind !== 'reapplyCrds') return { text: '' };
-  try {
-    const { summary, digest } = await acts.quick.previewCrdChanges.executeWithOptions(
-      {
-        ...acts.options.quick,
-        ...(plan.cluster.taskQueue ? { taskQueue: plan.cluster.taskQueue } : {}),
-        retry: { ...acts.options.quick.retry, maximumAttempts: 2 },
-        summary: `preview the CRD step on ${plan.cluster.name}`,
-      },
-      [{ cluster: plan.cluster, step }]
-    );
-    // `digest` is absent in histories recorded before approvals were bound to it: those stay unbound.
-    return { text: `CRD preview: ${summary.text}`, ...(digest ? { digest } : {}) };
-  } catch (err) {
-    if (isCancellation(err)) throw err;
-    const { repo, ...what } = step;
-    return {
-      text: `CRD preview failed (decide without it, or reject): ${errorMessage(err)}`,
-      digest: digestOf({ step: { ...what, repo: repo.url }, previewFailed: true }),
-      failed: true,
-    };
-  }
-}
-
 export function crdGate(d: GateDeps) {
   const cluster = d.plan.cluster.name;
   const { policy } = d;
@@ -96,6 +59,8 @@ export function crdGate(d: GateDeps) {
   let decision: Approval | undefined;
   let decidedBy: string | undefined; // the approve-all request that decided, if one did
   let preview: Preview | undefined;
+  /** What the upgrade changed in the release (manifest and values, compact, redacted), for the approver. */
+  let changes: string[] | undefined;
   let since: string | undefined;
   const approvals: { by: string; reason?: string; at: string }[] = [];
 
@@ -196,6 +161,7 @@ export function crdGate(d: GateDeps) {
       // Markdown in the UI: commands and the preview in code spans and blocks, so `--x` stays `--x`.
       `**${cluster}**: waiting for approval of the CRD re-apply${need}: \`npm run approve -- --cluster ${cluster}${digest} --by NAME\`` +
         (preview?.text ? `\n\n\`\`\`\n${preview.text}\n\`\`\`` : '') +
+        (changes?.length ? `\n\nWhat the upgrade changed:\n\`\`\`\n${changes.join('\n')}\n\`\`\`` : '') +
         (preview?.digest ? `\n\ndigest: \`${preview.digest}\`` : '')
     );
   }
@@ -247,6 +213,8 @@ export function crdGate(d: GateDeps) {
     }
     // Added after v2 histories were recorded: upgrades already waiting replay without it.
     if (patched('crd-preview-at-gate')) preview = await previewCrdStep(d.plan, d.acts);
+    // Added after v8 histories were recorded: gates already waiting replay without it.
+    if (patched('release-changes-at-gate')) changes = await releaseChanges(d.plan, d.acts);
     since = new Date().toISOString();
     waiting = true;
     d.setState('waiting-approval');
@@ -306,6 +274,10 @@ export function crdGate(d: GateDeps) {
 
   return {
     awaitDecision,
-    query: () => ({ ...(preview?.text ? { preview: preview.text } : {}), ...gateOf() }),
+    query: () => ({
+      ...(preview?.text ? { preview: preview.text } : {}),
+      ...(changes ? { changes } : {}),
+      ...gateOf(),
+    }),
   };
 }

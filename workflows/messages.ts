@@ -87,6 +87,8 @@ export const gateQuery = defineQuery<{
   state: ClusterState;
   step?: StepKind;
   preview?: string;
+  /** What the release upgrade changed on the cluster (compact manifest and values diff, redacted). */
+  changes?: string[];
   gate?: GateView;
 }>('gate');
 

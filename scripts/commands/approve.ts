@@ -37,7 +37,7 @@ export interface ApproveResult {
   /** With --ahead: what the approval covers from now on (`all` or the selector). */
   ahead?: string;
   /** What was approved: per cluster (or `fleet` for --ahead), its digest and preview. */
-  approvedWhat: { cluster: string; digest: string; preview?: string }[];
+  approvedWhat: { cluster: string; digest: string; preview?: string; changes?: string[] }[];
   /** The gate's answer (e.g. "approval 1 of 2 recorded"). */
   answer?: string;
 }
@@ -154,7 +154,16 @@ export async function approve(opts: ApproveOptions, client: Client): Promise<App
     approved,
     clusters: [cluster],
     notDecided: [],
-    approvedWhat: digest ? [{ cluster, digest, ...(gate?.preview ? { preview: gate.preview } : {}) }] : [],
+    approvedWhat: digest
+      ? [
+          {
+            cluster,
+            digest,
+            ...(gate?.preview ? { preview: gate.preview } : {}),
+            ...(gate?.changes ? { changes: gate.changes } : {}),
+          },
+        ]
+      : [],
     answer,
   };
 }

@@ -171,6 +171,10 @@ export class FakeFleet {
           return { summary: summarizeCrdPreview(changes), digest: crdPreviewDigest(i.step, changes) };
         }),
       // No workflow calls it yet (the plan command does): an empty diff keeps the type complete.
+      releaseChangeLines: (i) =>
+        this.record('releaseChangeLines', i.cluster.name, () => [
+          `manifest diff (${i.release} ${i.from ?? '(not installed)'} -> ${i.to}, revision ${i.fromRevision} -> now): 1 changed, 0 added, 0 removed, 0 unchanged`,
+        ]),
       previewManifestDiff: (i) =>
         this.record('previewManifestDiff', i.cluster.name, () => ({
           cluster: i.cluster.name,
