@@ -37,9 +37,15 @@ export const CLI_TYPE_NAME: Record<'KEYWORD' | 'KEYWORD_LIST', string> = {
   KEYWORD_LIST: 'KeywordList',
 };
 
-/** The command that registers them on a real server (README, and the hint start-upgrade prints). */
+/**
+ * The commands that register them on a real server (README, and the hint start-upgrade prints):
+ * one per attribute, as `temporal` 1.9 registered only the first `--name` of a call (checked).
+ */
 export const createSearchAttributesCommand = (namespace: string): string =>
-  `temporal operator search-attribute create --namespace ${namespace} ${SKOALA_SEARCH_ATTRIBUTES.map((k) => `--name ${k.name} --type ${CLI_TYPE_NAME[k.type]}`).join(' ')}`;
+  SKOALA_SEARCH_ATTRIBUTES.map(
+    (k) =>
+      `temporal operator search-attribute create --namespace ${namespace} --name ${k.name} --type ${CLI_TYPE_NAME[k.type]}`
+  ).join(' && ');
 
 /**
  * SkoalaPhase values: the parent's Phase, except `waiting-approval` while any cluster waits at

@@ -124,23 +124,28 @@ export async function fanOut(
       ...(halt ? [`stopped: ${halt.reason}`] : []),
     ]);
     const mayStartLater = queue.length > 0 && !cancelled() && !check() && startedThisRun < perRun;
-    const steerable = (mayStartLater && (paused() || round.keptBack > 0)) || control.awaitingDecision();
+    const steerable =
+      (mayStartLater && (paused() || round.keptBack > 0)) || (!cancelled() && control.awaitingDecision());
     if (running.size === 0 && !steerable && control.retries.length === 0) break;
     // Also wake when resumed, released, a window opens, a cluster is retried or skipped, not only when a child ends.
     const seen = status.steers;
+    // Once cancelled, only the children ending matter (a scope made now would be cancelled at once:
+    // waking on it would spin this loop without end).
     const wakeScope = new CancellationScope();
-    const wake = wakeScope
-      .run(() =>
-        condition(
-          () => status.steers !== seen || cancelled(),
-          steerable && round.opensAt !== undefined ? Math.max(1, round.opensAt - Date.now()) : undefined
-        )
-      )
-      .then(
-        () => undefined,
-        () => undefined
-      );
-    const first = await Promise.race([...running.values(), wake]);
+    const wake = cancelled()
+      ? undefined
+      : wakeScope
+          .run(() =>
+            condition(
+              () => status.steers !== seen || cancelled(),
+              steerable && round.opensAt !== undefined ? Math.max(1, round.opensAt - Date.now()) : undefined
+            )
+          )
+          .then(
+            () => undefined,
+            () => undefined
+          );
+    const first = await Promise.race([...running.values(), ...(wake ? [wake] : [])]);
     wakeScope.cancel();
     if (first !== undefined) running.delete(first);
     waveEnded = notifyWavesEnded(waveEnded, waves, done, notify);

@@ -276,6 +276,11 @@ describe.sequential('a bad version stops early', () => {
       expect(followed.stdout).not.toMatch(/\u001b\[/); // no terminal control codes off a TTY
       const approved = await cli(['approve', '--cluster', 'worker-1', '--by', 'carol']);
       expect(approved.exitCode, approved.stderr).toBe(0);
+      // What the approver saw: the gate's own reading of what the upgrade changed on worker-1.
+      expect(approved.stdout).toMatch(
+        /what the upgrade changed:\n {4}manifest diff \(skoala-init 0\.27\.2 -> 0\.28\.2, revision \d+ -> now\): [1-9]\d* changed/
+      );
+      expect(approved.stdout).toMatch(/~ deployment\/skoala-agent: image: \S+:v0\.27\.2 -> \S+:v0\.28\.2/);
       await waitForStatus(handle, (x) => x.workers[0]?.state === 'upgraded', 60_000);
       expect((await handle.describe()).status.name).toBe('RUNNING'); // worker-2 still waits for a decision
 
