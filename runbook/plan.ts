@@ -300,6 +300,8 @@ function failurePolicyNote(request: UpgradeRequest, rules: RuleDecisions, cp: Cl
       ? 'no failure budget'
       : `at most ${options.maxFailures} failed worker cluster(s), then no new cluster starts`;
   const canaries = options.canaries?.length ? `; canaries first: ${someOf(options.canaries)}` : '';
+  if (options.onFailure === 'pause')
+    return `On failure: pause (a failed cluster is left as it failed, no new cluster starts, and the upgrade waits until each failed cluster is retried or skipped, or someone resumes); ${health}; ${budget}${canaries}`;
   if (options.onFailure !== 'rollback')
     return `On failure: stop (a failed cluster is left as it failed); ${health}; ${budget}${canaries}`;
   const db =

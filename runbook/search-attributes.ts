@@ -11,7 +11,7 @@ const key = <T extends 'KEYWORD' | 'KEYWORD_LIST'>(name: string, type: T): Searc
 
 /** Target version of the upgrade (parent and children). */
 export const SKOALA_VERSION = key('SkoalaVersion', 'KEYWORD');
-/** The fleet: its control-plane cluster's name (parent and children). */
+/** The fleet: the fleet file's `name` (parent and children). */
 export const SKOALA_FLEET = key('SkoalaFleet', 'KEYWORD');
 /** What the upgrade is doing now; see upgradePhaseOf. */
 export const SKOALA_PHASE = key('SkoalaPhase', 'KEYWORD');
@@ -39,7 +39,7 @@ export const CLI_TYPE_NAME: Record<'KEYWORD' | 'KEYWORD_LIST', string> = {
 
 /**
  * The commands that register them on a real server (README, and the hint start-upgrade prints):
- * one per attribute, as `temporal` 1.9 registered only the first `--name` of a call (checked).
+ * one per attribute: one `--type` for several `--name`s registered only the first (temporal 1.9, checked).
  */
 export const createSearchAttributesCommand = (namespace: string): string =>
   SKOALA_SEARCH_ATTRIBUTES.map(

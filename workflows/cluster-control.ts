@@ -142,7 +142,7 @@ export function handleClusterControl(
       if (request.options.onFailure !== 'pause' || rollout.paused) return;
       rollout.paused = {
         by: ON_FAILURE_PAUSE,
-        reason: `${result.cluster} ${result.outcome}: retry it (npm run retry -- --cluster ${result.cluster}) or skip it (npm run skip -- --cluster ${result.cluster} --reason WHY), or resume to go on without it`,
+        reason: `${result.cluster} ${result.outcome}: retry it (npm run retry -- --cluster ${result.cluster} --by NAME) or skip it (npm run skip -- --cluster ${result.cluster} --reason WHY --by NAME), or resume to go on without it`,
         at: new Date().toISOString(),
       };
       status.steered();

@@ -53,7 +53,7 @@ export function detailsMarkdown(s: UpgradeStatus, workflowId: string, notes: str
     );
   if (failed.some((f) => f.role === 'worker'))
     lines.push(
-      `Retry or skip: \`npm run retry -- --workflow-id ${workflowId} --cluster NAME\`, \`npm run skip -- --workflow-id ${workflowId} --cluster NAME --reason WHY --by NAME\`.`
+      `Retry or skip: \`npm run retry -- --workflow-id ${workflowId} --cluster NAME --by NAME\`, \`npm run skip -- --workflow-id ${workflowId} --cluster NAME --reason WHY --by NAME\`.`
     );
   return lines.join('\n').trimEnd();
 }

@@ -229,7 +229,7 @@ describe.sequential('a bad version stops early', () => {
         /│ worker-3 +│ worker +│ pending .*│ not started: the rollout is paused by on-failure pause/
       );
       expect(status.stdout).toMatch(
-        /PAUSED by on-failure pause at .*: worker-\d failed: retry it \(npm run retry -- --cluster worker-\d\)/
+        /PAUSED by on-failure pause at .*: worker-\d failed: retry it \(npm run retry -- --cluster worker-\d --by NAME\)/
       );
 
       // Refusals name the real state, before or after reaching the workflow; nothing changes.

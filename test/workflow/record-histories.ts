@@ -202,7 +202,8 @@ async function recordGates(): Promise<void> {
 
 /**
  * v8: started with the Skoala* search attributes; worker-1 and worker-2 fail under `--on-failure
- * pause`; worker-1 is retried (its second child run is saved), worker-2 skipped; the pause lifts.
+ * pause`; worker-1 is retried (its second child run is saved) and approved at its gate, worker-2
+ * skipped; the pause lifts, worker-3 goes through its gate.
  */
 async function recordClusterControl(): Promise<void> {
   const fleet = fleetOf(3);
@@ -218,15 +219,19 @@ async function recordClusterControl(): Promise<void> {
       args: [{ request }],
       typedSearchAttributes: startAttributes(fleet.name, request.options.targetVersion),
     });
-    await approveAhead(handle, '', 'alice');
     await waitForStatus(handle, (s) => s.failures.length === 2);
     await handle.executeUpdate(retryClusterUpdate, {
       args: [{ cluster: 'worker-1', by: 'bob', reason: 'recorded retry' }],
     });
+    // Its gate opens (with its preview and what the upgrade changed): approved there.
+    await waitForStatus(handle, (s) => s.pendingApprovals.includes('worker-1'));
+    await approveWaiting(handle, 'alice');
     await waitForStatus(handle, (s) => s.workers[0]?.state === 'upgraded');
     await handle.executeUpdate(skipClusterUpdate, {
       args: [{ cluster: 'worker-2', by: 'bob', reason: 'recorded skip' }],
     });
+    await waitForStatus(handle, (s) => s.pendingApprovals.includes('worker-3'));
+    await approveWaiting(handle, 'alice');
     await handle.result();
     await save(`upgrade-engine-cluster-control-${VERSION}`, 'recorded-control');
     await save(`worker-cluster-retried-${VERSION}`, 'recorded-control/worker-1');
