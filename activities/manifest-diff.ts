@@ -8,7 +8,13 @@ import { ApplicationFailure } from '@temporalio/common';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as cmd from '../runbook/commands';
-import { diffRelease, effectiveValues, manifestDiffLines, splitManifest, type ManifestDiff } from '../runbook/manifest-diff';
+import {
+  diffRelease,
+  effectiveValues,
+  manifestDiffLines,
+  splitManifest,
+  type ManifestDiff,
+} from '../runbook/manifest-diff';
 import { collectCredentials, Redactor } from '../runbook/redact';
 import type { ClusterRef, Step, Version } from '../runbook/types';
 import type { ChartRepoSession } from './chart-repo';

@@ -273,7 +273,7 @@ describe.sequential('a bad version stops early', () => {
       expect(lines).toContain(
         '  npm run approve -- --workflow-id skoala-upgrade-sandbox --cluster worker-1 --by "$USER"'
       );
-      expect(followed.stdout).not.toMatch(/\u001b\[/); // no terminal control codes off a TTY
+      expect(followed.stdout).not.toContain('\u001b['); // no terminal control codes off a TTY
       const approved = await cli(['approve', '--cluster', 'worker-1', '--by', 'carol']);
       expect(approved.exitCode, approved.stderr).toBe(0);
       // What the approver saw: the gate's own reading of what the upgrade changed on worker-1.
