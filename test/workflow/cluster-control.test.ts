@@ -8,7 +8,9 @@ import type { UpgradeRequest, UpgradeResult } from '../../runbook/types';
 import { upgradeEngine } from '../../workflows';
 import { pauseUpdate, resumeUpdate, retryClusterUpdate, skipClusterUpdate } from '../../workflows/messages';
 import { approveAhead } from './approve';
+import { renderStatus } from '../../scripts/lib/render';
 import { startAttributes } from '../../scripts/lib/search-attributes';
+import { readUpgrade } from '../../scripts/lib/upgrade-state';
 import { refusal, startHarness, waitForStatus, type Harness } from './harness';
 import { fakeFleetAt, fleetOf, requestFor } from './request';
 
@@ -155,4 +157,40 @@ describe('retry and skip one cluster', () => {
     };
     await worker.runUntil(() => steps().finally(release3));
   });
+
+  it('status names a cluster whose step fails and retries: "retrying: <last error>"', async () => {
+    const fleet = fleetOf(1);
+    const fake = fakeFleetAt(fleet, '0.18.0');
+    fake.faults.set('upgradeRelease:worker-1', ['retryable']);
+    const tq = queue();
+    await (
+      await h.worker(tq, fake.activities())
+    ).runUntil(async () => {
+      const request = requestFor(fleet, { maxParallel: 1 });
+      // A backoff long enough to read the status inside it.
+      request.tuning = { ...request.tuning, retryInitialInterval: '4s' };
+      const handle = await start(request, tq);
+      await approveAhead(handle, '', 'alice', 'reviewed');
+      await expect
+        .poll(async () => (await fetchState(handle.workflowId)).workers[0]?.retrying, { timeout: 20_000 })
+        .toEqual({
+          activity: 'upgradeRelease',
+          attempt: 2,
+          error: 'injected retryable failure in upgradeRelease on worker-1',
+        });
+      const table = renderStatus(await fetchState(handle.workflowId));
+      expect(table).toMatch(
+        /│ worker-1 +│ worker +│ running .*│ retrying: injected retryable failure in upgradeRelease on worker-1 /
+      );
+      const result = (await handle.result()) as UpgradeResult;
+      expect(result.workers[0]?.outcome).toBe('upgraded'); // the retry went through by itself
+    });
+  });
 });
+
+/** The status `npm run status` reads: the live query, plus the running clusters' retrying steps. */
+async function fetchState(workflowId: string) {
+  const state = await readUpgrade(h.env.client, workflowId);
+  if (!state.status) throw new Error(`no status: ${state.kind}`);
+  return state.status;
+}
