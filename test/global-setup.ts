@@ -15,7 +15,7 @@ import { workflowsPath } from '../worker/create-worker';
 declare module 'vitest' {
   export interface ProvidedContext {
     /** The shared server's frontend and namespace. */
-    temporal: { address: string; namespace: string };
+    temporal: { address: string; namespace: string } | undefined;
     /** A JSON file holding the workflow bundle (`{ code, sourceMap }`). */
     workflowBundleFile: string;
   }
@@ -25,6 +25,8 @@ const noop = () => {};
 const quietLogger = { trace: noop, debug: noop, info: noop, warn: noop, error: noop, log: noop };
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  // npm test runs the end-to-end files in a vitest process of their own: they use no shared server.
+  if (process.env.SKOALA_SHARED_TEMPORAL === 'off') return async () => {};
   const dir = await mkdtemp(path.join(tmpdir(), 'skoala-tests-'));
   const [env, bundle] = await Promise.all([
     startDevServer(),

@@ -42,7 +42,9 @@ export async function startHarness(): Promise<Harness> {
 async function sharedServer(): Promise<[TestWorkflowEnvironment, WorkflowBundleWithSourceMap] | undefined> {
   if (!process.env.VITEST) return undefined;
   const { inject } = await import('vitest');
-  const { address, namespace } = inject('temporal');
+  const shared = inject('temporal');
+  if (!shared) return undefined; // a run without the shared server (SKOALA_SHARED_TEMPORAL=off)
+  const { address, namespace } = shared;
   const [env, bundle] = await Promise.all([
     TestWorkflowEnvironment.createFromExistingServer({ address, namespace }),
     readFile(inject('workflowBundleFile'), 'utf8').then((text) => JSON.parse(text) as WorkflowBundleWithSourceMap),
