@@ -58,29 +58,24 @@ export function memoPlanOf(memo: unknown, cluster: string, target?: string): Pla
   const named = groups.find((g) => strs(field(g, 'clusters')).includes(cluster));
   const group: unknown = named ?? (groups.length === 1 ? groups[0] : undefined);
   if (!group) return undefined;
-  const from = str(field(group, 'from'));
-  const skipped = str(field(group, 'skipped'));
-  return {
-    cluster,
-    role: 'worker',
-    ...(from ? { from } : {}),
-    ...(target ? { to: target } : {}),
-    steps: strs(field(group, 'steps')),
-    ...(skipped ? { skipped } : {}),
-  };
+  return entryOf(group, cluster, 'worker', target);
 }
 
 /** The control plane's planned steps, from the memo. */
 export function controlPlanePlanOf(memo: unknown, cluster: string, target?: string): PlanEntry {
-  const cp = field(memo, 'controlPlane');
-  const from = str(field(cp, 'from'));
-  const skipped = str(field(cp, 'skipped'));
+  return entryOf(field(memo, 'controlPlane'), cluster, 'control-plane', target);
+}
+
+/** One cluster's planned entry from its memo part (`from`, `steps`, `skipped`). */
+function entryOf(part: unknown, cluster: string, role: PlanEntry['role'], target?: string): PlanEntry {
+  const from = str(field(part, 'from'));
+  const skipped = str(field(part, 'skipped'));
   return {
     cluster,
-    role: 'control-plane',
+    role,
     ...(from ? { from } : {}),
     ...(target ? { to: target } : {}),
-    steps: strs(field(cp, 'steps')),
+    steps: strs(field(part, 'steps')),
     ...(skipped ? { skipped } : {}),
   };
 }
