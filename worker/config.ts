@@ -1,7 +1,7 @@
 /** Worker settings from the environment, with defaults that work on a laptop. */
 import { homedir } from 'node:os';
 import path from 'node:path';
-import { DEFAULT_TASK_QUEUE } from './create-worker';
+import { DEFAULT_TASK_QUEUE } from '../runbook/fleet';
 import { temporalConnectConfig, type TemporalConnectConfig } from './temporal-config';
 
 export interface WorkerConfig {
@@ -14,6 +14,24 @@ export interface WorkerConfig {
   workDir: string;
   /** A bundle from `npm run build` (SKOALA_WORKFLOW_BUNDLE=dist/workflow-bundle.js); bundled at start otherwise. */
   workflowBundle?: string;
+  /** Activities this worker runs at once (each is a helm or kubectl process while it runs). */
+  maxConcurrentActivities: number;
+}
+
+/**
+ * Enough for `--max-parallel 50` and a preflight of many clusters at once: the activities wait on
+ * helm and kubectl processes, not on this process's CPU. The default of the SDK (and of this worker
+ * before) was 20, which held a fan-out at `--max-parallel 50` to 20 clusters at a time.
+ */
+export const DEFAULT_MAX_CONCURRENT_ACTIVITIES = 50;
+
+/** SKOALA_MAX_CONCURRENT_ACTIVITIES: a whole number from 1 to 1000, or one line naming what is wrong. */
+export function maxConcurrentActivities(value: string | undefined): number {
+  if (value === undefined || value.trim() === '') return DEFAULT_MAX_CONCURRENT_ACTIVITIES;
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || n < 1 || n > 1000)
+    throw new Error(`SKOALA_MAX_CONCURRENT_ACTIVITIES "${value}" must be a whole number from 1 to 1000`);
+  return n;
 }
 
 export function workerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
@@ -26,5 +44,6 @@ export function workerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig
     backupDir: env.SKOALA_BACKUP_DIR ?? path.join(state, 'skoala-upgrade', 'backups'),
     workDir: env.SKOALA_WORK_DIR ?? path.join(state, 'skoala-upgrade', 'work'),
     workflowBundle: env.SKOALA_WORKFLOW_BUNDLE,
+    maxConcurrentActivities: maxConcurrentActivities(env.SKOALA_MAX_CONCURRENT_ACTIVITIES),
   };
 }

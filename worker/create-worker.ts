@@ -6,6 +6,7 @@ import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/w
 import { fileURLToPath } from 'node:url';
 import type { Activities } from '../activities';
 import { DEFAULT_TASK_QUEUE } from '../runbook/fleet';
+import { DEFAULT_MAX_CONCURRENT_ACTIVITIES } from './config';
 
 export { DEFAULT_TASK_QUEUE };
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -31,7 +32,7 @@ export async function createWorker(opts: CreateWorkerOptions): Promise<Worker> {
     taskQueue: opts.taskQueue ?? DEFAULT_TASK_QUEUE,
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath }),
     activities: opts.activities,
-    maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions ?? 20,
+    maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions ?? DEFAULT_MAX_CONCURRENT_ACTIVITIES,
     shutdownGraceTime: opts.shutdownGraceTime ?? '10s',
   });
 }

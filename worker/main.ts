@@ -5,7 +5,13 @@ import { createActivities } from '../activities';
 import { workerConfig } from './config';
 import { createWorker } from './create-worker';
 
-const config = workerConfig();
+let config: ReturnType<typeof workerConfig>;
+try {
+  config = workerConfig();
+} catch (err) {
+  console.error(`worker: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(2);
+}
 const { temporal } = config;
 await mkdir(config.backupDir, { recursive: true, mode: 0o700 });
 await mkdir(config.workDir, { recursive: true });
@@ -24,11 +30,12 @@ try {
     namespace: temporal.namespace,
     taskQueue: config.taskQueue,
     activities: createActivities(config),
+    maxConcurrentActivityTaskExecutions: config.maxConcurrentActivities,
     // Opt-in: a stale bundle would run old workflow code, so it is used only when named.
     ...(config.workflowBundle ? { workflowBundle: { codePath: config.workflowBundle } } : {}),
   });
   console.log(
-    `worker polling task queue ${config.taskQueue} on ${temporal.address} (namespace ${temporal.namespace}, ${temporal.security})`
+    `worker polling task queue ${config.taskQueue} on ${temporal.address} (namespace ${temporal.namespace}, ${temporal.security}; up to ${config.maxConcurrentActivities} activities at once)`
   );
   await worker.run(); // the SDK stops it gracefully on SIGINT/SIGTERM
 } finally {
