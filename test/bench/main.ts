@@ -6,6 +6,8 @@
  *
  *   npm run bench                      # N = 10, 100, 1000; P = 10, 50; resume at N = 1000
  *   npm run bench -- --smoke           # N = 10, P = 10 (CI: proves the bench still runs)
+ *   npm run bench -- --real-helm       # also: the hand-run runbook (bash) against the product on
+ *                                      # real sandbox clusters, 1 + 6 clusters, P = 1 and 6
  */
 import { Command } from 'commander';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -16,6 +18,7 @@ import { connectClient, type TemporalEnv } from '../../scripts/lib/temporal';
 import { record } from './record';
 import { runPoint, type Point, type ReplaySetup } from './replay';
 import { measureResume, type Resume } from './resume';
+import { measureRealHelm, renderRealHelm } from './real-helm';
 import { renderMarkdown, renderTable, spliceReport } from './report';
 import { buildWorkflowBundle } from './worker-process';
 
@@ -28,6 +31,8 @@ const o = new Command('bench')
   .option('--out <file>', 'markdown report', 'docs/benchmarks.md')
   .option('--version <v>', 'target version', '0.19.2')
   .option('--keep', 'keep the bench directory')
+  .option('--real-helm', 'also measure the runbook script against the product with the real helm and kubectl')
+  .option('--real-helm-runs <n>', 'runs per point of the real-helm measurement (medians)', '3')
   .parse()
   .opts<{
     sizes: string;
@@ -38,6 +43,8 @@ const o = new Command('bench')
     out: string;
     version: string;
     keep?: boolean;
+    realHelm?: boolean;
+    realHelmRuns: string;
   }>();
 
 const list = (s: string) => s.split(',').map((x) => Number(x.trim()));
@@ -67,6 +74,7 @@ const client = await connectClient(temporal);
 const setup: ReplaySetup = { recording, client, temporal, dir: path.join(dir, 'runs'), latency, version: o.version };
 const points: Point[] = [];
 let resume: Resume | undefined;
+let realHelm: string | undefined;
 try {
   for (const n of sizes) {
     for (const p of parallels) {
@@ -74,20 +82,48 @@ try {
       const point = await runPoint(setup, n, p);
       points.push(point);
       console.log(renderTable([point], latency));
+      log(
+        `dispatch p50 ${point.dispatchP50Ms} ms, turnaround p50 ${point.turnaroundP50Ms} ms; by activity: ${Object.entries(
+          point.byActivity
+        )
+          .map(([a, v]) => `${a} ${v.n}x ${v.dispatchP50Ms}+${v.turnaroundP50Ms}`)
+          .join(', ')}`
+      );
     }
   }
   if (resumeSize > 0) {
     log(`resume after SIGKILL at N = ${resumeSize}...`);
     resume = await measureResume(setup, resumeSize, 50);
   }
+  if (o.realHelm) {
+    log('real helm: the runbook script against the product on real sandbox clusters (1 + 6, P = 1 and 6)...');
+    const r = await measureRealHelm({
+      workers: 6,
+      parallel: [1, 6],
+      runs: Number(o.realHelmRuns),
+      version: o.version,
+      dir: path.join(dir, 'real-helm'),
+      log: (l) => log(`real helm: ${l}`),
+      bundleBuilt: true,
+    });
+    realHelm = renderRealHelm(r);
+  }
   console.log(renderTable(points, latency));
   if (resume) console.log(`resume: ${JSON.stringify(resume)}`);
-  const md = renderMarkdown({ points, resume, latency, recording, smoke: Boolean(o.smoke) });
+  if (realHelm) console.log(realHelm);
+  const md = renderMarkdown({ points, resume, latency, recording, smoke: Boolean(o.smoke), realHelm });
   await writeFile(o.out, spliceReport(await readFile(o.out, 'utf8').catch(() => undefined), md));
   log(`wrote ${o.out}`);
   const misses = points.reduce((a, p) => a + p.misses, 0);
   if (misses > 0) {
     console.error(`[bench] ${misses} stand-in calls had no recorded answer: the figures are not valid`);
+    process.exitCode = 1;
+  }
+  const short = points.filter((p) => p.outcomes.upgraded !== p.clusters + 1);
+  for (const p of short) {
+    console.error(
+      `[bench] N = ${p.clusters}, P = ${p.maxParallel}: not every cluster upgraded: ${JSON.stringify(p.outcomes)}`
+    );
     process.exitCode = 1;
   }
 } finally {

@@ -29,6 +29,8 @@ export interface Point {
   parentRuns: number;
   parentEventsMax: number;
   outcomes: Record<string, number>;
+  /** Per activity type: how many, median dispatch and turnaround (where the overhead goes). */
+  byActivity: Record<string, { n: number; dispatchP50Ms: number; turnaroundP50Ms: number }>;
   /** Stand-in calls the recording could not answer (must be 0 for a valid point). */
   misses: number;
 }
@@ -143,6 +145,25 @@ export async function runPoint(
     parentRuns: h.parentRuns.length,
     parentEventsMax: Math.max(...h.parentRuns),
     outcomes: product.counts,
+    byActivity: Object.fromEntries(
+      [...new Set(h.overheads.map((o) => o.activity))].map((a) => {
+        const of = h.overheads.filter((o) => o.activity === a);
+        return [
+          a,
+          {
+            n: of.length,
+            dispatchP50Ms: percentile(
+              of.map((o) => o.dispatchMs),
+              50
+            ),
+            turnaroundP50Ms: percentile(
+              of.map((o) => o.turnaroundMs),
+              50
+            ),
+          },
+        ];
+      })
+    ),
     misses: misses.length,
   };
 }

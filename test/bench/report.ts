@@ -57,6 +57,8 @@ export interface BenchReport {
   latency: number;
   recording: Recording;
   smoke: boolean;
+  /** The real-helm section (real-helm/index.ts renderRealHelm), when measured. */
+  realHelm?: string;
 }
 
 export function renderResume(r: Resume): string {
@@ -104,6 +106,7 @@ export function renderMarkdown(r: BenchReport): string {
           '',
         ]
       : []),
+    ...(r.realHelm ? [r.realHelm, ''] : []),
   ].join('\n');
 }
 

@@ -2,6 +2,7 @@
  * The benchmark's stand-in helm and kubectl (tool.sh): where they live, the environment that
  * drives them, and what their call log says.
  */
+import { execa } from 'execa';
 import { chmod, mkdir, readFile, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +23,8 @@ export async function installStandIn(dir: string): Promise<StandIn> {
   await mkdir(bin, { recursive: true });
   await chmod(TOOL_SCRIPT, 0o755);
   for (const t of ['helm', 'kubectl']) await symlink(TOOL_SCRIPT, path.join(bin, t)).catch(() => undefined);
+  // What the stand-in's latency waits on (read -t): no process per call.
+  await execa('mkfifo', [path.join(dir, 'idle.fifo')], { reject: false });
   return { dir, helm: path.join(bin, 'helm'), kubectl: path.join(bin, 'kubectl') };
 }
 
