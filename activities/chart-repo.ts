@@ -1,6 +1,7 @@
 /**
  * The chart source on this worker host: `helm repo add` (HTTP(S)) or `helm registry login` (OCI)
- * with the site's credentials, once per worker process, before the first command that needs it.
+ * with the site's credentials, once per worker process, before the first command that needs it;
+ * the plan's addChartRepo and updateChartRepo steps once per upgrade on each host, not per cluster.
  * Secrets are read here, on the host that uses them, from the environment variable or file the
  * fleet names, and reach helm on stdin only. They are never returned, logged or put in a failure.
  */
@@ -16,7 +17,8 @@ import {
   isOciRepo,
   repoHost,
 } from '../runbook/chart-repo';
-import type { ChartRepo, ReleaseName, SecretRef, Version } from '../runbook/types';
+import type { ChartRepo, SecretRef } from '../runbook/types';
+import { chartCache, type ChartCache, type WantedChart } from './chart-cache';
 import type { ChartSource } from './errors';
 import type { CommandRunner, RunOptions } from './exec';
 
@@ -57,24 +59,52 @@ export const chartSource = (repo: ChartRepo): ChartSource => ({
 export interface ChartRepoSession {
   /** Adds the repo (or logs into the registry) if this process has not yet; then `fn` may use its charts. */
   ensure(repo: ChartRepo, opts?: RunOptions): Promise<void>;
-  /** `helm repo add` (or `helm registry login`) now, with credentials: the plan's addChartRepo step. */
-  add(repo: ChartRepo, opts?: RunOptions): Promise<void>;
-  /** `helm repo update NAME` (nothing for OCI): the plan's updateChartRepo step. */
-  update(repo: ChartRepo, opts?: RunOptions): Promise<void>;
+  /**
+   * `helm repo add` (or `helm registry login`) now, with credentials: the plan's addChartRepo step.
+   * With `upgradeId`, once per upgrade in this process: every later cluster's step runs nothing.
+   */
+  add(repo: ChartRepo, opts?: RunOptions, upgradeId?: string): Promise<void>;
+  /** `helm repo update NAME` (nothing for OCI): the plan's updateChartRepo step; with `upgradeId`, as `add`. */
+  update(repo: ChartRepo, opts?: RunOptions, upgradeId?: string): Promise<void>;
   /** RunOptions naming the source, so its TLS and 401 failures say so. */
   runOptions(repo: ChartRepo, opts?: RunOptions): RunOptions;
+  /** The chart archives this host keeps, when the session was made with a chart dir. */
+  charts?: ChartCache;
 }
 
-export function chartRepoSession(run: CommandRunner, env: NodeJS.ProcessEnv = process.env): ChartRepoSession {
+/** What one repo slot was set up with, and which upgrades have added and updated it since. */
+interface Slot {
+  settings: string;
+  done: Promise<void>;
+  upgrades: Set<string>;
+  updates: Map<string, Promise<void>>;
+}
+
+export function chartRepoSession(run: CommandRunner, env?: NodeJS.ProcessEnv): ChartRepoSession;
+export function chartRepoSession(
+  run: CommandRunner,
+  env: NodeJS.ProcessEnv,
+  chartDir: string
+): ChartRepoSession & { charts: ChartCache };
+export function chartRepoSession(
+  run: CommandRunner,
+  env: NodeJS.ProcessEnv = process.env,
+  chartDir?: string
+): ChartRepoSession {
   // helm keeps one entry per repo name (and one login per registry host): what was set up last
   // under that slot wins. So each slot remembers the exact settings it was set up with, and a
   // repo whose password, CA or URL differs is set up again.
-  const ready = new Map<string, { settings: string; done: Promise<void> }>();
+  const ready = new Map<string, Slot>();
   const slotOf = (repo: ChartRepo) => (isOciRepo(repo) ? `oci ${repoHost(repo.url)}` : `repo ${repo.name}`);
   const runOptions = (repo: ChartRepo, opts: RunOptions = {}): RunOptions => ({
     ...opts,
     chartRepo: chartSource(repo),
   });
+  /** The slot's entry when it holds exactly these settings. */
+  const sameAs = (repo: ChartRepo): Slot | undefined => {
+    const entry = ready.get(slotOf(repo));
+    return entry?.settings === JSON.stringify(repo) ? entry : undefined;
+  };
 
   async function setUp(repo: ChartRepo, opts: RunOptions): Promise<void> {
     const creds = hasCredentials(repo)
@@ -99,10 +129,18 @@ export function chartRepoSession(run: CommandRunner, env: NodeJS.ProcessEnv = pr
   }
 
   /** Sets up `repo` in its slot; a failed setup is forgotten, so the next call (or retry) tries again. */
-  function remember(repo: ChartRepo, opts: RunOptions): Promise<void> {
+  function remember(repo: ChartRepo, opts: RunOptions, upgradeId?: string): Promise<void> {
     const slot = slotOf(repo);
+    const before = sameAs(repo);
     const done = setUp(repo, opts);
-    const entry = { settings: JSON.stringify(repo), done };
+    // Set up again with the same settings (`--force-update` fetches the index too): what the
+    // upgrades did with this slot still holds.
+    const entry: Slot = {
+      settings: JSON.stringify(repo),
+      done,
+      upgrades: new Set([...(before?.upgrades ?? []), ...(upgradeId ? [upgradeId] : [])]),
+      updates: new Map(before?.updates),
+    };
     ready.set(slot, entry);
     done.catch(() => {
       if (ready.get(slot) === entry) ready.delete(slot);
@@ -110,28 +148,53 @@ export function chartRepoSession(run: CommandRunner, env: NodeJS.ProcessEnv = pr
     return done;
   }
 
-  return {
-    add: (repo, opts = {}) => remember(repo, opts),
-    async update(repo, opts = {}) {
-      if (!isOciRepo(repo)) await run('helm', helmRepoUpdate(repo), runOptions(repo, opts));
+  function update(repo: ChartRepo, opts: RunOptions, upgradeId?: string): Promise<void> {
+    const now = () => run('helm', helmRepoUpdate(repo), runOptions(repo, opts)).then(() => undefined);
+    const entry = upgradeId ? sameAs(repo) : undefined;
+    // Old histories name no upgrade; a slot set up with other settings (or not by this process) is not ours to skip.
+    if (!upgradeId || !entry) return now();
+    const pending = entry.updates.get(upgradeId);
+    if (pending) return pending;
+    const done = now();
+    entry.updates.set(upgradeId, done);
+    done.catch(() => {
+      const current = ready.get(slotOf(repo));
+      if (current?.updates.get(upgradeId) === done) current.updates.delete(upgradeId);
+    });
+    return done;
+  }
+
+  const session: ChartRepoSession = {
+    async add(repo, opts = {}, upgradeId) {
+      const entry = sameAs(repo);
+      await (upgradeId && entry?.upgrades.has(upgradeId) ? entry.done : remember(repo, opts, upgradeId));
+    },
+    async update(repo, opts = {}, upgradeId) {
+      if (!isOciRepo(repo)) await update(repo, opts, upgradeId);
     },
     runOptions,
     async ensure(repo, opts = {}) {
-      const entry = ready.get(slotOf(repo));
       // `helm repo add` fetches the index too: no update needed right after it.
-      await (entry?.settings === JSON.stringify(repo) ? entry.done : remember(repo, opts));
+      await (sameAs(repo)?.done ?? remember(repo, opts));
     },
   };
+  if (chartDir) session.charts = chartCache(run, session, chartDir);
+  return session;
 }
 
-/** `helm pull --untar` of one chart into `dir`, the repository set up on this host first. */
+/**
+ * The chart unpacked into `dir` (as `dir/<chart>/`), the repository set up on this host first:
+ * from the host's chart cache (pulled once, checked against `chartSha256` when the plan pinned it),
+ * or, for a session without one, `helm pull --untar` straight into `dir`.
+ */
 export async function pullChart(
   run: CommandRunner,
   repos: ChartRepoSession,
-  step: { repo: ChartRepo; chart: ReleaseName; version: Version },
+  step: WantedChart,
   dir: string,
   opts: RunOptions = {}
 ): Promise<void> {
+  if (repos.charts) return repos.charts.unpack(step, dir, opts);
   await repos.ensure(step.repo, opts);
   await run('helm', helmPullChart(step.repo, step.chart, step.version, dir), repos.runOptions(step.repo, opts));
 }

@@ -13,14 +13,18 @@ import { parseAllDocuments } from 'yaml';
 import * as cmd from '../runbook/commands';
 import { digestOf } from '../runbook/digest';
 import type { ClusterRef, Step } from '../runbook/types';
+import {
+  completeParse,
+  conflictMessages,
+  fieldsTakenOver,
+  parseConflicts,
+  sameConflicts,
+  type CrdConflict,
+  type ManagedFieldsEntry,
+} from './crd-conflicts';
 import type { CommandRunner } from './exec';
 
-export interface CrdConflict {
-  /** The other field manager, as the API server names it (`helm`, `kubectl-client-side-apply`, ...). */
-  manager: string;
-  /** Field paths in the API server's notation, e.g. `.spec.versions`, `.metadata.annotations.x`. */
-  fields: string[];
-}
+export type { CrdConflict } from './crd-conflicts';
 
 export interface CrdDowngrade {
   installed: string;
@@ -36,14 +40,6 @@ export interface CrdChange {
   conflicts: CrdConflict[];
   /** The installed CRD's bundle version is newer than the manifest's. */
   downgrade?: CrdDowngrade;
-}
-
-interface ManagedFieldsEntry {
-  manager?: string;
-  operation?: string;
-  apiVersion?: string;
-  subresource?: string;
-  fieldsV1?: unknown;
 }
 
 export interface Crd {
@@ -135,108 +131,6 @@ const items = (stdout: string): Crd[] => {
   return doc.kind === 'List' ? (doc.items ?? []) : [doc];
 };
 
-const unquote = (q: string): string => {
-  try {
-    return JSON.parse(q) as string; // Go's %q: JSON reads it for any name a person would choose
-  } catch {
-    return q.slice(1, -1);
-  }
-};
-
-const QUOTED = String.raw`"(?:[^"\\]|\\.)*"`;
-// The API server's printManager: `"helm" using apiextensions.k8s.io/v1` for an update, `"x"` for an apply.
-const MANAGER = String.raw`(${QUOTED})(?: with subresource ${QUOTED})?(?: using \S+?(?: at \S+)?)?`;
-
-/**
- * The conflicts in kubectl's message, as the API server words them (kubectl prefixes `error: ` when
- * the file holds one object):
- *
- *   Apply failed with 1 conflict: conflict with "helm" using apiextensions.k8s.io/v1: .spec.versions
- *
- *   Apply failed with 3 conflicts: conflicts with "helm" using apiextensions.k8s.io/v1:
- *   - .metadata.annotations.gateway.networking.k8s.io/bundle-version
- *   conflicts with "someone-else":
- *   - .metadata.annotations.fixtures.skoala-upgrade/chart-version
- *
- * `count` is the server's total; the field lists can be shorter when the text was cut.
- */
-export function parseConflicts(text: string): { count: number; conflicts: CrdConflict[] } | undefined {
-  const head = /Apply failed with (\d+) conflicts?: /.exec(text);
-  if (!head) return undefined;
-  const count = Number(head[1]);
-  const rest = text.slice(head.index + head[0].length);
-  const single = new RegExp(String.raw`^conflict with ${MANAGER}: (.+)$`, 'm').exec(rest);
-  if (single && single.index === 0) {
-    return { count, conflicts: [{ manager: unquote(single[1] as string), fields: [(single[2] as string).trim()] }] };
-  }
-  const managerLine = new RegExp(String.raw`^conflicts with ${MANAGER}:$`);
-  const byManager = new Map<string, string[]>();
-  let fields: string[] | undefined;
-  for (const line of rest.split('\n').map((l) => l.trim())) {
-    const m = managerLine.exec(line);
-    if (m) {
-      const manager = unquote(m[1] as string);
-      fields = byManager.get(manager) ?? [];
-      byManager.set(manager, fields);
-    } else if (line.startsWith('- ') && fields) fields.push(line.slice(2));
-    else break; // kubectl's advice follows the list
-  }
-  return { count, conflicts: [...byManager].map(([manager, f]) => ({ manager, fields: f })) };
-}
-
-/** `f:spec` -> `.spec`, `k:{"name":"v1"}` -> `[name="v1"]`, as the API server prints field paths. */
-function pathElement(key: string): string {
-  const [kind, raw] = [key.slice(0, 2), key.slice(2)];
-  switch (kind) {
-    case 'f:':
-      return `.${raw}`;
-    case 'i:':
-      return `[${raw}]`;
-    case 'v:':
-      return `[=${raw}]`;
-    case 'k:': {
-      const keys = JSON.parse(raw) as Record<string, unknown>;
-      return `[${Object.entries(keys)
-        .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
-        .join(',')}]`;
-    }
-    default:
-      return `.${key}`;
-  }
-}
-
-/** The paths a managedFields entry owns: a leaf `{}` or a node holding `.` is owned itself. */
-function ownedPaths(node: unknown, prefix = '', out = new Set<string>()): Set<string> {
-  if (!node || typeof node !== 'object') return out;
-  const entries = Object.entries(node as Record<string, unknown>);
-  if (prefix && (entries.length === 0 || entries.some(([k]) => k === '.'))) out.add(prefix);
-  for (const [k, child] of entries) if (k !== '.') ownedPaths(child, prefix + pathElement(k), out);
-  return out;
-}
-
-const entryKey = (e: ManagedFieldsEntry): string =>
-  // An update manager is one per API version; an applier is one whatever the version (as the API server keys them).
-  [e.manager, e.operation, e.subresource ?? '', e.operation === 'Apply' ? '' : e.apiVersion].join('\0');
-
-/**
- * The fields other managers lose between the stored object and a forced apply's result: exactly
- * the conflicts the API server forced (it removes them from their owners). Used when kubectl's
- * message reached us cut: the runner keeps only its `error:` line, not the list below it.
- */
-export function fieldsTakenOver(before: ManagedFieldsEntry[], after: ManagedFieldsEntry[]): CrdConflict[] {
-  const afterByKey = new Map(after.map((e) => [entryKey(e), ownedPaths(e.fieldsV1)]));
-  const byManager = new Map<string, string[]>();
-  for (const e of before) {
-    if (!e.manager || e.manager === cmd.FIELD_MANAGER) continue;
-    const kept = afterByKey.get(entryKey(e)) ?? new Set<string>();
-    const lost = [...ownedPaths(e.fieldsV1)].filter((p) => !kept.has(p));
-    if (lost.length === 0) continue;
-    const fields = byManager.get(e.manager) ?? [];
-    byManager.set(e.manager, [...fields, ...lost.filter((p) => !fields.includes(p))]);
-  }
-  return [...byManager].map(([manager, fields]) => ({ manager, fields }));
-}
-
 /** The whole text of a failed command as the runner reports it (its failure keeps the telling stderr lines). */
 function failureText(err: unknown): string {
   if (err instanceof ApplicationFailure) {
@@ -246,11 +140,6 @@ function failureText(err: unknown): string {
   }
   return err instanceof Error ? err.message : String(err);
 }
-
-/** Every conflict listed, none cut (`…`) or masked (`***`) by the runner's stderr shortening. */
-const completeParse = (p: { count: number; conflicts: CrdConflict[] }): boolean =>
-  p.conflicts.reduce((n, c) => n + c.fields.length, 0) === p.count &&
-  !p.conflicts.some((c) => c.fields.some((f) => f.includes('…') || f.includes('***')));
 
 /** The installed CRDs of these names, by name, in one kubectl call (absent ones are left out). */
 export async function installedCrds(
@@ -275,44 +164,127 @@ export async function previewCrds(
   try {
     await pullChart(run, repos, step, tmp, { cluster: cluster.name });
     const files = [...step.chartFiles.map((f) => path.join(tmp, step.chart, f)), ...step.extraFiles];
-    const out: CrdChange[] = [];
-    let n = 0;
-    for (const file of files) {
-      const docs = manifestDocs(await readFile(file, 'utf8'), file);
-      const names = docs.map(crdName).filter((x): x is string => x !== undefined);
-      const installed = await installedCrds(run, cluster, names, { showManagedFields: true });
-      const results: { stored: Crd; conflicts: CrdConflict[]; manifest: Crd }[] = [];
-      // One CRD per dry run: a conflict fails kubectl's whole file, which would hide the other CRDs.
-      for (const doc of docs) {
-        const one = path.join(tmp, `crd-${++n}.yaml`);
-        await writeFile(one, doc.text);
-        const name = crdName(doc);
-        const { stored, conflicts } = await dryRunOne(run, cluster, one, name ? installed.get(name) : undefined);
-        results.push(...stored.map((c) => ({ stored: c, conflicts, manifest: doc.object })));
-      }
-      const counts = await customResourceCounts(
-        run,
-        cluster,
-        results.filter((r) => installed.has(r.stored.metadata.name)).map((r) => r.stored)
-      );
-      for (const { stored, conflicts, manifest } of results) {
-        const existing = installed.get(stored.metadata.name);
-        const downgrade = crdDowngrade(existing, manifest);
-        out.push({
-          cluster: cluster.name,
-          crd: stored.metadata.name,
-          // The dry run returns the object as it would be stored: compare it with what is stored now.
-          action: !existing ? 'create' : content(existing) === content(stored) ? 'unchanged' : 'change',
-          customResources: existing ? (counts.get(stored.metadata.name) ?? 0) : 0,
-          conflicts,
-          ...(downgrade ? { downgrade } : {}),
-        });
-      }
-    }
-    return out;
+    const { docs, unread } = await splitManifests(files, tmp);
+    const names = [...new Set(docs.map(crdName).filter((x): x is string => x !== undefined))];
+    const installed = await installedCrds(run, cluster, names, { showManagedFields: true });
+    const results =
+      (await dryRunAll(run, cluster, docs, installed)) ?? (await dryRunEach(run, cluster, docs, installed));
+    const counts = await customResourceCounts(
+      run,
+      cluster,
+      results.filter((r) => installed.has(r.stored.metadata.name)).map((r) => r.stored)
+    );
+    // Files were previewed one by one before: one that cannot be read fails after those before it.
+    if (unread !== undefined) throw unread;
+    return results.map(({ stored, conflicts, manifest }): CrdChange => {
+      const existing = installed.get(stored.metadata.name);
+      const downgrade = crdDowngrade(existing, manifest);
+      return {
+        cluster: cluster.name,
+        crd: stored.metadata.name,
+        // The dry run returns the object as it would be stored: compare it with what is stored now.
+        action: !existing ? 'create' : content(existing) === content(stored) ? 'unchanged' : 'change',
+        customResources: existing ? (counts.get(stored.metadata.name) ?? 0) : 0,
+        conflicts,
+        ...(downgrade ? { downgrade } : {}),
+      };
+    });
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
+}
+
+/** A manifest document in a file of its own (`file`): kubectl reads each exactly as applied alone. */
+interface PreviewDoc extends ManifestDoc {
+  file: string;
+}
+
+/** Each document of the files in a file of its own, in order, up to the first file that cannot be read. */
+async function splitManifests(files: string[], dir: string): Promise<{ docs: PreviewDoc[]; unread?: unknown }> {
+  const docs: PreviewDoc[] = [];
+  for (const file of files) {
+    let found: ManifestDoc[];
+    try {
+      found = manifestDocs(await readFile(file, 'utf8'), file);
+    } catch (err) {
+      return { docs, unread: err };
+    }
+    for (const doc of found) {
+      const one = path.join(dir, `crd-${docs.length + 1}.yaml`);
+      await writeFile(one, doc.text);
+      docs.push({ ...doc, file: one });
+    }
+  }
+  return { docs };
+}
+
+/** What the dry run says of one object: as it would be stored, and whose fields it would take. */
+interface DryRun {
+  stored: Crd;
+  conflicts: CrdConflict[];
+  manifest: Crd;
+}
+
+/** The objects kubectl printed, if they are the named documents' own, in order. */
+function inOrder(stdout: string, names: (string | undefined)[]): Crd[] | undefined {
+  const out = stdout.trim() ? items(stdout) : [];
+  return out.length === names.length && out.every((c, i) => c.metadata?.name === names[i]) ? out : undefined;
+}
+
+/**
+ * Every document in one kubectl run per mode, with exactly the answer dryRunEach gives; undefined
+ * when that is not certain (then dryRunEach runs, and fails as it always did). kubectl applies each
+ * object on its own and goes on after a conflict, but then prints no object and its messages name
+ * none: they are matched, in order, to the objects the forced run takes fields from.
+ */
+async function dryRunAll(
+  run: CommandRunner,
+  cluster: ClusterRef,
+  docs: PreviewDoc[],
+  installed: Map<string, Crd>
+): Promise<DryRun[] | undefined> {
+  if (docs.length === 0) return [];
+  const names = docs.map(crdName);
+  if (names.includes(undefined) || new Set(names).size < names.length) return undefined;
+  const files = docs.map((d) => d.file);
+  const apply = (forceConflicts: boolean) =>
+    run(
+      'kubectl',
+      cmd.kubectlApplyCrd(cluster, files, { dryRun: true, forceConflicts, showManagedFields: forceConflicts }),
+      { allowFailure: true }
+    );
+  const plain = await apply(false);
+  const answer = (stored: Crd[] | undefined, conflicts: (i: number) => CrdConflict[]) =>
+    stored?.map((c, i) => ({ stored: c, conflicts: conflicts(i), manifest: (docs[i] as PreviewDoc).object }));
+  if (!plain.exitCode) return answer(inOrder(plain.stdout, names), () => []);
+  const messages = conflictMessages(plain.stderr);
+  if (!messages) return undefined;
+  const forced = await apply(true);
+  const stored = forced.exitCode ? undefined : inOrder(forced.stdout, names);
+  if (!stored) return undefined;
+  const taken = stored.map((c) =>
+    fieldsTakenOver(installed.get(c.metadata.name)?.metadata.managedFields ?? [], c.metadata.managedFields ?? [])
+  );
+  // What the forced run took must be what the API server named: then it is what dryRunOne reports.
+  const met = taken.filter((t) => t.length > 0);
+  if (met.length !== messages.length || met.some((t, i) => !sameConflicts(t, messages[i] ?? []))) return undefined;
+  return answer(stored, (i) => taken[i] ?? []);
+}
+
+/** One dry run per document (two on a conflict): each failure is that document's own, read as it always was. */
+async function dryRunEach(
+  run: CommandRunner,
+  cluster: ClusterRef,
+  docs: PreviewDoc[],
+  installed: Map<string, Crd>
+): Promise<DryRun[]> {
+  const out: DryRun[] = [];
+  for (const doc of docs) {
+    const name = crdName(doc);
+    const { stored, conflicts } = await dryRunOne(run, cluster, doc.file, name ? installed.get(name) : undefined);
+    out.push(...stored.map((c) => ({ stored: c, conflicts, manifest: doc.object })));
+  }
+  return out;
 }
 
 /** The dry run of one CRD as we would apply it; on a conflict, who owns what the forced apply takes over. */
@@ -351,14 +323,8 @@ async function customResourceCounts(
 ): Promise<Map<string, number>> {
   const counts = new Map<string, number>();
   if (crds.length === 0) return counts;
-  const { stdout } = await run('kubectl', [
-    ...cmd.kubectlTarget(cluster),
-    'get',
-    crds.map((c) => `${c.spec.names.plural}.${c.spec.group}`).join(','),
-    '-A',
-    '-o',
-    'name',
-  ]);
+  const resources = [...new Set(crds.map((c) => `${c.spec.names.plural}.${c.spec.group}`))];
+  const { stdout } = await run('kubectl', cmd.kubectlListCustomResources(cluster, resources));
   const lines = stdout.split('\n').filter(Boolean);
   for (const c of crds) {
     const prefix = `${c.spec.names.kind.toLowerCase()}.${c.spec.group}/`;

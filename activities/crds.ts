@@ -40,25 +40,38 @@ export function crdActivities(deps: CrdDeps) {
 
   /**
    * Before anything is applied: a CRD whose installed bundle is newer than the manifest's would go
-   * down (and lose what the newer bundle serves), so it is refused unless the step allows it.
+   * down (and lose what the newer bundle serves), so it is refused unless the step allows it. One
+   * lookup for the CRDs of every file.
    */
-  async function checkDowngrades(cluster: ClusterRef, step: CrdStep, file: string, inChart: boolean): Promise<void> {
-    const docs = manifestDocs(await readFile(file, 'utf8'), file);
+  async function checkDowngrades(
+    cluster: ClusterRef,
+    step: CrdStep,
+    files: { file: string; inChart: boolean }[]
+  ): Promise<void> {
+    const docs = await Promise.all(
+      files.map(async ({ file, inChart }) => ({
+        file,
+        inChart,
+        docs: manifestDocs(await readFile(file, 'utf8'), file),
+      }))
+    );
     // Unnamed documents are kubectl's to refuse; only CRDs that name themselves can be looked up.
-    const names = docs.map(crdName).filter((x): x is string => x !== undefined);
-    const installed = await installedCrds(run, cluster, names);
-    for (const doc of docs) {
-      const name = crdName(doc);
-      const down = name ? crdDowngrade(installed.get(name), doc.object) : undefined;
-      if (!name || !down) continue;
-      const source = inChart ? `chart ${step.chart} ${step.version}` : `${path.basename(file)} (extraCrds)`;
-      if (!step.allowDowngrade) {
-        throw ApplicationFailure.nonRetryable(
-          `${cluster.name}: CRD ${name} is installed at ${down.installed}, newer than ${down.chart} in ${source}: refusing to downgrade it; pass --force-crd-reapply to go down`,
-          'CrdDowngrade'
-        );
+    const names = docs.flatMap((d) => d.docs.map(crdName)).filter((x): x is string => x !== undefined);
+    const installed = await installedCrds(run, cluster, [...new Set(names)]);
+    for (const { file, inChart, docs: fileDocs } of docs) {
+      for (const doc of fileDocs) {
+        const name = crdName(doc);
+        const down = name ? crdDowngrade(installed.get(name), doc.object) : undefined;
+        if (!name || !down) continue;
+        const source = inChart ? `chart ${step.chart} ${step.version}` : `${path.basename(file)} (extraCrds)`;
+        if (!step.allowDowngrade) {
+          throw ApplicationFailure.nonRetryable(
+            `${cluster.name}: CRD ${name} is installed at ${down.installed}, newer than ${down.chart} in ${source}: refusing to downgrade it; pass --force-crd-reapply to go down`,
+            'CrdDowngrade'
+          );
+        }
+        log.warn('downgrading a CRD (--force-crd-reapply)', { cluster: cluster.name, crd: name, ...down });
       }
-      log.warn('downgrading a CRD (--force-crd-reapply)', { cluster: cluster.name, crd: name, ...down });
     }
   }
 
@@ -87,7 +100,7 @@ export function crdActivities(deps: CrdDeps) {
         await pullChart(run, deps.repos, step, tmp, { cluster: cluster.name });
         const chartFiles = step.chartFiles.map((f) => path.join(tmp, step.chart, f));
         const files = [...chartFiles, ...step.extraFiles];
-        // Every file is checked before the first is applied: a refusal leaves the CRDs as they were.
+        // Every file is checked before anything is applied: a refusal leaves the CRDs as they were.
         for (const file of files) {
           await stat(file).catch(() => {
             throw ApplicationFailure.nonRetryable(
@@ -95,22 +108,25 @@ export function crdActivities(deps: CrdDeps) {
               'FileNotFound'
             );
           });
-          await checkDowngrades(cluster, step, file, chartFiles.includes(file));
         }
-        const applied: string[] = [];
-        for (const file of files) {
-          const out = await run('kubectl', cmd.kubectlApplyCrd(cluster, file)).catch((err: unknown) => {
-            if (err instanceof ApplicationFailure && err.nonRetryable) {
-              throw ApplicationFailure.nonRetryable(
-                `the API server refused to update CRDs from ${path.basename(file)} in place on ${cluster.name}: ${err.message}`,
-                'CrdRefused'
-              );
-            }
-            throw err;
-          });
-          applied.push(...appliedNames(out.stdout));
-          Context.current().heartbeat({ applied: applied.length });
-        }
+        await checkDowngrades(
+          cluster,
+          step,
+          files.map((file) => ({ file, inChart: chartFiles.includes(file) }))
+        );
+        // One server-side apply of every file (one kubectl process, not one per file); a refused
+        // object fails the step, and its retry applies again (idempotent).
+        const out = await run('kubectl', cmd.kubectlApplyCrd(cluster, files)).catch((err: unknown) => {
+          if (err instanceof ApplicationFailure && err.nonRetryable) {
+            throw ApplicationFailure.nonRetryable(
+              `the API server refused to update CRDs from ${files.map((f) => path.basename(f)).join(', ')} in place on ${cluster.name}: ${err.message}`,
+              'CrdRefused'
+            );
+          }
+          throw err;
+        });
+        const applied = appliedNames(out.stdout);
+        Context.current().heartbeat({ applied: applied.length });
         const record: CrdRecord = { version: step.version, upgradeId: input.upgradeId, at: new Date().toISOString() };
         await writeRecord(run, cluster, cmd.CRD_RECORD, { ...record }, tmp);
         return { applied };

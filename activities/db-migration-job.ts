@@ -4,7 +4,7 @@
  * belongs to, and a finished Job of another upgrade is deleted before this one is applied.
  */
 import { Context, log } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -133,6 +133,15 @@ export async function runDbMigrationJob(
     Context.current().heartbeat(beat);
     await Context.current().sleep(deps.pollMs);
   };
+  /** Between two reads of a running Job: watch it (a completion ends the wait at once) rather than sleep. */
+  const watch = async (beat: Record<string, string>): Promise<void> => {
+    Context.current().heartbeat(beat);
+    const seconds = Math.max(1, Math.ceil(deps.pollMs / 1000));
+    // A timeout (still running, or failed) or an unreachable cluster: the next read says which.
+    await run('kubectl', cmd.kubectlWaitJobComplete(cluster, name, seconds)).catch((err: unknown) => {
+      if (err instanceof CancelledFailure) throw err;
+    });
+  };
 
   let replaced: string | undefined;
   let existing = await read();
@@ -198,6 +207,6 @@ export async function runDbMigrationJob(
         'DbMigrationJobFailed'
       );
     }
-    await pause({ waitingFor: job });
+    await watch({ waitingFor: job });
   }
 }

@@ -18,11 +18,17 @@ export interface RunOptions {
   input?: string;
   /** The chart source the command reaches: its TLS and 401 failures are told apart from a cluster's. */
   chartRepo?: ChartSource;
+  /**
+   * An exit with a non-zero code is returned (its code and whole stderr), not thrown: for a caller
+   * that reads kubectl's error per object. A timeout, a kill or a missing binary still throws.
+   */
+  allowFailure?: boolean;
 }
 
 export interface RunResult {
   stdout: string;
   stderr: string;
+  exitCode?: number;
 }
 
 /** Runs one command; throws an ApplicationFailure (classified) when it fails. Injected into activities. */
@@ -58,8 +64,38 @@ export function processTimeout(ctx: Context | undefined, wantedMs: number): numb
   return Math.max(1_000, Math.min(wantedMs, left));
 }
 
+/**
+ * helm's Kubernetes client throttles itself to 5 requests/s when HELM_QPS is unset (client-go's
+ * default; burst 100): an upgrade of skoala-init (discovery of many CRD groups, then every object)
+ * then waits on its own limiter, on every cluster. An operator's own values are left alone.
+ */
+export const HELM_CLIENT_LIMITS: Readonly<Record<string, string>> = { HELM_QPS: '50', HELM_BURST_LIMIT: '300' };
+
+/** The environment of helm processes: the defaults above, wherever the operator has not set them. */
+export function helmEnv(env: NodeJS.ProcessEnv | undefined, inherited: NodeJS.ProcessEnv = process.env) {
+  const unset = Object.entries(HELM_CLIENT_LIMITS).filter(
+    ([k]) => env?.[k] === undefined && inherited[k] === undefined
+  );
+  return { ...env, ...Object.fromEntries(unset) };
+}
+
+/**
+ * Waits for work another activity started (a shared chart pull) while heartbeating, so a wait
+ * longer than the heartbeat timeout is not taken for a dead worker.
+ */
+export async function heartbeatWhile<T>(work: Promise<T>, details: unknown, everyMs = 2_000): Promise<T> {
+  const ctx = activityContext();
+  const beat = ctx ? setInterval(() => ctx.heartbeat(details), everyMs) : undefined;
+  try {
+    return await work;
+  } finally {
+    if (beat) clearInterval(beat);
+  }
+}
+
 export function createRunner(deps: RunnerDeps): CommandRunner {
   const paths: Record<Tool, string> = { helm: deps.helm, kubectl: deps.kubectl };
+  const envs: Record<Tool, NodeJS.ProcessEnv | undefined> = { helm: helmEnv(deps.env), kubectl: deps.env };
   return async (tool, argv, opts = {}) => {
     const ctx = activityContext();
     const running = { running: `${tool} ${argv.find((a) => !a.startsWith('-')) ?? ''}` };
@@ -68,7 +104,7 @@ export function createRunner(deps: RunnerDeps): CommandRunner {
     const beat = ctx ? setInterval(() => ctx.heartbeat(running), deps.heartbeatMs ?? 2_000) : undefined;
     try {
       const res = await execa(paths[tool], argv, {
-        env: deps.env,
+        env: envs[tool],
         ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' as const }),
         reject: false,
         timeout: processTimeout(ctx, opts.timeoutMs ?? deps.defaultTimeoutMs ?? 10 * 60_000),
@@ -76,7 +112,8 @@ export function createRunner(deps: RunnerDeps): CommandRunner {
         forceKillAfterDelay: 5_000,
       });
       if (res.isCanceled) throw new CancelledFailure(`${tool} was stopped: the activity was cancelled`);
-      if (res.failed) {
+      const handBack = opts.allowFailure && res.exitCode !== undefined && !res.timedOut;
+      if (res.failed && !handBack) {
         throw commandFailure({
           tool,
           argv,
@@ -88,7 +125,7 @@ export function createRunner(deps: RunnerDeps): CommandRunner {
           chartRepo: opts.chartRepo,
         });
       }
-      return { stdout: String(res.stdout), stderr: String(res.stderr) };
+      return { stdout: String(res.stdout), stderr: String(res.stderr), exitCode: res.exitCode ?? 0 };
     } finally {
       if (beat) clearInterval(beat);
     }

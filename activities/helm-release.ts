@@ -2,12 +2,12 @@
  * The activities that read and change a Helm release: what preflight reads, the upgrade itself
  * (at most once, never over someone else's work), the rollback of our own stuck revision, verify.
  */
-import type { ChartRepoSession } from './chart-repo';
 import { log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import * as cmd from '../runbook/commands';
 import type { BackupRef, ClusterRef, ReleaseFacts, ReleaseName, Step, Version } from '../runbook/types';
 import type { BackupStore } from './backup-store';
+import type { ChartCache } from './chart-cache';
 import type { ClusterBackupStore } from './cluster-backup-store';
 import { writeRecord } from './cluster-records';
 import type { CommandRunner } from './exec';
@@ -25,7 +25,8 @@ type UpgradeStep = Step & { kind: 'upgradeRelease' };
 
 export interface ReleaseDeps {
   run: CommandRunner;
-  repos: ChartRepoSession;
+  /** Where `helm upgrade` takes the chart from: this host's copy, pulled once and checked. */
+  charts: ChartCache;
   store: BackupStore;
   clusterStore: ClusterBackupStore;
   /** helm's own `--timeout` for upgrade and rollback. */
@@ -188,16 +189,23 @@ export function releaseActivities(deps: ReleaseDeps) {
       }
       const next = (history.at(-1)?.revision ?? 0) + 1;
       try {
-        await deps.repos.ensure(step.repo, { cluster: cluster.name });
+        // A chart that is not the pinned one is refused here, before helm runs.
+        const chart = await deps.charts.get(step, { cluster: cluster.name });
         await run(
           'helm',
-          cmd.helmUpgrade(cluster, step, backupFile, {
-            description: cmd.upgradeDescription(upgradeId),
-            labels: { [OWNER_LABEL]: ownerLabelValue(upgradeId, next) },
-            timeout: helmDuration(deps.helmTimeoutMs),
-          }),
+          cmd.helmUpgrade(
+            cluster,
+            step,
+            backupFile,
+            {
+              description: cmd.upgradeDescription(upgradeId),
+              labels: { [OWNER_LABEL]: ownerLabelValue(upgradeId, next) },
+              timeout: helmDuration(deps.helmTimeoutMs),
+            },
+            chart.file
+          ),
           // helm stops itself at its --timeout; the process limit only catches a helm that hangs past it.
-          deps.repos.runOptions(step.repo, { timeoutMs: deps.helmTimeoutMs + 60_000, cluster: cluster.name })
+          { timeoutMs: deps.helmTimeoutMs + 60_000, cluster: cluster.name }
         );
       } finally {
         await removeBackupFile();

@@ -74,11 +74,13 @@ export function imageActivities(deps: {
       files.push(file);
     }
     files.push(...step.valuesFiles);
-    await repos.ensure(step.repo, { cluster: cluster.name });
+    // The host's cached archive when there is one: fetched once for all clusters, not once each.
+    const chart = repos.charts ? (await repos.charts.get(step, { cluster: cluster.name })).file : undefined;
+    if (!chart) await repos.ensure(step.repo, { cluster: cluster.name });
     const { stdout } = await run(
       'helm',
-      helmTemplate(step, cluster.namespace, t.kubeVersion, files),
-      repos.runOptions(step.repo, { cluster: cluster.name })
+      helmTemplate(step, cluster.namespace, t.kubeVersion, files, chart),
+      chart ? { cluster: cluster.name } : repos.runOptions(step.repo, { cluster: cluster.name })
     );
     return imagesInManifests(stdout);
   }

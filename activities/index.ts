@@ -4,6 +4,7 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { access, constants } from 'node:fs/promises';
+import path from 'node:path';
 import * as cmd from '../runbook/commands';
 import { decideRules, type RuleDecisions } from '../runbook/rules';
 import { parseKubeVersion } from '../runbook/version';
@@ -36,7 +37,7 @@ export interface ActivityDeps {
   env?: NodeJS.ProcessEnv;
   /** Where values backups are kept (owner-only). */
   backupDir: string;
-  /** Scratch space for pulled charts. */
+  /** Scratch space, and this host's chart cache (`charts/`). */
   workDir: string;
   /** Replaces the real process runner: unit tests check the exact argument arrays with it. */
   run?: CommandRunner;
@@ -55,15 +56,23 @@ export interface NeededFile {
   path: string;
 }
 
+/** What checkChartVersion recorded: `sha256` of the chart archive is absent in histories recorded before it was. */
+export interface ChartVersionCheck {
+  version: Version;
+  sha256?: string;
+}
+
 export function createActivities(deps: ActivityDeps) {
   const run = deps.run ?? createRunner({ helm: deps.helm, kubectl: deps.kubectl, env: deps.env });
   const store = new BackupStore(deps.backupDir);
   const clusterStore = new ClusterBackupStore(run, deps.workDir);
-  const repos = chartRepoSession(run, { ...process.env, ...deps.env });
+  // One session per worker process: the repository and the chart archives are set up once per host.
+  const repos = chartRepoSession(run, { ...process.env, ...deps.env }, path.join(deps.workDir, 'charts'));
+  const { charts } = repos;
   const helmTimeoutMs = deps.helmTimeoutMs ?? 10 * 60_000;
   const releases = releaseActivities({
     run,
-    repos,
+    charts,
     clusterStore,
     store,
     helmTimeoutMs,
@@ -93,22 +102,24 @@ export function createActivities(deps: ActivityDeps) {
       return decideRules(input.from, input.to, input);
     },
 
-    /** The target chart version must exist before anything changes. */
+    /**
+     * The target chart version must exist before anything changes. Its archive is pulled into this
+     * host's cache now, and its sha256 returned: the plan pins every cluster's step to it.
+     */
     async checkChartVersion(input: {
       repo: ChartRepo;
       chart: ReleaseName;
       version: Version;
-    }): Promise<{ version: Version }> {
-      const show = () =>
-        run('helm', cmd.helmShowChart(input.repo, input.chart, input.version), repos.runOptions(input.repo));
+    }): Promise<ChartVersionCheck> {
+      const pull = () => charts.pull({ repo: input.repo, chart: input.chart, version: input.version });
       try {
-        await repos.ensure(input.repo);
-        await show().catch(async (err: unknown) => {
+        const { sha256 } = await pull().catch(async (err: unknown) => {
           // The index this host fetched earlier may predate the version: fetch it once more.
           if (!(err instanceof ApplicationFailure && err.type === 'ChartVersionNotFound')) throw err;
           await repos.update(input.repo);
-          await show();
+          return pull();
         });
+        return { version: input.version, sha256 };
       } catch (err) {
         if (err instanceof ApplicationFailure && err.type === 'ChartVersionNotFound') {
           throw ApplicationFailure.nonRetryable(
@@ -118,7 +129,6 @@ export function createActivities(deps: ActivityDeps) {
         }
         throw err;
       }
-      return { version: input.version };
     },
 
     /**
@@ -193,13 +203,17 @@ export function createActivities(deps: ActivityDeps) {
       return inCluster ? clusterStore.save(input.cluster, key, text) : store.save(key, text);
     },
 
-    /** `helm repo add` with the site's credentials (or `helm registry login` for OCI), on this host. */
-    async addChartRepo(input: { repo: ChartRepo }): Promise<void> {
-      await repos.add(input.repo);
+    /**
+     * `helm repo add` with the site's credentials (or `helm registry login` for OCI), on this host:
+     * once per upgrade (`upgradeId`; absent in old histories: every time) for the same settings.
+     */
+    async addChartRepo(input: { repo: ChartRepo; upgradeId?: string }): Promise<void> {
+      await repos.add(input.repo, {}, input.upgradeId);
     },
 
-    async updateChartRepo(input: { repo: ChartRepo }): Promise<void> {
-      await repos.update(input.repo);
+    /** `helm repo update`, once per upgrade on this host, as addChartRepo. */
+    async updateChartRepo(input: { repo: ChartRepo; upgradeId?: string }): Promise<void> {
+      await repos.update(input.repo, {}, input.upgradeId);
     },
 
     /** Absent Jobs are fine (`--ignore-not-found`). */

@@ -85,11 +85,16 @@ export async function previewManifestDiff(
       backupFile = path.join(tmp, `${step.release}-values.yaml`);
       await writeFile(backupFile, userValues, { mode: 0o600 });
     }
-    await repos.ensure(step.repo, where);
+    // The host's cached archive when there is one: the same chart the upgrade installs, not fetched again.
+    const chart = repos.charts ? (await repos.charts.get(step, where)).file : undefined;
+    if (!chart) await repos.ensure(step.repo, where);
     const { stdout } = await run(
       'helm',
-      cmd.helmUpgradeDryRun(cluster, step, backupFile),
-      repos.runOptions(step.repo, { ...where, timeoutMs: DRY_RUN_TIMEOUT_MS })
+      cmd.helmUpgradeDryRun(cluster, step, backupFile, chart),
+      // A local archive reaches no chart source: any TLS or 401 failure is the cluster's.
+      chart
+        ? { ...where, timeoutMs: DRY_RUN_TIMEOUT_MS }
+        : repos.runOptions(step.repo, { ...where, timeoutMs: DRY_RUN_TIMEOUT_MS })
     );
     target = parseJson(stdout, 'helm upgrade --dry-run=server') as DryRunRelease;
   } catch (err) {

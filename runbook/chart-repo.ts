@@ -97,6 +97,31 @@ export const helmPullChart = (repo: ChartRepo, chart: ReleaseName, version: Vers
   dir,
 ];
 
+/**
+ * `helm pull` of the chart archive itself (no --untar) into `dir`, where helm names it
+ * `<chart>-<version>.tgz`: what each worker host keeps in its chart cache.
+ */
+export const helmPullChartArchive = (repo: ChartRepo, chart: ReleaseName, version: Version, dir: string): Argv => [
+  'pull',
+  chartRef(repo, chart),
+  '--version',
+  version,
+  ...chartTlsFlags(repo),
+  '--destination',
+  dir,
+];
+
+/** A chart archive's name in a host's chart cache: by content, so a name never changes what it holds. */
+export const cachedChartName = (chart: ReleaseName, version: Version, sha256: string): string =>
+  `${chart}-${version.replace(/[^\w.+-]/g, '_')}-${sha256}.tgz`;
+
+/** Where `plan` shows the cached archive: its digest once preflight recorded one. */
+export const cachedChartPlaceholder = (step: { chart: ReleaseName; version: Version; chartSha256?: string }): string =>
+  `<chart cache>/${cachedChartName(step.chart, step.version, step.chartSha256 ?? '<sha256>')}`;
+
+/** Unpacks a chart archive into `dir` (as `dir/<chart>/`), as `helm pull --untar` would; never as its owner. */
+export const untarChart = (file: string, dir: string): Argv => ['-xzf', file, '-C', dir, '--no-same-owner'];
+
 /** What `plan` says about how the chart source is reached, warnings included; never a secret. */
 export function chartRepoNotes(repo: ChartRepo): string[] {
   const how = isOciRepo(repo) ? 'OCI registry, helm registry login' : 'chart repository, helm repo add';
@@ -120,23 +145,23 @@ export function chartRepoNotes(repo: ChartRepo): string[] {
 /**
  * `helm template` of an upgrade's chart with the values it will get (backup file, operator files,
  * `--set` pairs): the manifests the upgrade would apply, rendered client-side, for the image check.
+ * With `chartFile` (the host's cached archive) nothing is fetched: no version or TLS flags.
  */
 export const helmTemplate = (
   step: { release: ReleaseName; chart: ReleaseName; repo: ChartRepo; version: Version; set: [string, string][] },
   namespace: string,
   kubeVersion: string,
-  valuesFiles: string[]
+  valuesFiles: string[],
+  chartFile?: string
 ): Argv => [
   'template',
   step.release,
-  chartRef(step.repo, step.chart),
-  '--version',
-  step.version,
+  ...(chartFile ? [chartFile] : [chartRef(step.repo, step.chart), '--version', step.version]),
   '-n',
   namespace,
   '--kube-version',
   kubeVersion,
-  ...chartTlsFlags(step.repo),
+  ...(chartFile ? [] : chartTlsFlags(step.repo)),
   ...valuesFiles.flatMap((f) => ['-f', f]),
   ...step.set.flatMap(([k, v]) => ['--set', `${k}=${v}`]),
 ];

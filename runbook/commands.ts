@@ -2,19 +2,30 @@
  * The exact helm and kubectl argument arrays, built in one place: the activities execute them and
  * `npm run plan` prints them, so what is shown is what runs.
  */
-import { chartRef, chartTlsFlags, helmPullChart, helmRepoUpdate, isOciRepo, repoSetupCommands } from './chart-repo';
+import {
+  cachedChartPlaceholder,
+  chartRef,
+  chartTlsFlags,
+  helmRepoUpdate,
+  isOciRepo,
+  repoSetupCommands,
+  untarChart,
+} from './chart-repo';
 import type { ClusterRef, ReleaseName, Step } from './types';
 
 export type Argv = string[];
 // Chart sources have their own module; re-exported so `cmd.*` stays the one place for argv.
 export {
+  cachedChartName,
   chartRef,
   helmPullChart,
+  helmPullChartArchive,
   helmRegistryLogin,
   helmRepoAdd,
   helmRepoUpdate,
   helmShowChart,
   helmTlsFlags,
+  untarChart,
 } from './chart-repo';
 
 export const helmTarget = (c: ClusterRef): Argv => [
@@ -156,6 +167,21 @@ export const kubectlDeleteJobs = (c: ClusterRef, jobs: string[]): Argv => [
 
 export const kubectlGetJobJson = (c: ClusterRef, name: string): Argv => kubectlGetIfExists(c, 'job', name);
 
+/**
+ * Watches the Job until it completes or `seconds` pass (exit 1 then): what the runbook's operator
+ * does instead of polling. Failure is a condition this cannot wait for at the same time; the read
+ * after it tells.
+ */
+export const kubectlWaitJobComplete = (c: ClusterRef, name: string, seconds: number): Argv => [
+  ...kubectlTarget(c),
+  'wait',
+  '-n',
+  c.namespace,
+  '--for=condition=complete',
+  `job/${name}`,
+  `--timeout=${seconds}s`,
+];
+
 /** The plain delete, as an operator would type it. */
 export const kubectlDeleteJob = (c: ClusterRef, name: string): Argv => [
   ...kubectlTarget(c),
@@ -189,15 +215,17 @@ export interface HelmRunMarks {
 }
 
 /**
- * The chart as the runbook names it (`<repo>/<chart>`, or `oci://.../<chart>`): the activity makes
- * sure the repository is added (or logged into) on its worker host first. Values: the backup
- * first, then the operator's files, then the image tags.
+ * The chart: the archive `chartFile` on the worker host (pulled once per host and checked against
+ * the plan's digest; nothing to fetch, so no version or TLS flags), or else as the runbook names it
+ * (`<repo>/<chart> --version V`, or `oci://.../<chart>`). Values: the backup first, then the
+ * operator's files, then the image tags.
  */
 export function helmUpgrade(
   c: ClusterRef,
   step: Step & { kind: 'upgradeRelease' },
   backupFile?: string,
-  marks?: HelmRunMarks
+  marks?: HelmRunMarks,
+  chartFile?: string
 ): Argv {
   return [
     ...helmTarget(c),
@@ -207,10 +235,9 @@ export function helmUpgrade(
     '-n',
     c.namespace,
     step.release,
-    chartRef(step.repo, step.chart),
-    '--version',
-    step.version,
-    ...chartTlsFlags(step.repo),
+    ...(chartFile
+      ? [chartFile]
+      : [chartRef(step.repo, step.chart), '--version', step.version, ...chartTlsFlags(step.repo)]),
     ...(backupFile ? ['-f', backupFile] : []),
     ...step.valuesFiles.flatMap((f) => ['-f', f]),
     ...step.set.flatMap(([k, v]) => ['--set', `${k}=${v}`]),
@@ -263,9 +290,14 @@ export interface CrdApplyOptions {
 
 /**
  * Server-side apply updates a CRD in place: no delete (which would delete every custom resource), no 256 KiB annotation.
+ * Several files are one kubectl run: each object applied on its own, in file order.
  * A boolean third argument is the older form of `{ dryRun }`.
  */
-export const kubectlApplyCrd = (c: ClusterRef, file: string, opts: boolean | CrdApplyOptions = {}): Argv => {
+export const kubectlApplyCrd = (
+  c: ClusterRef,
+  files: string | string[],
+  opts: boolean | CrdApplyOptions = {}
+): Argv => {
   const {
     dryRun = false,
     forceConflicts = true,
@@ -280,8 +312,7 @@ export const kubectlApplyCrd = (c: ClusterRef, file: string, opts: boolean | Crd
     FIELD_MANAGER,
     ...(dryRun ? ['--dry-run=server'] : []),
     ...(showManagedFields ? ['--show-managed-fields'] : []),
-    '-f',
-    file,
+    ...(typeof files === 'string' ? [files] : files).flatMap((f) => ['-f', f]),
     '-o',
     'json',
   ];
@@ -301,6 +332,19 @@ export const kubectlGetCrd = (
   'json',
   '--ignore-not-found',
   ...(opts.showManagedFields ? ['--show-managed-fields'] : []),
+];
+
+/**
+ * The custom resources of these CRDs in every namespace, one line each (`<kind>.<group>/<name>`,
+ * kind in lower case): how many a CRD delete would destroy.
+ */
+export const kubectlListCustomResources = (c: ClusterRef, resources: string[]): Argv => [
+  ...kubectlTarget(c),
+  'get',
+  resources.join(','),
+  '-A',
+  '-o',
+  'name',
 ];
 
 /** The manifest of the release's current revision (or of `revision`): which workloads it owns. */
@@ -326,8 +370,9 @@ export const helmGetComputedValues = (c: ClusterRef, release: ReleaseName, revis
 export const helmUpgradeDryRun = (
   c: ClusterRef,
   step: Step & { kind: 'upgradeRelease' },
-  backupFile?: string
-): Argv => [...helmUpgrade(c, step, backupFile), '--dry-run=server', '-o', 'json'];
+  backupFile?: string,
+  chartFile?: string
+): Argv => [...helmUpgrade(c, step, backupFile, undefined, chartFile), '--dry-run=server', '-o', 'json'];
 
 /**
  * Several workloads of one namespace in one call (`deployment.apps/hive`, ...): a List, or a single
@@ -357,11 +402,14 @@ export const kubectlGetPods = (c: ClusterRef, selector: string, namespace = c.na
   'json',
 ];
 
-/** The commands of one step, for printing. Placeholders name what is only known when it runs. */
+/**
+ * The commands of one step, for printing. Placeholders name what is only known when it runs. The
+ * chart archive is pulled once per worker host (not per cluster) into its chart cache.
+ */
 export function commandsOfStep(
   c: ClusterRef,
   step: Step
-): { tool: 'helm' | 'kubectl' | 'gate' | 'check'; argv: Argv }[] {
+): { tool: 'helm' | 'kubectl' | 'tar' | 'gate' | 'check'; argv: Argv }[] {
   switch (step.kind) {
     case 'runDbMigrationJob':
       return [{ tool: 'kubectl', argv: kubectlApplyJob(c, step.manifest) }];
@@ -382,22 +430,28 @@ export function commandsOfStep(
       return [
         {
           tool: 'helm',
-          argv: helmUpgrade(c, step, step.useBackup ? `<values backup of ${step.release}>` : undefined, {
-            description: '<upgrade ID>',
-            labels: { 'skoala-upgrade.io/revision': '<owner mark>' },
-            timeout: '600s',
-          }),
+          argv: helmUpgrade(
+            c,
+            step,
+            step.useBackup ? `<values backup of ${step.release}>` : undefined,
+            {
+              description: '<upgrade ID>',
+              labels: { 'skoala-upgrade.io/revision': '<owner mark>' },
+              timeout: '600s',
+            },
+            cachedChartPlaceholder(step)
+          ),
         },
       ];
     case 'awaitCrdApproval':
       return [{ tool: 'gate', argv: ['wait for approval of the CRD re-apply'] }];
     case 'reapplyCrds':
       return [
-        { tool: 'helm', argv: helmPullChart(step.repo, step.chart, step.version, '<tmp>') },
-        ...[...step.chartFiles.map((f) => `<tmp>/${step.chart}/${f}`), ...step.extraFiles].map((f) => ({
-          tool: 'kubectl' as const,
-          argv: kubectlApplyCrd(c, f),
-        })),
+        { tool: 'tar', argv: untarChart(cachedChartPlaceholder(step), '<tmp>') },
+        {
+          tool: 'kubectl',
+          argv: kubectlApplyCrd(c, [...step.chartFiles.map((f) => `<tmp>/${step.chart}/${f}`), ...step.extraFiles]),
+        },
         { tool: 'kubectl', argv: kubectlApplyFile(c, `<ConfigMap ${CRD_RECORD}: CRD step done at ${step.version}>`) },
       ];
     case 'verifyRelease':

@@ -5,7 +5,17 @@
  */
 import { chartRepoNotes } from './chart-repo';
 import { decideRules, type RuleDecisions } from './rules';
-import type { ClusterFacts, ClusterPlan, ClusterRef, Fleet, FleetFacts, Plan, Step, UpgradeRequest } from './types';
+import type {
+  ClusterFacts,
+  ClusterPlan,
+  ClusterRef,
+  Fleet,
+  FleetFacts,
+  Plan,
+  ReleaseName,
+  Step,
+  UpgradeRequest,
+} from './types';
 import { compareVersions, isBelow } from './version';
 
 /** The upgrade must not start: every problem found, each naming what to fix. */
@@ -68,6 +78,11 @@ export function planUpgrade(
   if (problems.length > 0) throw new PlanRefused(problems);
 
   notes.push(...chartRepoNotes(fleet.chartRepo));
+  const pins = Object.entries(facts.chartSha256 ?? {});
+  if (pins.length > 0)
+    notes.push(
+      `chart archives pinned by sha256 (${pins.map(([chart, sha]) => `${chart} ${sha.slice(0, 12)}`).join(', ')}): each worker host pulls each once and refuses a copy that differs`
+    );
   if (fleet.checkImages === false)
     notes.push('WARNING: checkImages is false: images are not checked in their registries before anything changes');
   notes.push(dbMigrationNote(rules, options.dbMigration, cpFacts.release.installed));
@@ -85,7 +100,9 @@ export function planUpgrade(
     );
   }
   notes.push(failurePolicyNote(request, rules, cpFacts));
-  const workers = fleet.workers.map((ref, i) => planWorker(request, rules, ref, facts.workers[i] as ClusterFacts));
+  const workers = fleet.workers.map((ref, i) =>
+    planWorker(request, rules, facts, ref, facts.workers[i] as ClusterFacts)
+  );
   const finishing = workers.filter((w) => !w.skipped && w.steps[0]?.kind === 'awaitCrdApproval');
   if (finishing.length > 0) {
     notes.push(
@@ -98,7 +115,7 @@ export function planUpgrade(
   return {
     upgradeId: request.upgradeId,
     targetVersion: to,
-    controlPlane: planControlPlane(request, rules, cpFacts),
+    controlPlane: planControlPlane(request, rules, facts),
     workers,
     notes,
   };
@@ -157,6 +174,7 @@ function skippedPlan(ref: ClusterRef, role: ClusterPlan['role'], f: ClusterFacts
 
 function upgradeStepFor(
   request: UpgradeRequest,
+  facts: FleetFacts,
   f: ClusterFacts,
   release: 'skoala' | 'skoala-init',
   set: [string, string][]
@@ -175,7 +193,14 @@ function upgradeStepFor(
     valuesFiles: release === 'skoala' ? fleet.valuesFiles.skoala : fleet.valuesFiles.skoalaInit,
     fromRevision,
     ...(f.release.installed ? {} : { install: true }),
+    ...pinned(facts, release),
   };
+}
+
+/** The chart archive's digest when preflight recorded one (upgrades recorded before it did not). */
+function pinned(facts: FleetFacts, chart: ReleaseName): { chartSha256?: string } {
+  const sha = facts.chartSha256?.[chart];
+  return sha ? { chartSha256: sha } : {};
 }
 
 /** The health check after an upgrade, when the recorded rules include it (upgrades recorded before it did not). */
@@ -202,11 +227,12 @@ function backupStep(upgrade: UpgradeStep, store: Fleet['backupStore']): Step[] {
       ];
 }
 
-function planControlPlane(request: UpgradeRequest, rules: RuleDecisions, f: ClusterFacts): ClusterPlan {
+function planControlPlane(request: UpgradeRequest, rules: RuleDecisions, facts: FleetFacts): ClusterPlan {
   const { fleet, options } = request;
+  const f = facts.controlPlane;
   const to = options.targetVersion;
   if (isAtTarget(f, to)) return skippedPlan(fleet.controlPlane, 'control-plane', f, to);
-  const upgrade = upgradeStepFor(request, f, 'skoala', rules.skoalaSet);
+  const upgrade = upgradeStepFor(request, facts, f, 'skoala', rules.skoalaSet);
   const runDb = rules.runDbMigration && fleet.dbMigrationJob !== undefined && f.release.installed;
   const steps: Step[] = [
     ...(runDb ? [{ kind: 'runDbMigrationJob', manifest: fleet.dbMigrationJob as string } as const] : []),
@@ -227,7 +253,7 @@ function planControlPlane(request: UpgradeRequest, rules: RuleDecisions, f: Clus
   };
 }
 
-function crdSteps(request: UpgradeRequest, rules: RuleDecisions): Step[] {
+function crdSteps(request: UpgradeRequest, rules: RuleDecisions, facts: FleetFacts): Step[] {
   const { fleet, options } = request;
   return [
     { kind: 'awaitCrdApproval', manifests: [...rules.crdFiles, ...fleet.extraCrds] },
@@ -239,11 +265,18 @@ function crdSteps(request: UpgradeRequest, rules: RuleDecisions): Step[] {
       chartFiles: rules.crdFiles,
       extraFiles: fleet.extraCrds,
       allowDowngrade: options.forceCrdReapply,
+      ...pinned(facts, 'skoala-init'),
     },
   ];
 }
 
-function planWorker(request: UpgradeRequest, rules: RuleDecisions, ref: ClusterRef, f: ClusterFacts): ClusterPlan {
+function planWorker(
+  request: UpgradeRequest,
+  rules: RuleDecisions,
+  facts: FleetFacts,
+  ref: ClusterRef,
+  f: ClusterFacts
+): ClusterPlan {
   const { options } = request;
   const to = options.targetVersion; // skoala-init always follows skoala: no skew, ever
   const wantsCrdStep = !rules.chartManagesCrds || options.forceCrdReapply;
@@ -257,7 +290,7 @@ function planWorker(request: UpgradeRequest, rules: RuleDecisions, ref: ClusterR
       release: 'skoala-init',
       from: f.release.chartVersion,
       to,
-      steps: [...crdSteps(request, rules), { kind: 'verifyRelease', release: 'skoala-init', version: to }],
+      steps: [...crdSteps(request, rules, facts), { kind: 'verifyRelease', release: 'skoala-init', version: to }],
     };
   }
   if (rolledBackHere(f, request))
@@ -267,7 +300,7 @@ function planWorker(request: UpgradeRequest, rules: RuleDecisions, ref: ClusterR
       skipped: 'not started: an earlier run of this upgrade rolled it back; pass --retry-failed to try it again',
       skipOutcome: 'not-started',
     };
-  const upgrade = upgradeStepFor(request, f, 'skoala-init', rules.skoalaInitSet);
+  const upgrade = upgradeStepFor(request, facts, f, 'skoala-init', rules.skoalaInitSet);
   const steps: Step[] = [
     ...backupStep(upgrade, request.fleet.backupStore),
     { kind: 'addChartRepo', repo: request.fleet.chartRepo },
@@ -277,7 +310,7 @@ function planWorker(request: UpgradeRequest, rules: RuleDecisions, ref: ClusterR
       : []),
     upgrade,
     ...healthStep(request, rules, 'skoala-init'),
-    ...(wantsCrdStep ? crdSteps(request, rules) : []),
+    ...(wantsCrdStep ? crdSteps(request, rules, facts) : []),
     { kind: 'verifyRelease', release: 'skoala-init', version: to },
   ];
   return { cluster: ref, role: 'worker', release: 'skoala-init', from: installedVersion(f), to, steps };

@@ -259,6 +259,8 @@ export interface ClusterFacts {
 export interface FleetFacts {
   controlPlane: ClusterFacts;
   workers: ClusterFacts[];
+  /** sha256 (hex) of each target chart archive, as preflight pulled it; absent in upgrades recorded before. */
+  chartSha256?: Partial<Record<ReleaseName, string>>;
 }
 
 /** One step of a cluster's plan. The workflow maps each kind to one activity (or to the gate). */
@@ -290,6 +292,8 @@ export type Step =
       fromRevision?: number;
       /** Fresh install (--allow-install): the release does not exist yet. */
       install?: boolean;
+      /** sha256 (hex) of the chart archive preflight pulled: every worker host checks its copy against it. */
+      chartSha256?: string;
     }
   | { kind: 'awaitCrdApproval'; manifests: string[] }
   | {
@@ -303,6 +307,8 @@ export type Step =
       extraFiles: string[];
       /** --force-crd-reapply: a CRD whose installed bundle version is newer than the manifest's may go down. */
       allowDowngrade: boolean;
+      /** As upgradeRelease's: the chart archive the CRDs come from. */
+      chartSha256?: string;
     }
   | { kind: 'verifyRelease'; release: ReleaseName; version: Version }
   | {

@@ -33,11 +33,10 @@ export async function preflight(request: UpgradeRequest, acts: Proxies): Promise
     { cluster: fleet.controlPlane, role: 'control-plane' as const },
     ...fleet.workers.map((cluster) => ({ cluster, role: 'worker' as const })),
   ];
+  const chartNames = ['skoala', 'skoala-init'] as const;
   const [charts, read] = await Promise.all([
     Promise.allSettled(
-      (['skoala', 'skoala-init'] as const).map((chart) =>
-        acts.quick.checkChartVersion({ repo: fleet.chartRepo, chart, version })
-      )
+      chartNames.map((chart) => acts.quick.checkChartVersion({ repo: fleet.chartRepo, chart, version }))
     ),
     Promise.allSettled(
       clusters.map(({ cluster, role }) =>
@@ -70,7 +69,15 @@ export async function preflight(request: UpgradeRequest, acts: Proxies): Promise
     );
   }
   const [controlPlane, ...workers] = read.map((r) => (r as PromiseFulfilledResult<ClusterFacts>).value);
-  return { controlPlane: controlPlane as ClusterFacts, workers };
+  // Results recorded before the check returned the archive's digest have none: their plan pins nothing.
+  const chartSha256 = Object.fromEntries(
+    charts.flatMap((r, i) => (r.status === 'fulfilled' && r.value.sha256 ? [[chartNames[i], r.value.sha256]] : []))
+  );
+  return {
+    controlPlane: controlPlane as ClusterFacts,
+    workers,
+    ...(Object.keys(chartSha256).length > 0 ? { chartSha256 } : {}),
+  };
 }
 
 /** The rules' decisions for this upgrade, recorded once in history (see activities decideRules). */

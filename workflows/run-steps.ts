@@ -42,6 +42,7 @@ const REFUSED_BEFORE_HELM = new Set([
   'BackupMissing',
   'BackupNotFound',
   'BackupChecksumMismatch',
+  'ChartDigestMismatch',
 ]);
 
 const failureType = (err: unknown): string | undefined =>
@@ -187,13 +188,14 @@ async function executeSteps(
       case 'addChartRepo':
         await acts.quick.addChartRepo.executeWithOptions(
           { ...options.quick, summary: `helm repo add ${step.repo.name}` },
-          [{ repo: step.repo }]
+          // The upgrade names the work: each worker host adds the repository once for it, not per cluster.
+          [{ repo: step.repo, upgradeId: hooks.upgradeId }]
         );
         break;
       case 'updateChartRepo':
         await acts.quick.updateChartRepo.executeWithOptions(
           { ...options.quick, summary: `helm repo update ${step.repo.name}` },
-          [{ repo: step.repo }]
+          [{ repo: step.repo, upgradeId: hooks.upgradeId }]
         );
         break;
       case 'deleteAdmissionJobs':

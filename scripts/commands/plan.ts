@@ -65,19 +65,23 @@ export async function plan(flags: PlanFlags, env: NodeJS.ProcessEnv = process.en
   const workDir = await mkdtemp(path.join(tmpdir(), 'skoala-plan-'));
   try {
     const run = createRunner({ helm: config.helm, kubectl: config.kubectl, env });
-    const repos = chartRepoSession(run, env);
     const acts = createActivities({ ...config, backupDir: path.join(workDir, 'unused'), workDir, run });
+    // The activities' chart cache: the CRD previews unpack the archives checkChartVersion pulled.
+    const repos = chartRepoSession(run, env, path.join(workDir, 'charts'));
     const { fleet, options } = request;
     const failIf =
       (what: string) =>
       (err: unknown): never => {
         throw new ExitError(`${what}: ${(err as Error).message}`, EXIT.upgradeFailed);
       };
-    await Promise.all(
-      (['skoala', 'skoala-init'] as const).map((chart) =>
-        acts
-          .checkChartVersion({ repo: fleet.chartRepo, chart, version: options.targetVersion })
-          .catch(failIf(`chart ${chart}`))
+    const chartSha256 = Object.fromEntries(
+      await Promise.all(
+        (['skoala', 'skoala-init'] as const).map(async (chart) => {
+          const check = await acts
+            .checkChartVersion({ repo: fleet.chartRepo, chart, version: options.targetVersion })
+            .catch(failIf(`chart ${chart}`));
+          return [chart, check.sha256] as const;
+        })
       )
     );
     const limit = pLimit(CLUSTERS_AT_ONCE);
@@ -99,6 +103,7 @@ export async function plan(flags: PlanFlags, env: NodeJS.ProcessEnv = process.en
           )
         )
       ),
+      chartSha256,
     };
     let result: Plan;
     try {

@@ -17,6 +17,7 @@ import { startDevServer } from '../../scripts/lib/dev-server';
 import { connectClient, type TemporalEnv } from '../../scripts/lib/temporal';
 import { record } from './record';
 import { runPoint, type Point, type ReplaySetup } from './replay';
+import { readProfiles, renderProfiles, summarizeProfile } from './profile';
 import { measureResume, type Resume } from './resume';
 import { measureRealHelm, renderRealHelm } from './real-helm';
 import { renderMarkdown, renderTable, spliceReport } from './report';
@@ -27,6 +28,11 @@ const o = new Command('bench')
   .option('--parallel <list>', '--max-parallel values', '10,50')
   .option('--latency <seconds>', 'stand-in latency L per helm/kubectl call', '0.2')
   .option('--resume <n>', 'fleet size of the SIGKILL/resume measurement (0: none)', '1000')
+  .option(
+    '--profile <n>',
+    'also profile the worker (node --cpu-prof) on one run of N clusters at P = 50 (0: none)',
+    '1000'
+  )
   .option('--smoke', 'the smallest size only (N = 10, P = 10), no resume; what CI runs')
   .option('--out <file>', 'markdown report', 'docs/benchmarks.md')
   .option('--version <v>', 'target version', '0.19.2')
@@ -39,6 +45,7 @@ const o = new Command('bench')
     parallel: string;
     latency: string;
     resume: string;
+    profile: string;
     smoke?: boolean;
     out: string;
     version: string;
@@ -51,6 +58,7 @@ const list = (s: string) => s.split(',').map((x) => Number(x.trim()));
 const sizes = o.smoke ? [10] : list(o.sizes);
 const parallels = o.smoke ? [10] : list(o.parallel);
 const resumeSize = o.smoke ? 0 : Number(o.resume);
+const profileSize = o.smoke ? 0 : Number(o.profile);
 const latency = Number(o.latency);
 const log = (l: string) => console.log(`[bench] ${l}`);
 
@@ -107,6 +115,18 @@ try {
       bundleBuilt: true,
     });
     realHelm = renderRealHelm(r);
+  }
+  let profile: string | undefined;
+  if (profileSize > 0) {
+    log(`profiling the worker at N = ${profileSize}, P = 50...`);
+    const profDir = path.join(dir, 'profile');
+    const point = await runPoint(setup, profileSize, 50, { cpuProfileDir: profDir, skipBaseline: true });
+    const summaries = (await readProfiles(profDir)).map(({ file, profile: p }) => ({
+      file,
+      summary: summarizeProfile(p),
+    }));
+    profile = `Profiled run: N = ${point.clusters}, P = 50, ${(point.productMs / 1000).toFixed(1)} s (the profiler slows the worker).\n\n${renderProfiles(summaries)}`;
+    console.log(profile);
   }
   console.log(renderTable(points, latency));
   if (resume) console.log(`resume: ${JSON.stringify(resume)}`);

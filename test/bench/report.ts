@@ -54,6 +54,8 @@ export function markdownTable(head: string[], rows: string[][]): string {
 export interface BenchReport {
   points: Point[];
   resume?: Resume;
+  /** The worker's CPU profile, rendered. */
+  profile?: string;
   latency: number;
   recording: Recording;
   smoke: boolean;

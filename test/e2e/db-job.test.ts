@@ -112,4 +112,41 @@ describe('the DB-migration Job of an earlier upgrade', () => {
     expect(after.metadata.uid).toBe(running.metadata.uid);
     expect(after.metadata.annotations?.[UPGRADE_ID_ANNOTATION]).toBe('upgrade-a');
   });
+
+  it('is watched, not polled: with a 2-minute poll the activity still ends when the Job completes', async () => {
+    const cp = sb.controlPlane;
+    const ns = 'watched';
+    await execa(sb.tools.kubectl, ['--kubeconfig', cp.kubeconfig, '--context', cp.context, 'create', 'namespace', ns]);
+    const workDir = path.join(sb.dir, 'work-watched');
+    await mkdir(workDir, { recursive: true });
+    const acts = createActivities({
+      helm: sb.tools.helm,
+      kubectl: sb.tools.kubectl,
+      env: { ...process.env, ...sb.helmEnv },
+      backupDir: path.join(sb.dir, 'backups'),
+      workDir,
+      // A sleep between reads would outlast this test's 60 s timeout; kubectl wait ends at Complete.
+      jobPollMs: 120_000,
+    });
+    const standIn = startJobStandIn({
+      kubectl: sb.tools.kubectl,
+      kubeconfig: cp.kubeconfig,
+      namespace: ns,
+      intervalMs: 500,
+    });
+    try {
+      const cluster: ClusterRef = { name: cp.name, kubeconfig: cp.kubeconfig, context: cp.context, namespace: ns };
+      const input = { upgradeId: 'upgrade-w', cluster, manifest: DB_MIGRATION_JOB };
+      // A real attempt's timeout: the mock's default (1 s) would cut kubectl wait short.
+      const attempt = new MockActivityEnvironment({
+        startToCloseTimeoutMs: 10 * 60_000,
+        currentAttemptScheduledTimestampMs: Date.now(),
+      });
+      expect(await attempt.run(acts.runDbMigrationJob, input)).toEqual({
+        job: `job.batch/${JOB}`,
+      });
+    } finally {
+      await standIn.stop();
+    }
+  }, 60_000);
 });

@@ -122,8 +122,10 @@ describe('plan from 0.18.0', () => {
     expect(out).toContain(
       `2. helm --kubeconfig ${cp.kubeconfig} --kube-context control-plane get values skoala -n skoala-system --revision 1 -o yaml`
     );
+    // The chart archive each worker host pulls once, named by the digest preflight pinned.
+    expect(out).toMatch(/note: chart archives pinned by sha256 \(skoala [0-9a-f]{12}, skoala-init [0-9a-f]{12}\)/);
     expect(out).toMatch(
-      /helm --kubeconfig \S+ --kube-context control-plane upgrade --install --create-namespace -n skoala-system skoala skoala\/skoala --version 0\.19\.2 -f '<values backup of skoala>' --set hive\.image\.tag=v0\.19\.2 --set sesame\.image\.tag=v0\.19\.2 --history-max 10/
+      /helm --kubeconfig \S+ --kube-context control-plane upgrade --install --create-namespace -n skoala-system skoala '<chart cache>\/skoala-0\.19\.2-[0-9a-f]{64}\.tgz' -f '<values backup of skoala>' --set hive\.image\.tag=v0\.19\.2 --set sesame\.image\.tag=v0\.19\.2 --history-max 10/
     );
     expect(out).toContain('[gate] wait for approval of the CRD re-apply');
     expect(out).toMatch(

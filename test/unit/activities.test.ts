@@ -3,6 +3,7 @@
  * CommandRunner that returns canned helm/kubectl output: the exact argument arrays each activity
  * runs, and what it makes of the answers. Backups and scratch space are real temp directories.
  */
+import { chartArchive, pullInto, sha256Hex } from '../helpers/chart-archive';
 import { failureOf, recorder } from '../helpers/recorder';
 import { type ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
@@ -12,7 +13,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createActivities, type ActivityDeps } from '../../activities';
 import { commandFailure } from '../../activities/errors';
 import type { CommandRunner } from '../../activities/exec';
@@ -23,8 +24,19 @@ import { RecordingLogger } from '../helpers/recording-logger';
 const REPO = { name: 'skoala', url: 'https://release.daocloud.io/chartrepo/skoala' };
 /** The first chart command of a worker process adds the repository on its host. */
 const REPO_ADD = ['helm', 'repo', 'add', 'skoala', REPO.url, '--force-update'];
+const REPO_UPDATE = ['helm', 'repo', 'update', 'skoala'];
 /** How chart commands name their source to the runner (for telling repo failures from cluster ones). */
 const SOURCE = { name: 'skoala', url: REPO.url };
+/** `helm pull` of a chart archive into a temp dir of the host's chart cache. */
+const PULL = (chart: string, version: string) => [
+  'helm',
+  'pull',
+  `skoala/${chart}`,
+  '--version',
+  version,
+  '--destination',
+  expect.stringMatching(/\/charts\/\.pull-[^/]+$/) as unknown as string,
+];
 const w1: ClusterRef = { name: 'w1', kubeconfig: '/kc/w1.yaml', namespace: 'skoala-system' };
 const global: ClusterRef = {
   name: 'global',
@@ -283,9 +295,7 @@ describe('upgradeRelease', () => {
     '-n',
     'skoala-system',
     'skoala-init',
-    'skoala/skoala-init',
-    '--version',
-    '0.28.1',
+    cached(),
     '-f',
     backupFile,
     '-f',
@@ -306,6 +316,14 @@ describe('upgradeRelease', () => {
 
   const r3: Rev = { revision: 3, status: 'deployed', version: '0.27.2' };
   const r3old: Rev = { ...r3, status: 'superseded' };
+  /** The target chart as the repository serves it, and where the host's chart cache keeps it. */
+  let archive: Buffer;
+  let pull: (argv: string[]) => Promise<string>;
+  beforeAll(async () => {
+    archive = await chartArchive('skoala-init', '0.28.1');
+    pull = pullInto(archive);
+  });
+  const cached = () => path.join(workDir, 'charts', `skoala-init-0.28.1-${sha256Hex(archive)}.tgz`);
   /** Revision 4 at the target, made by this upgrade. */
   const ours4: Rev = { revision: 4, status: 'deployed', version: '0.28.1', label: mark(UID, 4) };
 
@@ -316,23 +334,26 @@ describe('upgradeRelease', () => {
 
   it('reads the release, upgrades with the backup first and its marks, reads it again', async () => {
     const backup = await backupFor();
-    const r = recorder(...state([r3]), '', '', ...state([r3old, ours4]));
+    const r = recorder(...state([r3]), '', pull, '', ...state([r3old, ours4]));
     const out = await act(activitiesWith(r.run).upgradeRelease, { upgradeId: UID, cluster: w1, step, backup });
     expect(out).toEqual({ revision: 4, alreadyDone: false });
     expect(r.argvs()).toEqual([
       HISTORY_W1,
       LABELS_W1,
       REPO_ADD,
+      PULL('skoala-init', '0.28.1'),
       upgradeArgv(backupFileOf(3), 4),
       HISTORY_W1,
       LABELS_W1,
     ]);
-    // helm stops itself at --timeout 600s; the process limit is a minute later
+    // helm stops itself at --timeout 600s; the process limit is a minute later. The upgrade itself
+    // reaches no chart source: it installs the archive on this host.
     expect(r.calls.map((c) => c.opts)).toEqual([
       { cluster: 'w1' },
       { cluster: 'w1' },
       { cluster: 'w1', chartRepo: SOURCE },
-      { timeoutMs: 660_000, cluster: 'w1', chartRepo: SOURCE },
+      { cluster: 'w1', chartRepo: SOURCE },
+      { timeoutMs: 660_000, cluster: 'w1' },
       { cluster: 'w1' },
       { cluster: 'w1' },
     ]);
@@ -348,25 +369,26 @@ describe('upgradeRelease', () => {
         { revision: 4, status: 'failed', version: '0.28.1', label: mark(UID, 4) },
       ]),
       '',
+      pull,
       '',
       ...state([r3, { revision: 5, status: 'deployed', version: '0.28.1', label: mark(UID, 5) }])
     );
     const out = await act(activitiesWith(r.run).upgradeRelease, { upgradeId: UID, cluster: w1, step, backup });
     expect(out).toEqual({ revision: 5, alreadyDone: false });
-    expect(r.argvs()[3]).toEqual(upgradeArgv(backupFileOf(3), 5));
+    expect(r.argvs()[4]).toEqual(upgradeArgv(backupFileOf(3), 5));
   });
 
   it('helm --timeout follows helmTimeoutMs', async () => {
     const backup = await backupFor();
-    const r = recorder(...state([r3]), '', '', ...state([r3old, ours4]));
+    const r = recorder(...state([r3]), '', pull, '', ...state([r3old, ours4]));
     await act(activitiesWith(r.run, { helmTimeoutMs: 90_000 }).upgradeRelease, {
       upgradeId: UID,
       cluster: w1,
       step,
       backup,
     });
-    expect(r.calls[3]?.argv.slice(-2)).toEqual(['--timeout', '90s']);
-    expect(r.calls[3]?.opts).toEqual({ timeoutMs: 150_000, cluster: 'w1', chartRepo: SOURCE });
+    expect(r.calls[4]?.argv.slice(-2)).toEqual(['--timeout', '90s']);
+    expect(r.calls[4]?.opts).toEqual({ timeoutMs: 150_000, cluster: 'w1' });
   });
 
   it('our revision already deployed at the target: only the read, no upgrade (alreadyDone)', async () => {
@@ -428,6 +450,7 @@ describe('upgradeRelease', () => {
     const r = recorder(
       ...state([r3old, { revision: 4, status: 'superseded', version: '0.28.1', label: mark(UID, 4) }, rolledBack]),
       '',
+      pull,
       '',
       ...state([r3old, { ...rolledBack, status: 'superseded' }, { ...ours4, revision: 6, label: mark(UID, 6) }])
     );
@@ -437,6 +460,7 @@ describe('upgradeRelease', () => {
       HISTORY_W1,
       LABELS_W1,
       REPO_ADD,
+      PULL('skoala-init', '0.28.1'),
       upgradeArgv(backupFileOf(3), 6),
       HISTORY_W1,
       LABELS_W1,
@@ -488,6 +512,7 @@ describe('upgradeRelease', () => {
     const r = recorder(
       notFound(),
       '',
+      pull,
       '',
       ...state([{ revision: 1, status: 'deployed', version: '0.28.1', label: mark(UID, 1) }])
     );
@@ -497,6 +522,7 @@ describe('upgradeRelease', () => {
     expect(r.argvs()).toEqual([
       HISTORY_W1,
       REPO_ADD,
+      PULL('skoala-init', '0.28.1'),
       [
         'helm',
         '--kubeconfig',
@@ -507,9 +533,7 @@ describe('upgradeRelease', () => {
         '-n',
         'skoala-system',
         'skoala-init',
-        'skoala/skoala-init',
-        '--version',
-        '0.28.1',
+        cached(),
         '--set',
         'nacos-operator.image.tag=v0.28.1',
         '--set',
@@ -678,12 +702,93 @@ describe('upgradeRelease', () => {
     const r = recorder(
       ...state([r3, ourFailed]),
       '',
+      pull,
       '',
       ...state([r3old, ourFailed, { ...ours4, revision: 5, label: mark(UID, 5) }])
     );
     const out = await act(activitiesWith(r.run).upgradeRelease, { upgradeId: UID, cluster: w1, step, backup });
     expect(out).toEqual({ revision: 5, alreadyDone: false });
-    expect(r.argvs()[3]).toEqual(upgradeArgv(backupFileOf(3), 5));
+    expect(r.argvs()[4]).toEqual(upgradeArgv(backupFileOf(3), 5));
+  });
+
+  it('one pull per host: the next cluster installs the same archive, with no repo add and no pull', async () => {
+    const backup = await backupFor();
+    const w2: ClusterRef = { ...w1, name: 'w2', kubeconfig: '/kc/w2.yaml' };
+    const onW2 = (argv: string[]) => argv.map((a) => (a === '/kc/w1.yaml' ? '/kc/w2.yaml' : a));
+    const r = recorder(
+      ...[...state([r3]), '', pull, '', ...state([r3old, ours4])],
+      ...[...state([r3]), '', ...state([r3old, ours4])]
+    );
+    const acts = activitiesWith(r.run);
+    await act(acts.upgradeRelease, { upgradeId: UID, cluster: w1, step, backup });
+    await act(acts.upgradeRelease, { upgradeId: UID, cluster: w2, step, backup });
+    expect(r.argvs()).toEqual([
+      HISTORY_W1,
+      LABELS_W1,
+      REPO_ADD,
+      PULL('skoala-init', '0.28.1'),
+      upgradeArgv(backupFileOf(3), 4),
+      HISTORY_W1,
+      LABELS_W1,
+      onW2(HISTORY_W1),
+      onW2(LABELS_W1),
+      onW2(upgradeArgv(backupFileOf(3), 4)),
+      onW2(HISTORY_W1),
+      onW2(LABELS_W1),
+    ]);
+    // Only the archive stays in the cache: the pull's temp dir is gone.
+    expect(await readdir(path.join(workDir, 'charts'))).toEqual([path.basename(cached())]);
+  });
+
+  describe('pinned by the plan (chartSha256)', () => {
+    it('a pinned archive this host already holds (an earlier worker process) is installed without a pull', async () => {
+      const backup = await backupFor();
+      await mkdir(path.join(workDir, 'charts'));
+      await writeFile(cached(), archive);
+      const r = recorder(...state([r3]), '', ...state([r3old, ours4]));
+      const pinned = { ...step, chartSha256: sha256Hex(archive) };
+      await act(activitiesWith(r.run).upgradeRelease, { upgradeId: UID, cluster: w1, step: pinned, backup });
+      expect(r.argvs()).toEqual([HISTORY_W1, LABELS_W1, upgradeArgv(backupFileOf(3), 4), HISTORY_W1, LABELS_W1]);
+    });
+
+    it('a stale copy (not the pinned archive) is pulled once more; the pinned one is installed', async () => {
+      const backup = await backupFor();
+      const stale = await chartArchive('skoala-init', '0.28.1', { 'values.yaml': 'old: true\n' });
+      const r = recorder(...state([r3]), '', pullInto(stale), pull, '', ...state([r3old, ours4]));
+      const pinned = { ...step, chartSha256: sha256Hex(archive) };
+      await act(activitiesWith(r.run).upgradeRelease, { upgradeId: UID, cluster: w1, step: pinned, backup });
+      expect(r.argvs()).toEqual([
+        HISTORY_W1,
+        LABELS_W1,
+        REPO_ADD,
+        PULL('skoala-init', '0.28.1'),
+        PULL('skoala-init', '0.28.1'),
+        upgradeArgv(backupFileOf(3), 4),
+        HISTORY_W1,
+        LABELS_W1,
+      ]);
+    });
+
+    it('the repository serves another archive: refused (non-retryable, one line), helm upgrade never runs', async () => {
+      const backup = await backupFor();
+      const other = await chartArchive('skoala-init', '0.28.1', { 'values.yaml': 'changed: true\n' });
+      const r = recorder(...state([r3]), '', pullInto(other), pullInto(other));
+      const pinned = { ...step, chartSha256: sha256Hex(archive) };
+      const err = await failureOf(
+        act(activitiesWith(r.run).upgradeRelease, { upgradeId: UID, cluster: w1, step: pinned, backup })
+      );
+      expect(err).toMatchObject({ type: 'ChartDigestMismatch', nonRetryable: true });
+      expect(err.message).toBe(
+        `chart skoala-init 0.28.1 from ${REPO.url} is not the archive the plan pinned: expected sha256 ${sha256Hex(archive)}, got ${sha256Hex(other)}; refusing to use it (re-run plan if the repository changed it)`
+      );
+      expect(r.argvs()).toEqual([
+        HISTORY_W1,
+        LABELS_W1,
+        REPO_ADD,
+        PULL('skoala-init', '0.28.1'),
+        PULL('skoala-init', '0.28.1'),
+      ]);
+    });
   });
 
   it('a backup that is needed but missing: non-retryable, no upgrade', async () => {
@@ -714,11 +819,12 @@ describe('upgradeRelease', () => {
       exitCode: 1,
       stderr: 'Error: UPGRADE FAILED: another operation (install/upgrade/rollback) is in progress',
     });
-    const r = recorder(...state([r3]), locked);
+    const r = recorder(...state([r3]), '', pull, locked);
     const err = await failureOf(
       act(activitiesWith(r.run).upgradeRelease, { upgradeId: UID, cluster: w1, step, backup })
     );
     expect(err).toMatchObject({ type: 'ReleaseLocked', nonRetryable: false });
+    expect(r.argvs()[4]?.[3]).toBe('upgrade');
   });
 });
 
@@ -1004,33 +1110,55 @@ describe('rollbackToRevision', () => {
 
 describe('checkChartVersion', () => {
   const input = { repo: REPO, chart: 'skoala' as const, version: '9.9.9' };
-  const SHOW = ['helm', 'show', 'chart', 'skoala/skoala', '--version', '9.9.9'];
+  let archive: Buffer;
+  beforeAll(async () => {
+    archive = await chartArchive('skoala', '9.9.9');
+  });
 
-  it('returns the version when the repository has it', async () => {
-    const r = recorder('', 'apiVersion: v2\nname: skoala\nversion: 9.9.9\n');
-    await expect(act(activitiesWith(r.run).checkChartVersion, input)).resolves.toEqual({ version: '9.9.9' });
-    expect(r.argvs()).toEqual([REPO_ADD, SHOW]);
+  it('pulls the archive into the host cache and returns its sha256 with the version', async () => {
+    const r = recorder('', pullInto(archive));
+    await expect(act(activitiesWith(r.run).checkChartVersion, input)).resolves.toEqual({
+      version: '9.9.9',
+      sha256: sha256Hex(archive),
+    });
+    expect(r.argvs()).toEqual([REPO_ADD, PULL('skoala', '9.9.9')]);
+    expect(await readFile(path.join(workDir, 'charts', `skoala-9.9.9-${sha256Hex(archive)}.tgz`))).toEqual(archive);
+  });
+
+  it('pulls again each time it is asked (plan time), whatever this host already holds', async () => {
+    const r = recorder('', pullInto(archive), pullInto(archive));
+    const acts = activitiesWith(r.run);
+    await act(acts.checkChartVersion, input);
+    await act(acts.checkChartVersion, input);
+    expect(r.argvs()).toEqual([REPO_ADD, PULL('skoala', '9.9.9'), PULL('skoala', '9.9.9')]);
   });
 
   it('a version the repository lacks is a non-retryable ChartVersionNotFound', async () => {
     const notFoundInRepo = commandFailure({
       tool: 'helm',
-      argv: SHOW.slice(1),
+      argv: ['pull', 'skoala/skoala', '--version', '9.9.9'],
       exitCode: 1,
       stderr: `Error: chart "skoala" version "9.9.9" not found in ${REPO.url} repository`,
     });
     // Not in the index this host fetched: fetched once more (helm repo update), then refused.
     const r = recorder('', notFoundInRepo, '', notFoundInRepo);
     const err = await failureOf(act(activitiesWith(r.run).checkChartVersion, input));
-    expect(r.argvs()).toEqual([REPO_ADD, SHOW, ['helm', 'repo', 'update', 'skoala'], SHOW]);
+    expect(r.argvs()).toEqual([
+      REPO_ADD,
+      PULL('skoala', '9.9.9'),
+      ['helm', 'repo', 'update', 'skoala'],
+      PULL('skoala', '9.9.9'),
+    ]);
     expect(err).toMatchObject({ type: 'ChartVersionNotFound', nonRetryable: true });
     expect(err.message).toBe(`chart skoala 9.9.9 is not in repository skoala (${REPO.url})`);
+    // Nothing half-pulled is left in the cache.
+    expect(await readdir(path.join(workDir, 'charts'))).toEqual([]);
   });
 
   it('an unreachable repository stays retryable', async () => {
     const down = commandFailure({
       tool: 'helm',
-      argv: SHOW.slice(1),
+      argv: ['pull', 'skoala/skoala', '--version', '9.9.9'],
       exitCode: 1,
       stderr: `Error: looks like "${REPO.url}" is not a valid chart repository or cannot be reached: Get "${REPO.url}/index.yaml": dial tcp: connect: connection refused`,
     });
@@ -1293,15 +1421,72 @@ describe('read-only and small steps', () => {
     expect(rules.skoalaSet).toContainEqual(['ui.image.tag', 'v0.19.0']);
   });
 
-  it('addChartRepo and updateChartRepo', async () => {
-    const r = recorder('"skoala" has been added\n', 'Update Complete.\n');
+  it('addChartRepo and updateChartRepo without an upgrade ID (old histories): every time, as before', async () => {
+    const r = recorder('"skoala" has been added\n', 'Update Complete.\n', '', '');
     const acts = activitiesWith(r.run);
-    await act(acts.addChartRepo, { repo: REPO });
-    await act(acts.updateChartRepo, { repo: REPO });
-    expect(r.argvs()).toEqual([
-      ['helm', 'repo', 'add', 'skoala', REPO.url, '--force-update'],
-      ['helm', 'repo', 'update', 'skoala'],
-    ]);
+    for (let i = 0; i < 2; i++) {
+      await act(acts.addChartRepo, { repo: REPO });
+      await act(acts.updateChartRepo, { repo: REPO });
+    }
+    expect(r.argvs()).toEqual([REPO_ADD, REPO_UPDATE, REPO_ADD, REPO_UPDATE]);
+  });
+
+  describe('addChartRepo and updateChartRepo: once per upgrade on this host', () => {
+    /** One cluster's two steps, as run-steps.ts runs them. */
+    const steps = async (acts: ReturnType<typeof activitiesWith>, upgradeId: string, repo = REPO) => {
+      await act(acts.addChartRepo, { repo, upgradeId });
+      await act(acts.updateChartRepo, { repo, upgradeId });
+    };
+
+    it('the next cluster of the same upgrade runs no command; another upgrade runs both again', async () => {
+      const r = recorder('', '', '', '');
+      const acts = activitiesWith(r.run);
+      await steps(acts, 'u-1');
+      await steps(acts, 'u-1');
+      await steps(acts, 'u-1');
+      expect(r.argvs()).toEqual([REPO_ADD, REPO_UPDATE]);
+      await steps(acts, 'u-2');
+      await steps(acts, 'u-2');
+      expect(r.argvs()).toEqual([REPO_ADD, REPO_UPDATE, REPO_ADD, REPO_UPDATE]);
+    });
+
+    it('clusters running at once share one add and one update', async () => {
+      const r = recorder('', '');
+      const acts = activitiesWith(r.run);
+      await Promise.all([steps(acts, 'u-1'), steps(acts, 'u-1'), steps(acts, 'u-1')]);
+      expect(r.argvs()).toEqual([REPO_ADD, REPO_UPDATE]);
+    });
+
+    it('a failed add or update is forgotten: the retry runs it again', async () => {
+      const unreachable = () =>
+        commandFailure({ tool: 'helm', argv: ['repo'], exitCode: 1, stderr: 'Error: connection refused' });
+      const r = recorder(unreachable(), '', unreachable(), '');
+      const acts = activitiesWith(r.run);
+      await expect(act(acts.addChartRepo, { repo: REPO, upgradeId: 'u-1' })).rejects.toBeInstanceOf(Error);
+      await act(acts.addChartRepo, { repo: REPO, upgradeId: 'u-1' });
+      await expect(act(acts.updateChartRepo, { repo: REPO, upgradeId: 'u-1' })).rejects.toBeInstanceOf(Error);
+      await steps(acts, 'u-1');
+      await steps(acts, 'u-1');
+      expect(r.argvs()).toEqual([REPO_ADD, REPO_ADD, REPO_UPDATE, REPO_UPDATE]);
+    });
+
+    it('other settings for the same repository (a new password, CA, URL) run both again', async () => {
+      const r = recorder('', '', '', '', '', '');
+      const acts = activitiesWith(r.run);
+      const moved = { ...REPO, url: 'https://mirror.example/chartrepo/skoala' };
+      await steps(acts, 'u-1');
+      await steps(acts, 'u-1', moved);
+      // Back to the first settings: helm's entry for `skoala` now points at the mirror.
+      await steps(acts, 'u-1');
+      expect(r.argvs()).toEqual([
+        REPO_ADD,
+        REPO_UPDATE,
+        ['helm', 'repo', 'add', 'skoala', moved.url, '--force-update'],
+        REPO_UPDATE,
+        REPO_ADD,
+        REPO_UPDATE,
+      ]);
+    });
   });
 
   it('deleteAdmissionJobs reports what was deleted; absent Jobs are fine', async () => {
@@ -1340,17 +1525,16 @@ describe('reapplyCrds', () => {
     allowDowngrade: false,
   });
 
-  /** Stands in for `helm pull --untar`: writes the chart's CRD files where helm would. */
-  const pull =
-    (files: string[]) =>
-    async (argv: string[]): Promise<string> => {
-      const into = argv[argv.indexOf('--untardir') + 1] as string;
-      for (const f of files) {
-        await mkdir(path.dirname(path.join(into, 'skoala-init', f)), { recursive: true });
-        await writeFile(path.join(into, 'skoala-init', f), 'kind: CustomResourceDefinition\n');
-      }
-      return '';
-    };
+  /** The chart archive holding these CRD files, as `helm pull --destination` leaves it. */
+  const crdChart = (files: string[]) =>
+    chartArchive(
+      'skoala-init',
+      '0.52.0',
+      Object.fromEntries(files.map((f) => [f, 'kind: CustomResourceDefinition\n']))
+    );
+  const pull = async (files: string[]) => pullInto(await crdChart(files));
+  /** The step's temp dir, from the file its first apply names. */
+  const tmpOf = (file: string) => file.slice(0, file.indexOf('/skoala-init/'));
   const applied = (...names: string[]) =>
     JSON.stringify({
       apiVersion: 'v1',
@@ -1379,16 +1563,19 @@ describe('reapplyCrds', () => {
     'name',
   ];
 
-  it('pulls the target chart, applies each CRD file server-side in order, records the step, cleans up', async () => {
+  it('pulls the target chart, applies every CRD file in one server-side apply (chart files first), records the step, cleans up', async () => {
     const extra = path.join(dir, 'extra.yaml');
     await writeFile(extra, 'kind: CustomResourceDefinition\n');
     const record: { text?: string } = {};
     const r = recorder(
       '',
-      pull([CONTOUR, GATEWAY_API]),
-      applied('httpproxies.projectcontour.io', 'extensionservices.projectcontour.io'),
-      applied('gateways.gateway.networking.k8s.io'),
-      JSON.stringify({ kind: 'CustomResourceDefinition', metadata: { name: 'extras.example.com' } }),
+      await pull([CONTOUR, GATEWAY_API]),
+      applied(
+        'httpproxies.projectcontour.io',
+        'extensionservices.projectcontour.io',
+        'gateways.gateway.networking.k8s.io',
+        'extras.example.com'
+      ),
       recordApply(record)
     );
     const before = Date.now();
@@ -1401,9 +1588,10 @@ describe('reapplyCrds', () => {
         'extras.example.com',
       ],
     });
-    const tmp = r.calls[1]?.argv.at(-1) as string;
+    const applyArgv = r.calls[2]?.argv ?? [];
+    const tmp = tmpOf(applyArgv[applyArgv.indexOf('-f') + 1] as string);
     expect(path.dirname(tmp)).toBe(workDir);
-    const apply = (file: string) => [
+    const apply = (...files: string[]) => [
       'kubectl',
       '--kubeconfig',
       '/kc/w1.yaml',
@@ -1412,21 +1600,20 @@ describe('reapplyCrds', () => {
       '--force-conflicts',
       '--field-manager',
       'skoala-upgrade',
-      '-f',
-      file,
+      ...files.flatMap((f) => ['-f', f]),
       '-o',
       'json',
     ];
     expect(r.argvs()).toEqual([
       REPO_ADD,
-      ['helm', 'pull', 'skoala/skoala-init', '--version', '0.52.0', '--untar', '--untardir', tmp],
-      apply(path.join(tmp, 'skoala-init', CONTOUR)),
-      apply(path.join(tmp, 'skoala-init', GATEWAY_API)),
-      apply(extra),
+      PULL('skoala-init', '0.52.0'),
+      apply(path.join(tmp, 'skoala-init', CONTOUR), path.join(tmp, 'skoala-init', GATEWAY_API), extra),
       applyRecord(expect.stringMatching(/\/record-[^/]+\/skoala-upgrade-crds\.yaml$/) as unknown as string),
     ]);
     expect(r.argvs().flat()).not.toContain('delete');
     expect(existsSync(tmp)).toBe(false);
+    // The archive stays in the host's chart cache for the next cluster; the unpacked copy is gone.
+    expect(await readdir(workDir)).toEqual(['charts']);
 
     // the record a later run reads back (kubectl get configmap skoala-upgrade-crds)
     const cm = parse(record.text ?? '') as { data: { at: string } };
@@ -1445,12 +1632,12 @@ describe('reapplyCrds', () => {
   });
 
   it('a CRD file missing from the chart: non-retryable, nothing applied, nothing recorded', async () => {
-    const r = recorder('', pull([GATEWAY_API]));
+    const r = recorder('', await pull([GATEWAY_API]));
     const err = await failureOf(act(activitiesWith(r.run).reapplyCrds, { upgradeId: UID, cluster: w1, step: step() }));
     expect(err).toMatchObject({ type: 'FileNotFound', nonRetryable: true });
     expect(err.message).toBe(`CRD manifest ${path.join('skoala-init', CONTOUR)} is missing (chart skoala-init 0.52.0)`);
     expect(r.calls).toHaveLength(2);
-    expect(await readdir(workDir)).toEqual([]);
+    expect(await readdir(workDir)).toEqual(['charts']);
   });
 
   it('the API server refusing a CRD update becomes CrdRefused, and the step is not recorded', async () => {
@@ -1461,11 +1648,43 @@ describe('reapplyCrds', () => {
       stderr:
         'The CustomResourceDefinition "httproutes.gateway.networking.k8s.io" is invalid: status.storedVersions[0]: Invalid value: "v1alpha2": must appear in spec.versions',
     });
-    const r = recorder('', pull([CONTOUR, GATEWAY_API]), refused);
+    const r = recorder('', await pull([CONTOUR, GATEWAY_API]), refused);
     const err = await failureOf(act(activitiesWith(r.run).reapplyCrds, { upgradeId: UID, cluster: w1, step: step() }));
     expect(err).toMatchObject({ type: 'CrdRefused', nonRetryable: true });
-    expect(err.message).toMatch(/^the API server refused to update CRDs from contour\.yaml in place on w1: /);
+    expect(err.message).toMatch(
+      /^the API server refused to update CRDs from contour\.yaml, gateway-api\.yaml in place on w1: /
+    );
     expect(r.calls).toHaveLength(3);
-    expect(await readdir(workDir)).toEqual([]);
+    expect(await readdir(workDir)).toEqual(['charts']);
+  });
+
+  it('pinned: an archive that is not the one the plan pinned is refused before any CRD is read or applied', async () => {
+    const pinnedArchive = await crdChart([CONTOUR, GATEWAY_API]);
+    const served = await crdChart([CONTOUR]);
+    const r = recorder('', pullInto(served), pullInto(served));
+    const pinned = { ...step(), chartSha256: sha256Hex(pinnedArchive) };
+    const err = await failureOf(act(activitiesWith(r.run).reapplyCrds, { upgradeId: UID, cluster: w1, step: pinned }));
+    expect(err).toMatchObject({ type: 'ChartDigestMismatch', nonRetryable: true });
+    expect(err.message).toContain(`expected sha256 ${sha256Hex(pinnedArchive)}, got ${sha256Hex(served)}`);
+    expect(r.argvs()).toEqual([REPO_ADD, PULL('skoala-init', '0.52.0'), PULL('skoala-init', '0.52.0')]);
+  });
+
+  it('the next cluster unpacks the archive this host already pulled: no helm command before its applies', async () => {
+    const r = recorder(
+      '',
+      await pull([CONTOUR, GATEWAY_API]),
+      applied('a.projectcontour.io', 'b.gateway.networking.k8s.io'),
+      'configmap/skoala-upgrade-crds\n',
+      applied('a.projectcontour.io', 'b.gateway.networking.k8s.io'),
+      'configmap/skoala-upgrade-crds\n'
+    );
+    const acts = activitiesWith(r.run);
+    const w2: ClusterRef = { ...w1, name: 'w2', kubeconfig: '/kc/w2.yaml' };
+    await act(acts.reapplyCrds, { upgradeId: UID, cluster: w1, step: step() });
+    await act(acts.reapplyCrds, { upgradeId: UID, cluster: w2, step: step() });
+    expect(r.calls.map((c) => c.tool)).toEqual(['helm', 'helm', ...Array<string>(4).fill('kubectl')]);
+    expect(r.calls.slice(4).map((c) => c.argv.slice(0, 3))).toEqual(
+      Array(2).fill(['--kubeconfig', '/kc/w2.yaml', 'apply'])
+    );
   });
 });

@@ -4,10 +4,11 @@
  * logs into the registry with the password on stdin (activities/chart-repo.ts), and failures that
  * tell the chart source's TLS and 401 errors apart from the cluster's (activities/errors.ts).
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { chartRepoSession, chartSource, pullChart, readSecret } from '../../activities/chart-repo';
 import { classifyChartSourceFailure, commandFailure, type ChartSource } from '../../activities/errors';
 import type { CommandRunner, RunOptions, Tool } from '../../activities/exec';
@@ -25,6 +26,7 @@ import {
   repoSetupCommands,
 } from '../../runbook/chart-repo';
 import { FleetError, parseFleet } from '../../runbook/fleet';
+import { chartArchive, pullInto, sha256Hex } from '../helpers/chart-archive';
 import { failureOf } from '../helpers/recorder';
 import type { ChartRepo } from '../../runbook/types';
 
@@ -279,6 +281,21 @@ describe('chart commands', () => {
       'ns',
       '--kube-version',
       '1.30.0',
+    ]);
+  });
+
+  it("helmTemplate of the host's chart archive: the file, no version or TLS flags (nothing to fetch)", () => {
+    const step = { release: 'skoala' as const, chart: 'skoala' as const, repo: OCI, version: '0.28.1', set: [] };
+    expect(helmTemplate(step, 'ns', '1.30.0', ['/b.yaml'], '/work/charts/skoala-0.28.1-ab.tgz')).toEqual([
+      'template',
+      'skoala',
+      '/work/charts/skoala-0.28.1-ab.tgz',
+      '-n',
+      'ns',
+      '--kube-version',
+      '1.30.0',
+      '-f',
+      '/b.yaml',
     ]);
   });
 });
@@ -701,6 +718,36 @@ describe('chartRepoSession', () => {
     expect(r.calls).toHaveLength(2);
   });
 
+  it("with an upgrade ID, add and update run once per upgrade; ensure is not an upgrade's add", async () => {
+    const r = recorder();
+    const session = chartRepoSession(r.run, env);
+    await session.ensure(HARBOR);
+    await session.add(HARBOR, {}, 'u-1');
+    await session.update(HARBOR, {}, 'u-1');
+    await session.add(HARBOR, {}, 'u-1');
+    await session.update(HARBOR, {}, 'u-1');
+    await session.ensure(HARBOR);
+    expect(r.calls.map((c) => c.argv.slice(0, 2).join(' '))).toEqual(['repo add', 'repo add', 'repo update']);
+    // Another upgrade adds and updates again; the first one's steps still run nothing.
+    await session.add(HARBOR, {}, 'u-2');
+    await session.update(HARBOR, {}, 'u-2');
+    await session.add(HARBOR, {}, 'u-1');
+    await session.update(HARBOR, {}, 'u-1');
+    expect(r.calls).toHaveLength(5);
+    expect(r.calls[3]?.opts?.input).toBe(SECRET);
+  });
+
+  it('with an upgrade ID, an OCI registry is logged into once per upgrade (update: nothing)', async () => {
+    const r = recorder();
+    const session = chartRepoSession(r.run, { U: 'robot', P: SECRET });
+    const repo: ChartRepo = { ...OCI, username: { env: 'U' }, password: { env: 'P' } };
+    for (let i = 0; i < 3; i++) {
+      await session.add(repo, {}, 'u-1');
+      await session.update(repo, {}, 'u-1');
+    }
+    expect(r.calls.map((c) => c.argv.slice(0, 2).join(' '))).toEqual(['registry login']);
+  });
+
   it('an OCI registry with credentials: helm registry login HOST, the password on stdin', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'skoala-oci-'));
     try {
@@ -801,6 +848,139 @@ describe('chartRepoSession', () => {
       cluster: 'w1',
       chartRepo: { name: 'harbor', url: 'https://harbor.local/chartrepo/skoala', passwordFrom: 'env HARBOR_PASSWORD' },
     });
+  });
+});
+
+describe("the host's chart cache (pullChart with a session made with a chart dir)", () => {
+  const want = { repo: HTTP_REPO, chart: 'skoala-init' as const, version: '0.28.1' };
+  let work: string;
+  let archive: Buffer;
+  beforeAll(async () => {
+    archive = await chartArchive('skoala-init', '0.28.1', { 'crds/a.yaml': 'kind: CustomResourceDefinition\n' });
+  });
+  beforeEach(async () => {
+    work = await mkdtemp(path.join(tmpdir(), 'skoala-chart-cache-'));
+  });
+  afterEach(async () => {
+    await rm(work, { recursive: true, force: true });
+  });
+
+  /** A runner whose `helm pull` serves `serve()` (or fails with it); every other command succeeds. */
+  function host(serve: () => Buffer | Error = () => archive) {
+    const calls: Call[] = [];
+    const run: CommandRunner = async (tool, argv, opts) => {
+      calls.push({ tool, argv: [...argv], ...(opts ? { opts } : {}) });
+      await new Promise((resolve) => setTimeout(resolve, 5)); // a pull takes a while: callers overlap
+      if (argv[0] !== 'pull') return { stdout: '', stderr: '' };
+      const served = serve();
+      if (served instanceof Error) throw served;
+      return { stdout: await pullInto(served)(argv), stderr: '' };
+    };
+    const session = chartRepoSession(run, {}, path.join(work, 'charts'));
+    const pulls = () => calls.filter((c) => c.argv[0] === 'pull');
+    return { run, session, calls, pulls };
+  }
+  const cachedFile = (data = archive) => path.join(work, 'charts', `skoala-init-0.28.1-${sha256Hex(data)}.tgz`);
+  const unpacked = async (dir: string) => readFile(path.join(dir, 'skoala-init', 'crds', 'a.yaml'), 'utf8');
+
+  it('one helm pull (the archive, into a temp dir) for every caller; each gets the chart unpacked in its dir', async () => {
+    const h = host();
+    const [da, db] = await Promise.all([mkdtemp(path.join(work, 'a-')), mkdtemp(path.join(work, 'b-'))]);
+    await pullChart(h.run, h.session, want, da, { cluster: 'w1' });
+    await pullChart(h.run, h.session, want, db, { cluster: 'w2' });
+    expect(h.calls.map((c) => c.argv.slice(0, 2).join(' '))).toEqual(['repo add', 'pull skoala/skoala-init']);
+    expect(h.pulls()[0]?.argv).toEqual([
+      'pull',
+      'skoala/skoala-init',
+      '--version',
+      '0.28.1',
+      '--destination',
+      expect.stringMatching(new RegExp(`^${path.join(work, 'charts')}/\\.pull-[^/]+$`)),
+    ]);
+    expect(h.pulls()[0]?.opts).toEqual({ cluster: 'w1', chartRepo: { name: 'skoala', url: HTTP_REPO.url } });
+    expect(await unpacked(da)).toBe('kind: CustomResourceDefinition\n');
+    expect(await unpacked(db)).toBe('kind: CustomResourceDefinition\n');
+    // Named by content; the pull's temp dir is gone.
+    expect(await readdir(path.join(work, 'charts'))).toEqual([path.basename(cachedFile())]);
+    expect(await readFile(cachedFile())).toEqual(archive);
+  });
+
+  it('callers at the same time share one pull', async () => {
+    const h = host();
+    const dirs = await Promise.all([1, 2, 3, 4].map((i) => mkdtemp(path.join(work, `d${i}-`))));
+    await Promise.all(dirs.map((d) => pullChart(h.run, h.session, want, d)));
+    expect(h.pulls()).toHaveLength(1);
+    for (const d of dirs) expect(await unpacked(d)).toContain('CustomResourceDefinition');
+  });
+
+  it('a failed pull is forgotten: the next caller (a retry) pulls again', async () => {
+    let n = 0;
+    const h = host(() => (++n === 1 ? new Error('connection reset') : archive));
+    const dir = await mkdtemp(path.join(work, 'd-'));
+    await expect(pullChart(h.run, h.session, want, dir)).rejects.toThrow('connection reset');
+    expect(await readdir(path.join(work, 'charts'))).toEqual([]);
+    await pullChart(h.run, h.session, want, dir);
+    expect(h.pulls()).toHaveLength(2);
+    expect(await unpacked(dir)).toContain('CustomResourceDefinition');
+  });
+
+  it('a cached copy deleted or damaged since is pulled again before use', async () => {
+    const h = host();
+    await h.session.charts.get(want);
+    await writeFile(cachedFile(), 'not a chart');
+    const again = await h.session.charts.get(want);
+    expect(h.pulls()).toHaveLength(2);
+    expect(await readFile(again.file)).toEqual(archive);
+    await rm(again.file);
+    await h.session.charts.get(want);
+    expect(h.pulls()).toHaveLength(3);
+  });
+
+  it('pinned: the archive this host holds is checked, and used without a pull in a new process', async () => {
+    const first = host();
+    const { sha256 } = await first.session.charts.pull(want);
+    expect(sha256).toBe(sha256Hex(archive));
+    const next = host(() => new Error('no network'));
+    const dir = await mkdtemp(path.join(work, 'd-'));
+    await pullChart(next.run, next.session, { ...want, chartSha256: sha256 }, dir);
+    expect(next.calls).toEqual([]);
+    expect(await unpacked(dir)).toContain('CustomResourceDefinition');
+  });
+
+  it('pinned to another archive than the repository serves: one more pull, then refused naming both digests', async () => {
+    const h = host();
+    const pinned = 'f'.repeat(64);
+    const err = await failureOf(pullChart(h.run, h.session, { ...want, chartSha256: pinned }, work));
+    expect(err).toMatchObject({ type: 'ChartDigestMismatch', nonRetryable: true });
+    expect(err.message).toBe(
+      `chart skoala-init 0.28.1 from ${HTTP_REPO.url} is not the archive the plan pinned: expected sha256 ${pinned}, got ${sha256Hex(archive)}; refusing to use it (re-run plan if the repository changed it)`
+    );
+    expect(h.pulls()).toHaveLength(2);
+    expect(existsSync(path.join(work, 'skoala-init'))).toBe(false);
+  });
+
+  it('OCI: the registry is logged into first, then the archive pulled by its oci:// reference with the TLS files', async () => {
+    const h = host();
+    const env = { U: 'robot', P: SECRET };
+    const session = chartRepoSession(h.run, env, path.join(work, 'charts'));
+    const repo: ChartRepo = { ...OCI, username: { env: 'U' }, password: { env: 'P' } };
+    const dir = await mkdtemp(path.join(work, 'd-'));
+    await pullChart(h.run, session, { ...want, repo }, dir);
+    expect(h.calls.map((c) => c.argv.slice(0, 2).join(' '))).toEqual([
+      'registry login',
+      'pull oci://harbor.local:8443/charts/skoala-init',
+    ]);
+    expect(h.pulls()[0]?.argv.slice(2, 6)).toEqual(['--version', '0.28.1', '--ca-file', '/etc/ssl/harbor-ca.pem']);
+    expect(await unpacked(dir)).toContain('CustomResourceDefinition');
+  });
+
+  it('an archive tar cannot read: ChartUnpackFailed, retryable', async () => {
+    const h = host(() => Buffer.from('not gzip'));
+    const err = await failureOf(pullChart(h.run, h.session, want, work));
+    expect(err).toMatchObject({ type: 'ChartUnpackFailed', nonRetryable: false });
+    expect(err.message).toMatch(
+      /^cannot unpack chart skoala-init 0\.28\.1 \(skoala-init-0\.28\.1-[0-9a-f]{64}\.tgz\): /
+    );
   });
 });
 

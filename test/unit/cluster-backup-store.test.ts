@@ -3,6 +3,7 @@
  * exact kubectl calls with a recording CommandRunner, the owner-only temp file helm reads, and the
  * same store reached through createActivities (backupValues, upgradeRelease).
  */
+import { chartArchive, pullInto } from '../helpers/chart-archive';
 import { failureOf, recorder } from '../helpers/recorder';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
@@ -11,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities';
 import type { BackupKey } from '../../activities/backup-store';
 import {
@@ -396,6 +397,11 @@ describe('through createActivities', () => {
   describe('upgradeRelease with a backup kept in the cluster', () => {
     const REPO = { name: 'skoala', url: 'https://release.daocloud.io/chartrepo/skoala' };
     const REPO_ADD = ['helm', 'repo', 'add', 'skoala', REPO.url, '--force-update'];
+    /** `helm pull` of the chart into this host's chart cache (kept there: only the temp files must go). */
+    let pull: (argv: string[]) => Promise<string>;
+    beforeAll(async () => {
+      pull = pullInto(await chartArchive('skoala-init', '0.28.1'));
+    });
     const step: Step & { kind: 'upgradeRelease' } = {
       kind: 'upgradeRelease',
       release: 'skoala-init',
@@ -456,6 +462,7 @@ describe('through createActivities', () => {
         ...before,
         storedSecret(KEY, NS, VALUES),
         '',
+        pull,
         helmUpgrade(seen, () => ''),
         ...after
       );
@@ -464,15 +471,16 @@ describe('through createActivities', () => {
       const argvs = r.argvs();
       expect(argvs[2]).toEqual(getSecretArgv(w1, name));
       expect(argvs[3]).toEqual(REPO_ADD);
-      const upgrade = argvs[4] as string[];
+      expect(argvs[4]?.slice(0, 3)).toEqual(['helm', 'pull', 'skoala/skoala-init']);
+      const upgrade = argvs[5] as string[];
       expect(upgrade.slice(0, 4)).toEqual(['helm', '--kubeconfig', '/kc/w1.yaml', 'upgrade']);
       const files = upgrade.flatMap((a, i) => (upgrade[i - 1] === '-f' ? [a] : []));
       expect(files).toEqual([seen.file, '/v/site.yaml']);
       expect(path.relative(workDir, seen.file as string).startsWith('..')).toBe(false);
       expect(upgrade.join(' ')).not.toContain('hunter2');
       expect(existsSync(seen.file as string)).toBe(false);
-      expect(await readdir(workDir)).toEqual([]);
-      expect(argvs).toHaveLength(7);
+      expect(await readdir(workDir)).toEqual(['charts']);
+      expect(argvs).toHaveLength(8);
     });
 
     it('helm fails: the failure is passed on and the temp file is gone', async () => {
@@ -488,6 +496,7 @@ describe('through createActivities', () => {
         ...before,
         storedSecret(KEY, NS, VALUES),
         '',
+        pull,
         helmUpgrade(seen, () => {
           throw failure;
         })
@@ -498,7 +507,7 @@ describe('through createActivities', () => {
       expect(err).toBe(failure);
       expect(seen.file).toBeDefined();
       expect(existsSync(seen.file as string)).toBe(false);
-      expect(await readdir(workDir)).toEqual([]);
+      expect(await readdir(workDir)).toEqual(['charts']);
     });
 
     it('the chart repository cannot be added: no helm upgrade, no temp file left', async () => {
@@ -508,7 +517,9 @@ describe('through createActivities', () => {
         act(activitiesWith(r.run).upgradeRelease, { upgradeId: UID, cluster: w1, step, backup })
       ).rejects.toBeInstanceOf(ApplicationFailure);
       expect(r.argvs().some((a) => a.includes('upgrade'))).toBe(false);
-      expect(await readdir(workDir)).toEqual([]);
+      // The chart cache, empty: no archive, no pull's temp dir.
+      expect(await readdir(workDir)).toEqual(['charts']);
+      expect(await readdir(path.join(workDir, 'charts'))).toEqual([]);
     });
 
     it('the Secret is gone: BackupNotFound, non-retryable, and helm upgrade never runs', async () => {

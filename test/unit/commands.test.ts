@@ -151,6 +151,29 @@ describe('helmUpgrade', () => {
     ]);
   });
 
+  it("with the host's chart archive: the file instead of <repo>/<chart> --version (nothing to fetch), every other flag kept", () => {
+    const oci = { ...upgradeStep, repo: { name: 'harbor', url: 'oci://harbor.local/skoala', caFile: '/ca.pem' } };
+    const file = '/work/charts/skoala-init-0.28.1-abc.tgz';
+    for (const step of [upgradeStep, oci]) {
+      const named = cmd.helmUpgrade(kubeconfigOnly, step, '/b.yaml', marks);
+      const local = cmd.helmUpgrade(kubeconfigOnly, step, '/b.yaml', marks, file);
+      const ref = named.indexOf('skoala-init') + 1;
+      const flagsAfter = named.indexOf('-f');
+      expect(local).toEqual([...named.slice(0, ref), file, ...named.slice(flagsAfter)]);
+    }
+    expect(cmd.helmUpgrade(kubeconfigOnly, upgradeStep, '/b.yaml', marks, file).slice(7, 10)).toEqual([
+      'skoala-init',
+      file,
+      '-f',
+    ]);
+    expect(cmd.helmUpgradeDryRun(kubeconfigOnly, upgradeStep, '/b.yaml', file)).toEqual([
+      ...cmd.helmUpgrade(kubeconfigOnly, upgradeStep, '/b.yaml', undefined, file),
+      '--dry-run=server',
+      '-o',
+      'json',
+    ]);
+  });
+
   it('upgradeDescription names the upgrade', () => {
     expect(cmd.upgradeDescription('skoala-upgrade-prod-0.28.1')).toBe('skoala-upgrade skoala-upgrade-prod-0.28.1');
   });
@@ -224,6 +247,22 @@ describe('read-only commands', () => {
     // never the Secrets' data, which holds the values
     expect(argv[argv.indexOf('-o') + 1]).toMatch(/^jsonpath=/);
     expect(argv.join(' ')).not.toMatch(/\.data\b/);
+  });
+
+  it('kubectlListCustomResources: the resources of several CRDs in every namespace, by name', () => {
+    expect(
+      cmd.kubectlListCustomResources(both, ['httpproxies.projectcontour.io', 'gateways.gateway.networking.k8s.io'])
+    ).toEqual([
+      '--kubeconfig',
+      '/kc/w1.yaml',
+      '--context',
+      'w1-admin',
+      'get',
+      'httpproxies.projectcontour.io,gateways.gateway.networking.k8s.io',
+      '-A',
+      '-o',
+      'name',
+    ]);
   });
 
   it('kubectlGetCrdRecord: the record ConfigMap in the engine namespace, nothing when absent', () => {
@@ -381,6 +420,34 @@ describe('changing commands', () => {
     ]);
   });
 
+  it('helmPullChartArchive: the archive itself into a directory (no --untar); TLS flags for OCI', () => {
+    expect(cmd.helmPullChartArchive(REPO, 'skoala-init', '0.52.1', '/work/charts/.pull-x')).toEqual([
+      'pull',
+      'skoala/skoala-init',
+      '--version',
+      '0.52.1',
+      '--destination',
+      '/work/charts/.pull-x',
+    ]);
+    const oci = { name: 'harbor', url: 'oci://harbor.local/skoala/', caFile: '/ca.pem' };
+    expect(cmd.helmPullChartArchive(oci, 'skoala', '0.52.1', '/d')).toEqual([
+      'pull',
+      'oci://harbor.local/skoala/skoala',
+      '--version',
+      '0.52.1',
+      '--ca-file',
+      '/ca.pem',
+      '--destination',
+      '/d',
+    ]);
+  });
+
+  it('cachedChartName names the archive by its content; untarChart unpacks it, never as its owner', () => {
+    expect(cmd.cachedChartName('skoala-init', '0.52.1', 'ab12')).toBe('skoala-init-0.52.1-ab12.tgz');
+    expect(cmd.cachedChartName('skoala', '1.0.0+build/../x', 'ab12')).toBe('skoala-1.0.0+build_.._x-ab12.tgz');
+    expect(cmd.untarChart('/c/a.tgz', '/tmp/x')).toEqual(['-xzf', '/c/a.tgz', '-C', '/tmp/x', '--no-same-owner']);
+  });
+
   it('kubectlApplyCrd: server-side, taking over conflicting fields, never a delete', () => {
     const argv = cmd.kubectlApplyCrd(both, '/c/gateway-api.yaml');
     expect(argv).toEqual([
@@ -417,6 +484,15 @@ describe('changing commands', () => {
       '-o',
       'json',
     ]);
+  });
+
+  it('kubectlApplyCrd of several files: one run, each file its own -f, in order', () => {
+    const argv = cmd.kubectlApplyCrd(contextOnly, ['/c/crd-1.yaml', '/c/crd-2.yaml'], {
+      dryRun: true,
+      forceConflicts: false,
+    });
+    expect(argv.slice(-6)).toEqual(['-f', '/c/crd-1.yaml', '-f', '/c/crd-2.yaml', '-o', 'json']);
+    expect(argv).not.toContain('--force-conflicts');
   });
 });
 
@@ -456,11 +532,24 @@ describe('commandsOfStep', () => {
     timeout: '600s',
   };
 
-  it('upgradeRelease with a backup: placeholders name the backup and the marks', () => {
+  it('upgradeRelease with a backup: placeholders name the backup, the marks and the cached chart archive', () => {
     const [only, ...rest] = cmd.commandsOfStep(both, upgradeStep);
     expect(rest).toEqual([]);
     expect(only?.tool).toBe('helm');
-    expect(only?.argv).toEqual(cmd.helmUpgrade(both, upgradeStep, '<values backup of skoala-init>', placeholderMarks));
+    expect(only?.argv).toEqual(
+      cmd.helmUpgrade(
+        both,
+        upgradeStep,
+        '<values backup of skoala-init>',
+        placeholderMarks,
+        '<chart cache>/skoala-init-0.28.1-<sha256>.tgz'
+      )
+    );
+    // Pinned by the plan: the archive's name says which one.
+    const sha = 'ab'.repeat(32);
+    expect(cmd.commandsOfStep(both, { ...upgradeStep, chartSha256: sha })[0]?.argv).toContain(
+      `<chart cache>/skoala-init-0.28.1-${sha}.tgz`
+    );
     expect(only?.argv.slice(-6)).toEqual([
       '--description',
       '<upgrade ID>',
@@ -474,7 +563,10 @@ describe('commandsOfStep', () => {
   it('upgradeRelease without a backup: no -f placeholder', () => {
     const step = { ...upgradeStep, useBackup: false, valuesFiles: [] };
     expect(cmd.commandsOfStep(both, step)).toEqual([
-      { tool: 'helm', argv: cmd.helmUpgrade(both, step, undefined, placeholderMarks) },
+      {
+        tool: 'helm',
+        argv: cmd.helmUpgrade(both, step, undefined, placeholderMarks, '<chart cache>/skoala-init-0.28.1-<sha256>.tgz'),
+      },
     ]);
     expect(cmd.commandsOfStep(both, step)[0]?.argv).not.toContain('-f');
   });
@@ -485,7 +577,7 @@ describe('commandsOfStep', () => {
     ]);
   });
 
-  it('reapplyCrds: pull once, one server-side apply per file, chart files first, then the CRD record', () => {
+  it("reapplyCrds: the host's chart archive unpacked, one server-side apply of every file, chart files first, then the CRD record", () => {
     const step: Step = {
       kind: 'reapplyCrds',
       chart: 'skoala-init',
@@ -497,18 +589,21 @@ describe('commandsOfStep', () => {
       ],
       extraFiles: ['/ops/extra.yaml'],
       allowDowngrade: false,
+      chartSha256: 'cd'.repeat(32),
     };
     expect(cmd.commandsOfStep(both, step)).toEqual([
-      { tool: 'helm', argv: cmd.helmPullChart(REPO, 'skoala-init', '0.52.1', '<tmp>') },
       {
-        tool: 'kubectl',
-        argv: cmd.kubectlApplyCrd(both, '<tmp>/skoala-init/charts/contour-provisioner/crds/contour.yaml'),
+        tool: 'tar',
+        argv: ['-xzf', `<chart cache>/skoala-init-0.52.1-${'cd'.repeat(32)}.tgz`, '-C', '<tmp>', '--no-same-owner'],
       },
       {
         tool: 'kubectl',
-        argv: cmd.kubectlApplyCrd(both, '<tmp>/skoala-init/charts/contour-provisioner-prereq/crds/gateway-api.yaml'),
+        argv: cmd.kubectlApplyCrd(both, [
+          '<tmp>/skoala-init/charts/contour-provisioner/crds/contour.yaml',
+          '<tmp>/skoala-init/charts/contour-provisioner-prereq/crds/gateway-api.yaml',
+          '/ops/extra.yaml',
+        ]),
       },
-      { tool: 'kubectl', argv: cmd.kubectlApplyCrd(both, '/ops/extra.yaml') },
       {
         tool: 'kubectl',
         argv: cmd.kubectlApplyFile(both, '<ConfigMap skoala-upgrade-crds: CRD step done at 0.52.1>'),

@@ -12,11 +12,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { conflictMessages, fieldsTakenOver, parseConflicts, sameConflicts } from '../../activities/crd-conflicts';
 import {
   crdDowngrade,
   crdPreviewLines,
-  fieldsTakenOver,
-  parseConflicts,
   previewCrds,
   summarizeCrdPreview,
   type Crd,
@@ -140,6 +139,37 @@ const MANAGED = {
       },
     ],
   },
+  httpproxies: {
+    before: [
+      {
+        manager: 'helm',
+        operation: 'Update',
+        apiVersion: V1,
+        fieldsV1: {
+          'f:metadata': { 'f:annotations': { '.': {}, 'f:fixtures.skoala-upgrade/chart-version': {} } },
+          'f:spec': HELM_SPEC,
+        },
+      },
+    ],
+    // helm keeps the annotations map itself (`{}`, no longer `.`).
+    after: [
+      {
+        manager: 'skoala-upgrade',
+        operation: 'Apply',
+        apiVersion: V1,
+        fieldsV1: {
+          'f:metadata': { 'f:annotations': { 'f:fixtures.skoala-upgrade/chart-version': {} } },
+          'f:spec': SPEC_FIELDS,
+        },
+      },
+      {
+        manager: 'helm',
+        operation: 'Update',
+        apiVersion: V1,
+        fieldsV1: { 'f:metadata': { 'f:annotations': {} }, 'f:spec': HELM_SPEC },
+      },
+    ],
+  },
   httproutes: {
     before: [
       {
@@ -231,21 +261,23 @@ interface ClusterCrd {
 interface Call {
   tool: string;
   argv: string[];
-  /** The CRD named in the file an apply was given. */
+  /** The CRDs named in the files an apply was given. */
   crd?: string;
 }
 
 /**
  * A kubectl/helm double: `helm pull` writes the fixture chart, `get crd` answers from `cluster`,
- * an apply returns the file's object (or fails like the runner with a conflict when not forced),
- * `get <kinds> -o name` lists `resources`.
+ * `get <kinds> -o name` lists `resources`. An apply of one or more files, as kubectl 1.33 does it
+ * (seen on the sandbox): each object on its own; any error prints no object, only the errors,
+ * each without the object's name, `error: ` before a lone one. That fails like the runner, or is
+ * returned as is when the caller allows failure.
  */
 function recordedCluster(
   cluster: Record<string, ClusterCrd>,
   opts: { chartVersion?: string; resources?: string[] } = {}
 ): { run: CommandRunner; calls: Call[] } {
   const calls: Call[] = [];
-  const run: CommandRunner = async (tool, argv) => {
+  const run: CommandRunner = async (tool, argv, runOpts) => {
     const call: Call = { tool, argv: [...argv] };
     calls.push(call);
     // The repository is added on this host before the first pull.
@@ -267,18 +299,24 @@ function recordedCluster(
       return { stdout: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: found }), stderr: '' };
     }
     if (argv[KC.length] === 'apply') {
-      const text = await readFile(argv[argv.indexOf('-f') + 1] as string, 'utf8');
-      const docs = parseAllDocuments(text).map((d) => d.toJS() as Crd);
+      const files = argv.filter((_, i) => argv[i - 1] === '-f');
+      const texts = await Promise.all(files.map((f) => readFile(f, 'utf8')));
+      const docs = texts.flatMap((t) => parseAllDocuments(t).map((d) => d.toJS() as Crd));
       call.crd = docs.map((d) => d.metadata.name).join(',');
-      const one = docs.length === 1 ? cluster[docs[0]?.metadata.name ?? ''] : undefined;
-      if (one?.conflict && !argv.includes('--force-conflicts')) {
+      const errors = argv.includes('--force-conflicts')
+        ? []
+        : docs.flatMap((d) => cluster[d.metadata.name]?.conflict ?? []);
+      if (errors.length > 0) {
+        // Captured from runs of one object: kubectl drops `error: ` when it has several to print.
+        const stderr = errors.length === 1 ? String(errors[0]) : errors.map((e) => e.replace(/^error: /, '')).join('');
+        if (runOpts?.allowFailure) return { stdout: '', stderr, exitCode: 1 };
         // As the real runner reports it: a classified failure holding only the telling stderr lines.
-        throw commandFailure({ tool, argv, exitCode: 1, stderr: one.conflict, cluster: 'w1' });
+        throw commandFailure({ tool, argv, exitCode: 1, stderr, cluster: 'w1' });
       }
-      const stored = docs.map((d) => ({
-        ...d,
-        metadata: { ...d.metadata, ...(one?.after ? { managedFields: one.after } : {}) },
-      }));
+      const stored = docs.map((d) => {
+        const after = cluster[d.metadata.name]?.after;
+        return { ...d, metadata: { ...d.metadata, ...(after ? { managedFields: after } : {}) } };
+      });
       const out = stored.length === 1 ? stored[0] : { apiVersion: 'v1', kind: 'List', items: stored };
       return { stdout: JSON.stringify(out), stderr: '' };
     }
@@ -361,6 +399,48 @@ describe('parseConflicts: kubectl wording from the real API server', () => {
     expect(
       parseConflicts('The CustomResourceDefinition "x" is invalid: status.storedVersions[0]: Invalid value')
     ).toBeUndefined();
+  });
+});
+
+describe("conflictMessages: kubectl's stderr of one apply of several objects", () => {
+  const plain = (e: string) => e.replace(/^error: /, '');
+
+  it('one message per object that met conflicts, in order; warnings before them are fine', () => {
+    const stderr = [STDERR.gateways, STDERR.single, STDERR.httproutes].map(plain).join('');
+    const expected = [
+      parseConflicts(STDERR.gateways)?.conflicts,
+      parseConflicts(STDERR.single)?.conflicts,
+      parseConflicts(STDERR.httproutes)?.conflicts,
+    ];
+    expect(conflictMessages(stderr)).toEqual(expected);
+    expect(conflictMessages(`Warning: unrecognized format "x"\n${stderr}`)).toEqual(expected);
+    // A lone error: kubectl prints it with `error: `.
+    expect(conflictMessages(STDERR.single)).toEqual([
+      [{ manager: 'helm', fields: ['.metadata.annotations.fixtures.skoala-upgrade/chart-version'] }],
+    ]);
+  });
+
+  it('anything else before them, a list shorter than its count, or no conflict: undefined', () => {
+    const invalid = 'The CustomResourceDefinition "x" is invalid: spec.scope: Unsupported value: "Bogus"\n';
+    expect(conflictMessages(invalid + plain(STDERR.single))).toBeUndefined();
+    expect(conflictMessages(plain(STDERR.gateways).replace('with 3 conflicts', 'with 4 conflicts'))).toBeUndefined();
+    expect(conflictMessages(invalid)).toBeUndefined();
+    expect(conflictMessages('')).toBeUndefined();
+  });
+
+  it('sameConflicts: the same manager-field pairs in any order', () => {
+    const a = [
+      { manager: 'helm', fields: ['.a', '.b'] },
+      { manager: 'x', fields: ['.a'] },
+    ];
+    expect(
+      sameConflicts(a, [
+        { manager: 'x', fields: ['.a'] },
+        { manager: 'helm', fields: ['.b', '.a'] },
+      ])
+    ).toBe(true);
+    expect(sameConflicts(a, [{ manager: 'helm', fields: ['.a', '.b'] }])).toBe(false);
+    expect(sameConflicts(a, [...a, { manager: 'x', fields: ['.c'] }])).toBe(false);
   });
 });
 
@@ -455,14 +535,22 @@ describe('crdDowngrade: the one bundle-version comparison', () => {
   });
 });
 
-describe('previewCrds: one unforced dry run per CRD', () => {
+describe('previewCrds: one dry run of all CRDs per mode, with the answer of one per CRD', () => {
   const GW_NAME = 'gateways.gateway.networking.k8s.io';
   const HR_NAME = 'httproutes.gateway.networking.k8s.io';
   const HP_NAME = 'httpproxies.projectcontour.io';
   const GC_NAME = 'gatewayclasses.gateway.networking.k8s.io';
-  const scenario = (): Record<string, ClusterCrd> => ({
+  const ALL = [...fixtureCrds('0.19.2').keys()];
+  /** `withManagedFields`: httpproxies' managedFields as the API server keeps them (a double may leave them out). */
+  const scenario = (withManagedFields = true): Record<string, ClusterCrd> => ({
     // At 0.18.0, helm-installed, one field to take over.
-    [HP_NAME]: { installed: installed('0.18.0', HP_NAME), conflict: STDERR.single },
+    [HP_NAME]: withManagedFields
+      ? {
+          installed: installed('0.18.0', HP_NAME, {}, MANAGED.httpproxies.before),
+          conflict: STDERR.single,
+          after: MANAGED.httpproxies.after,
+        }
+      : { installed: installed('0.18.0', HP_NAME), conflict: STDERR.single },
     // Already what 0.19.2 brings: the dry run succeeds and changes nothing.
     [GC_NAME]: { installed: installed('0.19.2', GC_NAME) },
     [GW_NAME]: {
@@ -486,14 +574,14 @@ describe('previewCrds: one unforced dry run per CRD', () => {
       after: MANAGED.httproutes.after,
     },
   });
+  const resources = ['httpproxy.projectcontour.io/shop', 'gateway.gateway.networking.k8s.io/web'];
+  const kubectlCalls = (calls: Call[]) => calls.filter((c) => c.tool === 'kubectl');
+  const verbs = (calls: Call[]) => kubectlCalls(calls).map((c) => c.argv.slice(2, 4).join(' '));
 
-  it('names every conflict and downgrade, each CRD on its own, and runs only dry runs and reads', async () => {
-    const r = recordedCluster(scenario(), {
-      resources: ['httpproxy.projectcontour.io/shop', 'gateway.gateway.networking.k8s.io/web'],
-    });
-    const changes = await previewCrds(r.run, chartRepoSession(r.run), workDir, w1, step());
+  /** The scenario's answer, as the dry runs of one CRD at a time always gave it. */
+  function expectScenarioAnswer(changes: CrdChange[]): void {
     const by = new Map(changes.map((c) => [c.crd, c]));
-    expect(changes.map((c) => c.crd)).toEqual([...fixtureCrds('0.19.2').keys()]);
+    expect(changes.map((c) => c.crd)).toEqual(ALL);
     expect(by.get(HP_NAME)).toEqual({
       cluster: 'w1',
       crd: HP_NAME,
@@ -508,7 +596,7 @@ describe('previewCrds: one unforced dry run per CRD', () => {
       customResources: 0,
       conflicts: [],
     });
-    // The runner kept one line of kubectl's list: the rest comes from the forced dry run's managedFields.
+    // In the order of the forced dry run's managedFields (the runner keeps one line of kubectl's list).
     expect(by.get(GW_NAME)).toEqual({
       cluster: 'w1',
       crd: GW_NAME,
@@ -540,59 +628,108 @@ describe('previewCrds: one unforced dry run per CRD', () => {
       customResources: 0,
       conflicts: [],
     });
+  }
 
-    const applies = r.calls.filter((c) => c.argv.includes('apply'));
-    for (const a of applies) {
-      expect(a.argv).toContain('--dry-run=server');
-      expect(a.crd).not.toContain(','); // one CRD per file
-    }
-    // Forced (still a dry run) only where the unforced one met a conflict.
-    expect(applies.filter((a) => a.argv.includes('--force-conflicts')).map((a) => a.crd)).toEqual([
-      HP_NAME,
-      GW_NAME,
-      HR_NAME,
-    ]);
-    expect(applies.find((a) => a.crd === GW_NAME)?.argv).toEqual([
-      ...KC,
-      'apply',
-      '--server-side',
-      '--field-manager',
-      'skoala-upgrade',
-      '--dry-run=server',
-      '-f',
-      expect.stringMatching(/crd-\d+\.yaml$/),
-      '-o',
-      'json',
-    ]);
-    // Reads: one `get crd` and one custom-resource listing per manifest file.
-    const reads = r.calls.filter((c) => c.tool === 'kubectl' && !c.argv.includes('apply'));
-    expect(reads.map((c) => c.argv.slice(2, 4).join(' '))).toEqual([
+  it('names every conflict and downgrade in four kubectl calls, dry runs and reads only', async () => {
+    const r = recordedCluster(scenario(), { resources });
+    expectScenarioAnswer(await previewCrds(r.run, chartRepoSession(r.run), workDir, w1, step()));
+    // The installed CRDs, a dry run of all (it meets conflicts), the forced one, the installed kinds' resources.
+    const kubectl = kubectlCalls(r.calls);
+    expect(verbs(r.calls)).toEqual([
       'get crd',
-      'get httpproxies.projectcontour.io', // only installed kinds are listed
-      'get crd',
-      `get ${GC_NAME},${GW_NAME},${HR_NAME}`,
+      'apply --server-side',
+      'apply --server-side',
+      `get ${HP_NAME},${GC_NAME},${GW_NAME},${HR_NAME}`,
     ]);
-    expect(reads[0]?.argv).toEqual([
+    expect(kubectl[0]?.argv).toEqual([
       ...KC,
       'get',
       'crd',
-      ...[...fixtureCrds('0.19.2').keys()].slice(0, 5),
+      ...ALL,
       '-o',
       'json',
       '--ignore-not-found',
       '--show-managed-fields',
     ]);
+    // Each CRD in a file of its own, as when each had its own dry run: all of them, in order.
+    const files = ALL.flatMap((_, i) => ['-f', expect.stringMatching(new RegExp(`/crd-${i + 1}\\.yaml$`))]);
+    const dryRun = [...KC, 'apply', '--server-side'];
+    const rest = ['--field-manager', 'skoala-upgrade', '--dry-run=server'];
+    expect(kubectl[1]?.argv).toEqual([...dryRun, ...rest, ...files, '-o', 'json']);
+    expect(kubectl[2]?.argv).toEqual([
+      ...dryRun,
+      '--force-conflicts',
+      ...rest,
+      '--show-managed-fields',
+      ...files,
+      '-o',
+      'json',
+    ]);
+    expect(kubectl[1]?.crd).toBe(ALL.join(','));
+    expect(kubectl[3]?.argv).toEqual([...KC, 'get', `${HP_NAME},${GC_NAME},${GW_NAME},${HR_NAME}`, '-A', '-o', 'name']);
     expect(await readdir(workDir)).toEqual([]);
   });
 
-  it('a failure that is not a conflict still fails the preview', async () => {
+  it('no conflict met: no forced run; nothing installed: no custom resources to list', async () => {
+    const r = recordedCluster({ [GC_NAME]: { installed: installed('0.19.2', GC_NAME) } });
+    const changes = await previewCrds(r.run, chartRepoSession(r.run), workDir, w1, step());
+    expect(changes.filter((c) => c.action !== 'create').map((c) => [c.crd, c.action, c.conflicts])).toEqual([
+      [GC_NAME, 'unchanged', []],
+    ]);
+    expect(verbs(r.calls)).toEqual(['get crd', 'apply --server-side', `get ${GC_NAME}`]);
+    const fresh = recordedCluster({});
+    expect(
+      (await previewCrds(fresh.run, chartRepoSession(fresh.run), workDir, w1, step())).map((c) => c.action)
+    ).toEqual(ALL.map(() => 'create'));
+    expect(verbs(fresh.calls)).toEqual(['get crd', 'apply --server-side']);
+  });
+
+  it("the forced run's managedFields do not account for a message: one dry run per CRD, the same answer", async () => {
+    // httpproxies without managedFields: its conflict cannot be told apart from the others'.
+    const r = recordedCluster(scenario(false), { resources });
+    expectScenarioAnswer(await previewCrds(r.run, chartRepoSession(r.run), workDir, w1, step()));
+    const each = r.calls.filter((c) => c.argv.includes('apply')).slice(2);
+    for (const a of each) expect(a.argv).toContain('--dry-run=server');
+    expect(each.filter((a) => !a.argv.includes('--force-conflicts')).map((a) => a.crd)).toEqual(ALL);
+    // Forced (still a dry run) only where the unforced one met a conflict.
+    expect(each.filter((a) => a.argv.includes('--force-conflicts')).map((a) => a.crd)).toEqual([
+      HP_NAME,
+      GW_NAME,
+      HR_NAME,
+    ]);
+    expect(verbs(r.calls).filter((v) => v.startsWith('get'))).toEqual([
+      'get crd',
+      `get ${HP_NAME},${GC_NAME},${GW_NAME},${HR_NAME}`,
+    ]);
+  });
+
+  it('a failure that is not a conflict still fails the preview, as the dry run of that CRD alone', async () => {
     const invalid =
       'The CustomResourceDefinition "httpproxies.projectcontour.io" is invalid: spec.versions: Invalid value';
     const r = recordedCluster({ [HP_NAME]: { installed: installed('0.18.0', HP_NAME), conflict: invalid } });
     await expect(previewCrds(r.run, chartRepoSession(r.run), workDir, w1, step())).rejects.toMatchObject({
       type: 'Invalid',
+      message: `kubectl apply on w1 exited 1: ${invalid}`,
     });
+    expect(r.calls.filter((c) => c.argv.includes('apply')).map((c) => c.crd)).toEqual([
+      ALL.join(','),
+      ...ALL.slice(0, 4),
+    ]);
     expect(await readdir(workDir)).toEqual([]);
+  });
+
+  it('a manifest that is not YAML fails the preview after the files before it', async () => {
+    const bad = path.join(workDir, 'extra.yaml');
+    await writeFile(bad, 'a: [\n');
+    const r = recordedCluster({});
+    await expect(
+      previewCrds(r.run, chartRepoSession(r.run), workDir, w1, { ...step(), extraFiles: [bad] })
+    ).rejects.toMatchObject({
+      type: 'InvalidManifest',
+      message: expect.stringContaining('extra.yaml is not valid YAML'),
+    });
+    expect(r.calls.filter((c) => c.argv.includes('apply')).map((c) => c.crd)).toEqual([ALL.join(',')]);
+    await rm(bad);
   });
 });
 
@@ -715,9 +852,10 @@ describe('reapplyCrds refuses a CRD downgrade unless forced', () => {
     expect(r.calls.map((c) => [c.tool, ...(c.tool === 'helm' ? c.argv.slice(0, 2) : c.argv.slice(2, 5))])).toEqual([
       ['helm', 'repo', 'add'],
       ['helm', 'pull', 'skoala/skoala-init'],
+      // One lookup for the CRDs of both files.
       ['kubectl', 'get', 'crd', 'contourconfigurations.projectcontour.io'],
-      ['kubectl', 'get', 'crd', 'gatewayclasses.gateway.networking.k8s.io'],
     ]);
+    expect(r.calls.at(-1)?.argv).toEqual(expect.arrayContaining(['gatewayclasses.gateway.networking.k8s.io']));
     expect(await readdir(workDir)).toEqual([]);
   });
 
@@ -751,14 +889,16 @@ describe('reapplyCrds refuses a CRD downgrade unless forced', () => {
     });
     expect(out.applied).toContain(HR_NAME);
     const applies = r.calls.filter((c) => c.argv.includes('apply'));
-    expect(applies).toHaveLength(3); // two CRD files and the record
-    expect(applies[1]?.argv).toEqual([
+    expect(applies).toHaveLength(2); // both CRD files in one apply, then the record
+    expect(applies[0]?.argv).toEqual([
       ...KC,
       'apply',
       '--server-side',
       '--force-conflicts',
       '--field-manager',
       'skoala-upgrade',
+      '-f',
+      expect.stringMatching(/contour\.yaml$/),
       '-f',
       expect.stringMatching(/gateway-api\.yaml$/),
       '-o',

@@ -56,9 +56,20 @@ const DELETE = [
   '--wait=false',
   '--ignore-not-found',
 ];
+/** The watch between two reads of a running Job (pollMs 5 -> at least 1 s). */
+const WAIT = [
+  'kubectl',
+  ...TARGET,
+  'wait',
+  '-n',
+  'skoala-system',
+  '--for=condition=complete',
+  'job/skoala-db-upgrade',
+  '--timeout=1s',
+];
 const applyOf = (file: string) => ['kubectl', ...TARGET, 'apply', '-n', 'skoala-system', '-f', file, '-o', 'name'];
 
-type Verb = 'get' | 'delete' | 'apply';
+type Verb = 'get' | 'delete' | 'apply' | 'wait';
 type Reply = string | ((argv: string[]) => string | Promise<string>);
 
 /** Records every call; answers each verb from its own queue of canned replies, in order. */
@@ -66,8 +77,9 @@ function recorder(replies: Partial<Record<Verb, Reply[]>>): { run: CommandRunner
   const argvs: string[][] = [];
   const run: CommandRunner = async (tool, argv) => {
     argvs.push([tool, ...argv]);
-    const verb = (['get', 'delete', 'apply'] as const).find((v) => argv.includes(v));
-    const reply = verb ? replies[verb]?.shift() : undefined;
+    const verb = (['get', 'delete', 'apply', 'wait'] as const).find((v) => argv.includes(v));
+    // `kubectl wait` ends (here at once) and the next read tells what happened.
+    const reply = verb ? (replies[verb]?.shift() ?? (verb === 'wait' ? '' : undefined)) : undefined;
     if (reply === undefined) throw new Error(`unexpected command: ${tool} ${argv.join(' ')}`);
     return { stdout: typeof reply === 'function' ? await reply(argv) : reply, stderr: '' };
   };
@@ -156,7 +168,7 @@ describe('runDbMigrationJob', () => {
     await expect(act(r.run, input)).resolves.toEqual({ job: 'job.batch/skoala-db-upgrade' });
     const file = applied.file ?? '';
     expect(path.dirname(path.dirname(file))).toBe(workDir);
-    expect(r.argvs).toEqual([GET, applyOf(file), GET, GET]);
+    expect(r.argvs).toEqual([GET, applyOf(file), GET, WAIT, GET]);
     expect(applied.job).toMatchObject({
       apiVersion: 'batch/v1',
       kind: 'Job',
@@ -235,7 +247,7 @@ describe('runDbMigrationJob', () => {
       ],
     });
     await expect(act(r.run, input)).resolves.toEqual({ job: 'job.batch/skoala-db-upgrade' });
-    expect(r.argvs).toEqual([GET, GET, GET]);
+    expect(r.argvs).toEqual([GET, GET, WAIT, GET]);
   });
 
   it("this upgrade's own Job failed: non-retryable with the Job's reason, nothing re-applied", async () => {

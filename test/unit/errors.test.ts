@@ -4,7 +4,7 @@
  */
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   classifyStderr,
   commandFailure,
@@ -14,7 +14,7 @@ import {
   scrubSecrets,
   tellingLines,
 } from '../../activities/errors';
-import { createRunner, processTimeout } from '../../activities/exec';
+import { createRunner, helmEnv, processTimeout } from '../../activities/exec';
 import type { Context } from '@temporalio/activity';
 import * as cmd from '../../runbook/commands';
 import type { ClusterRef, Step } from '../../runbook/types';
@@ -421,7 +421,19 @@ describe('createRunner against a real process', () => {
     await expect(run('helm', ['-e', 'process.stdout.write("[]"); process.stderr.write("warn")'])).resolves.toEqual({
       stdout: '[]',
       stderr: 'warn',
+      exitCode: 0,
     });
+  });
+
+  it('allowFailure: a non-zero exit comes back with the whole stderr; a timeout still throws', async () => {
+    const lines = Array.from({ length: 8 }, (_, i) => `conflict ${i}`).join('\\n');
+    await expect(
+      run('kubectl', ['-e', `process.stderr.write("${lines}"); process.exit(1)`], { allowFailure: true })
+    ).resolves.toEqual({ stdout: '', stderr: lines.replaceAll('\\n', '\n'), exitCode: 1 });
+    const err = await failureOf(
+      run('kubectl', ['-e', 'setTimeout(() => {}, 30000)'], { timeoutMs: 300, allowFailure: true })
+    );
+    expect(err).toMatchObject({ type: 'CommandTimedOut' });
   });
 
   it('a non-zero exit becomes a classified ApplicationFailure with the exit code', async () => {
@@ -468,6 +480,33 @@ describe('createRunner against a real process', () => {
       withEnv('helm', ['-e', 'process.stdout.write(process.env.HELM_CONFIG_HOME ?? "")'])
     ).resolves.toMatchObject({
       stdout: '/tmp/helm-x',
+    });
+  });
+
+  describe("helm's client rate limits", () => {
+    const limits = [
+      '-e',
+      'process.stdout.write(`${process.env.HELM_QPS ?? "-"} ${process.env.HELM_BURST_LIMIT ?? "-"}`)',
+    ];
+    afterEach(() => {
+      vi.unstubAllEnvs();
+    });
+
+    it('helm processes get HELM_QPS and HELM_BURST_LIMIT defaults; kubectl processes do not', async () => {
+      vi.stubEnv('HELM_QPS', undefined);
+      vi.stubEnv('HELM_BURST_LIMIT', undefined);
+      const runner = createRunner({ helm: node, kubectl: node });
+      await expect(runner('helm', limits)).resolves.toMatchObject({ stdout: '50 300' });
+      await expect(runner('kubectl', limits)).resolves.toMatchObject({ stdout: '- -' });
+    });
+
+    it("the operator's own values win, from the worker's environment or the configured one", async () => {
+      vi.stubEnv('HELM_QPS', '7');
+      vi.stubEnv('HELM_BURST_LIMIT', undefined);
+      const runner = createRunner({ helm: node, kubectl: node, env: { HELM_BURST_LIMIT: '9' } });
+      await expect(runner('helm', limits)).resolves.toMatchObject({ stdout: '7 9' });
+      expect(helmEnv({ HELM_QPS: '1' }, { HELM_BURST_LIMIT: '2' })).toEqual({ HELM_QPS: '1' });
+      expect(helmEnv(undefined, {})).toEqual({ HELM_QPS: '50', HELM_BURST_LIMIT: '300' });
     });
   });
 

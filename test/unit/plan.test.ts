@@ -604,6 +604,49 @@ describe('preflight facts', () => {
   });
 });
 
+describe('chart archives pinned by the digests preflight recorded', () => {
+  const SKOALA = 'a1'.repeat(32);
+  const INIT = 'b2'.repeat(32);
+  const pinnedFacts = (from: string, over: Parameters<typeof factsAt>[1] = {}): FleetFacts => ({
+    ...factsAt(from, over),
+    chartSha256: { skoala: SKOALA, 'skoala-init': INIT },
+  });
+
+  it("each upgrade step and each CRD step carries its chart's sha256, and a note says so", () => {
+    const plan = planUpgrade(requestFor('0.19.2'), pinnedFacts('0.18.0'));
+    expect(stepOf(plan.controlPlane, 'upgradeRelease').chartSha256).toBe(SKOALA);
+    for (const w of plan.workers) {
+      expect(stepOf(w, 'upgradeRelease').chartSha256).toBe(INIT);
+      expect(stepOf(w, 'reapplyCrds').chartSha256).toBe(INIT);
+    }
+    expect(plan.notes).toContain(
+      `chart archives pinned by sha256 (skoala ${SKOALA.slice(0, 12)}, skoala-init ${INIT.slice(0, 12)}): each worker host pulls each once and refuses a copy that differs`
+    );
+  });
+
+  it('a worker at the target that only finishes its CRD step pins it too', () => {
+    const at = clusterFacts('w1', deployed('0.19.2'));
+    const plan = planUpgrade(requestFor('0.19.2'), pinnedFacts('0.18.0', { w1: at }));
+    expect(kinds(plan.workers[0] as ClusterPlan)).toEqual(['awaitCrdApproval', 'reapplyCrds', 'verifyRelease']);
+    expect(stepOf(plan.workers[0] as ClusterPlan, 'reapplyCrds').chartSha256).toBe(INIT);
+  });
+
+  it('facts recorded before preflight returned digests: the same plan as before, no field, no note', () => {
+    const before = planUpgrade(requestFor('0.19.2'), factsAt('0.18.0'));
+    expect(JSON.stringify(before)).not.toContain('chartSha256');
+    expect(before.notes.join(' ')).not.toContain('pinned');
+    const pinned = planUpgrade(requestFor('0.19.2'), pinnedFacts('0.18.0'));
+    const unpin = (steps: Step[]) =>
+      steps.map((st) => {
+        if (st.kind !== 'upgradeRelease' && st.kind !== 'reapplyCrds') return st;
+        const { chartSha256: _, ...rest } = st;
+        return rest;
+      });
+    expect(unpin(pinned.controlPlane.steps)).toEqual(before.controlPlane.steps);
+    expect(pinned.workers.map((w) => unpin(w.steps))).toEqual(before.workers.map((w) => w.steps));
+  });
+});
+
 describe('releases left pending or failed', () => {
   const base = { revision: 3, chartVersion: '0.27.2' };
 

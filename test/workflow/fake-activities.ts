@@ -4,6 +4,7 @@
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import { createHash } from 'node:crypto';
 import type { Activities } from '../../activities';
 import { crdPreviewDigest, summarizeCrdPreview, type CrdChange } from '../../activities/crd-preview';
 import { notifyActivities } from '../../activities/notify';
@@ -33,8 +34,14 @@ export interface FakeFleetOptions {
   upgradeMs?: number;
 }
 
+/** The digest the fake repository's archive of a chart has. */
+export const fakeChartSha256 = (chart: string, version: string): string =>
+  createHash('sha256').update(`${chart}-${version}.tgz`).digest('hex');
+
 export class FakeFleet {
   readonly calls: Call[] = [];
+  /** What the chart steps were given (add/update, upgrade, CRD re-apply), in order. */
+  readonly chartInputs: { activity: keyof Activities; input: unknown }[] = [];
   /** Faults to throw, consumed in order, per `activity:cluster`. */
   readonly faults = new Map<string, Fault[]>();
   /** Blocks `activity:cluster` until the returned function is called. */
@@ -119,7 +126,7 @@ export class FakeFleet {
               `chart ${i.chart} ${i.version} is not in repository`,
               'ChartVersionNotFound'
             );
-          return { version: i.version };
+          return { version: i.version, sha256: fakeChartSha256(i.chart, i.version) };
         }),
       preflightCluster: (i) =>
         this.record('preflightCluster', i.cluster.name, () => {
@@ -142,11 +149,18 @@ export class FakeFleet {
           sha256: 'f'.repeat(64),
           reused: false,
         })),
-      addChartRepo: () => this.record('addChartRepo', undefined, () => undefined),
-      updateChartRepo: () => this.record('updateChartRepo', undefined, () => undefined),
+      addChartRepo: (i) =>
+        this.record('addChartRepo', undefined, () => {
+          this.chartInputs.push({ activity: 'addChartRepo', input: i });
+        }),
+      updateChartRepo: (i) =>
+        this.record('updateChartRepo', undefined, () => {
+          this.chartInputs.push({ activity: 'updateChartRepo', input: i });
+        }),
       deleteAdmissionJobs: (i) => this.record('deleteAdmissionJobs', i.cluster.name, () => ({ deleted: [] })),
       upgradeRelease: (i) =>
         this.record('upgradeRelease', i.cluster.name, async () => {
+          this.chartInputs.push({ activity: 'upgradeRelease', input: i });
           await new Promise((r) => setTimeout(r, this.opts.upgradeMs ?? 0));
           const c = this.clusters[i.cluster.name] as ReleaseFacts;
           this.previous.set(i.cluster.name, c.chartVersion);
@@ -161,6 +175,7 @@ export class FakeFleet {
         }),
       reapplyCrds: (i) =>
         this.record('reapplyCrds', i.cluster.name, () => {
+          this.chartInputs.push({ activity: 'reapplyCrds', input: i });
           const c = this.clusters[i.cluster.name];
           if (c) c.crds = { version: i.step.version, upgradeId: i.upgradeId, at: new Date().toISOString() };
           return { applied: ['httpproxies.projectcontour.io'] };

@@ -9,7 +9,7 @@ import { decideCrdUpdate } from '../../workflows/messages';
 import { approveGate, approveWaiting } from './approve';
 import { maxOverlap, startHarness, waitForStatus, type Harness } from './harness';
 import { fakeFleetAt, fleetOf, requestFor } from './request';
-import { FakeFleet } from './fake-activities';
+import { FakeFleet, fakeChartSha256 } from './fake-activities';
 import type { ReleaseFacts, UpgradeRequest } from '../../runbook/types';
 import type { PlanMemo } from '../../workflows/plan-memo';
 
@@ -97,6 +97,35 @@ describe('upgradeEngine', () => {
     const spans = fleet.workers.map((w) => clusterSpan(fake, w.name, 'preflightCluster'));
     expect(maxOverlap(spans)).toBe(2);
     expect(fake.count('upgradeRelease')).toBe(6);
+  });
+
+  it('pins each upgrade and CRD step to the chart digest preflight recorded; add and update name the upgrade', async () => {
+    const fleet = fleetOf(2);
+    const fake = fakeFleetAt(fleet, '0.18.0');
+    const tq = queue();
+    const worker = await h.worker(tq, fake.activities());
+    const request = requestFor(fleet);
+    await worker.runUntil(async () => resultApprovingAll(await start(request, tq)));
+    type ChartStep = { cluster: { name: string }; step: { chart: string; version: string; chartSha256?: string } };
+    const stepsOf = (activity: string) =>
+      fake.chartInputs
+        .filter((x) => x.activity === activity)
+        .map((x) => x.input as ChartStep)
+        .map((i) => [i.cluster.name, i.step.chart, i.step.chartSha256])
+        .sort();
+    const sha = (chart: string) => fakeChartSha256(chart, '0.19.2');
+    expect(stepsOf('upgradeRelease')).toEqual([
+      ['control-plane', 'skoala', sha('skoala')],
+      ['worker-1', 'skoala-init', sha('skoala-init')],
+      ['worker-2', 'skoala-init', sha('skoala-init')],
+    ]);
+    expect(stepsOf('reapplyCrds')).toEqual([
+      ['worker-1', 'skoala-init', sha('skoala-init')],
+      ['worker-2', 'skoala-init', sha('skoala-init')],
+    ]);
+    const repoSteps = fake.chartInputs.filter((x) => x.activity === 'addChartRepo' || x.activity === 'updateChartRepo');
+    expect(repoSteps).toHaveLength(6);
+    for (const { input } of repoSteps) expect(input).toEqual({ repo: fleet.chartRepo, upgradeId: request.upgradeId });
   });
 
   it('holds the CRD step at the gate; per-cluster approve, reject, and refused approvals', async () => {

@@ -24,8 +24,24 @@ import { buildWorkflowBundle, WORKFLOW_BUNDLE } from '../worker-process';
 
 const RUNBOOK = fileURLToPath(new URL('./runbook.sh', import.meta.url));
 const INSTALL_VERSION = '0.18.0';
-/** Where the logging helm/kubectl wrappers append `epoch<TAB>command` (absent: no command counts). */
-const CMDLOG = process.env.SKOALA_BENCH_CMDLOG ?? '/tmp/cmdlog.txt';
+
+/** helm and kubectl behind wrappers that append `epoch<TAB>tool args` to `log`: both modes count their commands. */
+interface LoggedTools {
+  helm: string;
+  kubectl: string;
+  log: string;
+}
+
+async function loggedTools(dir: string, real: { helm: string; kubectl: string }): Promise<LoggedTools> {
+  const bin = path.join(dir, 'logged-bin');
+  await mkdir(bin, { recursive: true });
+  const log = path.join(dir, 'commands.log');
+  for (const tool of ['helm', 'kubectl'] as const) {
+    const script = `#!/bin/bash\nprintf '%s\\t%s\\n' "$EPOCHREALTIME" "${tool} $*" >> '${log}'\nexec '${real[tool]}' "$@"\n`;
+    await writeFile(path.join(bin, tool), script, { mode: 0o755 });
+  }
+  return { helm: path.join(bin, 'helm'), kubectl: path.join(bin, 'kubectl'), log };
+}
 
 /** The CRDs skoala-init installs (shared/runbook.md): present after the upgrade, from the target chart. */
 export const WORKER_CRDS = [
@@ -208,13 +224,14 @@ type Measured = Omit<ModeRun, 'mode' | 'parallel' | 'run'>;
 async function runScript(stack: LocalStack, version: string, p: number, dir: string): Promise<Measured> {
   const sb = stack.sandbox;
   await mkdir(dir, { recursive: true });
+  const tools = await loggedTools(dir, sb.tools);
   const clusters = path.join(dir, 'clusters.tsv');
   await writeFile(clusters, [sb.controlPlane, ...sb.workers].map(clusterLine).join('\n') + '\n');
   const needsDbJob = dbMigrationNeed(INSTALL_VERSION, version) === 'required';
   const env: NodeJS.ProcessEnv = {
     ...sb.helmEnv,
-    HELM: sb.tools.helm,
-    KUBECTL: sb.tools.kubectl,
+    HELM: tools.helm,
+    KUBECTL: tools.kubectl,
     VERSION: version,
     REPO_URL: sb.chartRepo.url,
     P: String(p),
@@ -239,13 +256,14 @@ async function runScript(stack: LocalStack, version: string, p: number, dir: str
     controlPlaneMs: times.get(sb.controlPlane.name) as number,
     beforeControlPlaneMs: 0,
     workers: Object.fromEntries(sb.workers.map((w) => [w.name, times.get(w.name) as number])),
-    ...(await commandsIn(stack, t0, t1)),
+    ...(await commandsIn(stack, tools.log, t0, t1)),
   };
 }
 
 async function runProductMode(stack: LocalStack, version: string, p: number, dir: string): Promise<Measured> {
   const sb = stack.sandbox;
   await mkdir(dir, { recursive: true });
+  const tools = await loggedTools(dir, sb.tools);
   const client = await connectClient(stack.env);
   try {
     const t0 = Date.now();
@@ -257,8 +275,8 @@ async function runProductMode(stack: LocalStack, version: string, p: number, dir
       maxParallel: p,
       workerEnv: () => ({
         ...sb.helmEnv,
-        SKOALA_HELM: sb.tools.helm,
-        SKOALA_KUBECTL: sb.tools.kubectl,
+        SKOALA_HELM: tools.helm,
+        SKOALA_KUBECTL: tools.kubectl,
         SKOALA_WORK_DIR: path.join(dir, 'work'),
         SKOALA_BACKUP_DIR: path.join(dir, 'backups'),
       }),
@@ -302,7 +320,7 @@ async function runProductMode(stack: LocalStack, version: string, p: number, dir
       workerActivities,
       parentActivities,
       workerGapsMs,
-      ...(await commandsIn(stack, t0, t1)),
+      ...(await commandsIn(stack, tools.log, t0, t1)),
     };
   } finally {
     await client.connection.close();
@@ -330,8 +348,13 @@ function activityRunTimes(events: HistoryEvent[]): Record<string, number[]> {
 }
 
 /** The commands the wrappers logged between t0 and t1 for this stack (none without the log). */
-async function commandsIn(stack: LocalStack, t0: number, t1: number): Promise<{ commands?: CommandCounts }> {
-  const text = await readFile(CMDLOG, 'utf8').catch(() => undefined);
+async function commandsIn(
+  stack: LocalStack,
+  cmdlog: string,
+  t0: number,
+  t1: number
+): Promise<{ commands?: CommandCounts }> {
+  const text = await readFile(cmdlog, 'utf8').catch(() => undefined);
   if (text === undefined) return {};
   const sb = stack.sandbox;
   const counts: CommandCounts = {
@@ -552,6 +575,10 @@ export function renderRealHelm(r: RealHelmResult): string {
     `state (checked). Medians of ${runs} run(s); per-worker figures over every worker cluster of every run.`,
     '',
     markdownTable(REAL_HELM_HEADERS, rows),
+    '',
+    `Commands: helm and kubectl processes started (each mode runs them through a logging wrapper), the sandbox's`,
+    `own stand-ins left out; \`host\`: commands that name no cluster (repo add/update, pull). The script checks`,
+    `nothing after the upgrade; the product also checks the workloads and the release.`,
   ];
   const product = r.runs.filter((m) => m.mode === 'product' && m.workerActivities);
   if (product.length > 0) {
