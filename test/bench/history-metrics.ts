@@ -2,8 +2,9 @@
  * What the upgrade's histories say about orchestration: events per parent run, and per activity
  * the time Temporal and the workflow add around it, from the events' own timestamps:
  * dispatch (ActivityTaskStarted - ActivityTaskScheduled) plus turnaround (the next command the
- * workflow issues - ActivityTaskCompleted). The activity's own run (started -> completed) is not
- * counted: it is the tool's time, which the shell baseline spends too.
+ * workflow issues - ActivityTaskCompleted; for activities run side by side, from the last of them
+ * to complete). The activity's own run (started -> completed) is not counted: it is the tool's
+ * time, which the shell baseline spends too.
  */
 import type { Client } from '@temporalio/client';
 import { num, timeOf as ms, type HistoryEvent } from '../../scripts/lib/report/history';
@@ -37,9 +38,17 @@ export function activityOverheads(events: HistoryEvent[]): ActivityOverhead[] {
       const id = num(e.activityTaskCompletedEventAttributes.scheduledEventId) ?? 0;
       const s = scheduled.get(id);
       const st = started.get(id);
-      const next = events.slice(i + 1).find(isNext);
+      const j = events.findIndex((n, k) => k > i && isNext(n));
+      const next = events[j];
       if (!s || st === undefined || !next) return;
-      out.push({ activity: s.type, dispatchMs: st - s.at, turnaroundMs: ms(next) - ms(e) });
+      // Activities that ran side by side (preflight) are waited for together: the turnaround
+      // counts from the last of them to complete, not the wait for the others.
+      const last =
+        events
+          .slice(i, j)
+          .filter((n) => n.activityTaskCompletedEventAttributes)
+          .at(-1) ?? e;
+      out.push({ activity: s.type, dispatchMs: st - s.at, turnaroundMs: ms(next) - ms(last) });
     }
   });
   return out;
