@@ -336,7 +336,7 @@ export function healthActivities(deps: HealthDeps) {
       const refs = manifestWorkloads(manifest, cluster.namespace);
       const names = refs.map((w) => workloadName(w, cluster.namespace));
       if (refs.length === 0) return { workloads: [] };
-      for (;;) {
+      for (let read = 0; ; read++) {
         const live = await readWorkloads(cluster, refs);
         const waiting: Waiting[] = [];
         refs.forEach((ref, i) => {
@@ -350,8 +350,10 @@ export function healthActivities(deps: HealthDeps) {
         if (failed || Date.now() >= deadline) throw await notReadyFailure(input, waiting, refs.length, tag, failed);
         // Shown in the Temporal UI as the pending activity's details: what the upgrade waits for.
         ctx.heartbeat({ waitingFor: bounded(waiting.map((w) => `${w.name}: ${w.problems.join(', ')}`)) });
-        // The last read falls on the deadline, not up to a poll after it. Cancellation interrupts the sleep.
-        await ctx.sleep(Math.max(0, Math.min(deps.pollMs, deadline - Date.now())));
+        // Soon at first (most rollouts after helm finish within seconds), then every pollMs. The last
+        // read falls on the deadline, not up to a poll after it. Cancellation interrupts the sleep.
+        const pause = Math.min(deps.pollMs, 250 * 2 ** read);
+        await ctx.sleep(Math.max(0, Math.min(pause, deadline - Date.now())));
       }
     },
   };

@@ -17,7 +17,15 @@ export interface CreateWorkerOptions {
   connection: NativeConnection;
   namespace?: string;
   taskQueue?: string;
-  activities: Activities;
+  /** Absent: no activities at all (tests of workflow code alone). */
+  activities?: Activities;
+  /** False: an activities-only worker (no workflow code, a small process). Default true. */
+  workflows?: boolean;
+  /**
+   * False: a workflows-only worker. It still runs the local activities (pure decisions recorded in
+   * history, which run where their workflow runs) but polls no activity tasks.
+   */
+  remoteActivities?: boolean;
   /** A bundle from `npm run build` (faster start); otherwise the workflows are bundled at start. */
   workflowBundle?: WorkerOptions['workflowBundle'];
   maxConcurrentActivityTaskExecutions?: number;
@@ -30,9 +38,19 @@ export async function createWorker(opts: CreateWorkerOptions): Promise<Worker> {
     connection: opts.connection,
     namespace: opts.namespace ?? 'default',
     taskQueue: opts.taskQueue ?? DEFAULT_TASK_QUEUE,
-    ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath }),
-    activities: opts.activities,
-    maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions ?? DEFAULT_MAX_CONCURRENT_ACTIVITIES,
+    ...(opts.workflows === false
+      ? {}
+      : opts.workflowBundle
+        ? { workflowBundle: opts.workflowBundle }
+        : { workflowsPath }),
+    ...(opts.activities
+      ? {
+          activities: opts.activities,
+          maxConcurrentActivityTaskExecutions:
+            opts.maxConcurrentActivityTaskExecutions ?? DEFAULT_MAX_CONCURRENT_ACTIVITIES,
+          enableNonLocalActivities: opts.remoteActivities ?? true,
+        }
+      : {}),
     shutdownGraceTime: opts.shutdownGraceTime ?? '10s',
   });
 }

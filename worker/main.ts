@@ -1,4 +1,7 @@
-/** `npm run worker`: one worker process polling the upgrade task queue until SIGINT/SIGTERM. */
+/**
+ * `npm run worker`: one worker process polling the upgrade task queue until SIGINT/SIGTERM. With
+ * SKOALA_WORKER_ROLE=workflows / activities it runs only that half (config.ts says why to split).
+ */
 import { NativeConnection } from '@temporalio/worker';
 import { mkdir } from 'node:fs/promises';
 import { createActivities } from '../activities';
@@ -13,8 +16,11 @@ try {
   process.exit(2);
 }
 const { temporal } = config;
-await mkdir(config.backupDir, { recursive: true, mode: 0o700 });
-await mkdir(config.workDir, { recursive: true });
+const runsActivities = config.role !== 'workflows';
+if (runsActivities) {
+  await mkdir(config.backupDir, { recursive: true, mode: 0o700 });
+  await mkdir(config.workDir, { recursive: true });
+}
 let connection: NativeConnection;
 try {
   connection = await NativeConnection.connect(temporal.connectionOptions);
@@ -30,12 +36,20 @@ try {
     namespace: temporal.namespace,
     taskQueue: config.taskQueue,
     activities: createActivities(config),
+    // A workflows-only process runs the local activities of its workflows, not the helm/kubectl ones.
+    remoteActivities: runsActivities,
+    workflows: config.role !== 'activities',
     maxConcurrentActivityTaskExecutions: config.maxConcurrentActivities,
     // Opt-in: a stale bundle would run old workflow code, so it is used only when named.
     ...(config.workflowBundle ? { workflowBundle: { codePath: config.workflowBundle } } : {}),
   });
+  const runs = {
+    all: `workflows and up to ${config.maxConcurrentActivities} activities at once`,
+    workflows: 'workflows only',
+    activities: `activities only, up to ${config.maxConcurrentActivities} at once`,
+  }[config.role];
   console.log(
-    `worker polling task queue ${config.taskQueue} on ${temporal.address} (namespace ${temporal.namespace}, ${temporal.security}; up to ${config.maxConcurrentActivities} activities at once)`
+    `worker polling task queue ${config.taskQueue} on ${temporal.address} (namespace ${temporal.namespace}, ${temporal.security}; ${runs})`
   );
   await worker.run(); // the SDK stops it gracefully on SIGINT/SIGTERM
 } finally {

@@ -57,6 +57,8 @@ export function activityOverheads(events: HistoryEvent[]): ActivityOverhead[] {
 export interface UpgradeHistories {
   parentRuns: number[];
   overheads: ActivityOverhead[];
+  /** The worker clusters' own chains (child workflows) only: no preflight batch queued behind the worker's slots. */
+  chainOverheads: ActivityOverhead[];
   children: number;
 }
 
@@ -64,6 +66,7 @@ export async function readHistories(client: Client, workflowId: string): Promise
   const parentRuns: number[] = [];
   const children: { workflowId: string; runId: string }[] = [];
   const overheads: ActivityOverhead[] = [];
+  const chainOverheads: ActivityOverhead[] = [];
   for await (const run of client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) {
     const events = (await client.workflow.getHandle(run.workflowId, run.runId).fetchHistory()).events ?? [];
     parentRuns.push(events.length);
@@ -80,9 +83,10 @@ export async function readHistories(client: Client, workflowId: string): Promise
         .slice(i, i + 20)
         .map(async (c) => (await client.workflow.getHandle(c.workflowId, c.runId).fetchHistory()).events ?? [])
     );
-    for (const events of batch) overheads.push(...activityOverheads(events));
+    for (const events of batch) chainOverheads.push(...activityOverheads(events));
   }
-  return { parentRuns, overheads, children: children.length };
+  overheads.push(...chainOverheads);
+  return { parentRuns, overheads, chainOverheads, children: children.length };
 }
 
 export function percentile(values: number[], p: number): number {

@@ -33,6 +33,7 @@ const o = new Command('bench')
     'also profile the worker (node --cpu-prof) on one run of N clusters at P = 50 (0: none)',
     '1000'
   )
+  .option('--one-process', 'run workflows and activities in one worker process (the default splits them)')
   .option('--smoke', 'the smallest size only (N = 10, P = 10), no resume; what CI runs')
   .option('--out <file>', 'markdown report', 'docs/benchmarks.md')
   .option('--version <v>', 'target version', '0.19.2')
@@ -47,6 +48,7 @@ const o = new Command('bench')
     resume: string;
     profile: string;
     smoke?: boolean;
+    oneProcess?: boolean;
     out: string;
     version: string;
     keep?: boolean;
@@ -79,7 +81,15 @@ const temporal: TemporalEnv = {
   taskQueue: 'bench',
 };
 const client = await connectClient(temporal);
-const setup: ReplaySetup = { recording, client, temporal, dir: path.join(dir, 'runs'), latency, version: o.version };
+const setup: ReplaySetup = {
+  recording,
+  client,
+  temporal,
+  dir: path.join(dir, 'runs'),
+  latency,
+  version: o.version,
+  split: !o.oneProcess,
+};
 const points: Point[] = [];
 let resume: Resume | undefined;
 let realHelm: string | undefined;
@@ -131,7 +141,7 @@ try {
   console.log(renderTable(points, latency));
   if (resume) console.log(`resume: ${JSON.stringify(resume)}`);
   if (realHelm) console.log(realHelm);
-  const md = renderMarkdown({ points, resume, latency, recording, smoke: Boolean(o.smoke), realHelm });
+  const md = renderMarkdown({ points, resume, profile, latency, recording, smoke: Boolean(o.smoke), realHelm });
   await writeFile(o.out, spliceReport(await readFile(o.out, 'utf8').catch(() => undefined), md));
   log(`wrote ${o.out}`);
   const misses = points.reduce((a, p) => a + p.misses, 0);

@@ -10,7 +10,7 @@ import { startUpgrade } from '../../scripts/commands/start-upgrade';
 import type { TemporalEnv } from '../../scripts/lib/temporal';
 import type { UpgradeRequest } from '../../runbook/types';
 import type { upgradeEngine } from '../../workflows';
-import { startWorkerProcess, type WorkerProcess } from './worker-process';
+import { startWorkers, type WorkerProcess } from './worker-process';
 
 export interface ProductRunOptions {
   client: Client;
@@ -28,6 +28,8 @@ export interface ProductRunOptions {
     env: NodeJS.ProcessEnv;
   }): Promise<WorkerProcess>;
   cpuProfileDir?: string;
+  /** Workflows and activities in two worker processes (SKOALA_WORKER_ROLE), not one. */
+  split?: boolean;
 }
 
 export interface ProductRun {
@@ -50,7 +52,7 @@ export async function runProduct(o: ProductRunOptions): Promise<ProductRun> {
     TEMPORAL_ADDRESS: o.temporal.address,
     SKOALA_TASK_QUEUE: o.temporal.taskQueue,
   };
-  let worker = await startWorkerProcess(env, o.cpuProfileDir);
+  let worker = await startWorkers(env, { split: o.split, cpuProfileDir: o.cpuProfileDir });
   try {
     const startedAt = Date.now();
     const started = await startUpgrade(request, o.client, o.temporal);

@@ -22,6 +22,9 @@ export interface Point {
   idealMs: number;
   overheadP50Ms: number;
   overheadP95Ms: number;
+  /** The same, over the worker clusters' chains only (child workflows). */
+  chainOverheadP50Ms: number;
+  chainOverheadP95Ms: number;
   dispatchP50Ms: number;
   turnaroundP50Ms: number;
   activities: number;
@@ -44,6 +47,8 @@ export interface ReplaySetup {
   version: string;
   /** Worker settings under test (e.g. SKOALA_MAX_CONCURRENT_ACTIVITIES). */
   workerEnv?: NodeJS.ProcessEnv;
+  /** Workflows and activities in two worker processes. */
+  split?: boolean;
 }
 
 export const workerNames = (n: number): string[] =>
@@ -107,6 +112,7 @@ export async function runPoint(
     version: s.version,
     maxParallel,
     workerEnv: (upgradeId) => replayWorkerEnv(s, name, upgradeId),
+    split: s.split,
     ...extra,
   });
   const misses = (await readCalls(s.recording.standIn.dir)).slice(callsBefore).filter((c) => c.status === 'MISS');
@@ -122,6 +128,7 @@ export async function runPoint(
       });
   const h = await readHistories(s.client, product.workflowId);
   const total = h.overheads.map((o) => o.dispatchMs + o.turnaroundMs);
+  const chain = h.chainOverheads.map((o) => o.dispatchMs + o.turnaroundMs);
   const L = s.latency * 1000;
   return {
     clusters,
@@ -132,6 +139,8 @@ export async function runPoint(
       s.recording.controlPlaneCalls.length * L + Math.ceil(clusters / maxParallel) * s.recording.workerCalls.length * L,
     overheadP50Ms: percentile(total, 50),
     overheadP95Ms: percentile(total, 95),
+    chainOverheadP50Ms: percentile(chain, 50),
+    chainOverheadP95Ms: percentile(chain, 95),
     dispatchP50Ms: percentile(
       h.overheads.map((o) => o.dispatchMs),
       50

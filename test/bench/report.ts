@@ -16,6 +16,7 @@ export const HEADERS = [
   'ideal s',
   'overhead/activity p50 ms',
   'p95 ms',
+  'chain p50 / p95 ms',
   'worker peak RSS MiB',
   'parent runs',
   'max parent events/run',
@@ -31,6 +32,7 @@ export function rowOf(p: Point): string[] {
     s(p.idealMs),
     p.overheadP50Ms.toFixed(0),
     p.overheadP95Ms.toFixed(0),
+    `${p.chainOverheadP50Ms.toFixed(0)} / ${p.chainOverheadP95Ms.toFixed(0)}`,
     p.peakRssMiB.toFixed(0),
     String(p.parentRuns),
     String(p.parentEventsMax),
@@ -109,6 +111,7 @@ export function renderMarkdown(r: BenchReport): string {
         ]
       : []),
     ...(r.realHelm ? [r.realHelm, ''] : []),
+    ...(r.profile ? [r.profile] : []),
   ].join('\n');
 }
 

@@ -7,7 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runPoint, type Point, type ReplaySetup } from './replay';
 import { readCalls } from './stand-in';
-import { startWorkerProcess } from './worker-process';
+import { startWorkers } from './worker-process';
 
 export interface Resume {
   clusters: number;
@@ -39,7 +39,7 @@ export async function measureResume(s: ReplaySetup, clusters: number, maxParalle
       killAt = Date.now();
       killedAfterMs = killAt - startedAt;
       spawnAt = Date.now();
-      const fresh = await startWorkerProcess(env);
+      const fresh = await startWorkers(env, { split: s.split });
       readyMs = fresh.readyAt - spawnAt;
       return fresh;
     },

@@ -71,3 +71,33 @@ export async function startWorkerProcess(env: NodeJS.ProcessEnv, cpuProfileDir?:
     },
   };
 }
+
+/**
+ * The product's workers as a site runs them: one process (`SKOALA_WORKER_ROLE` unset), or split
+ * into a workflows process and an activities process. Seen as one: ready when both poll, peak RSS
+ * of the larger, killed and stopped together.
+ */
+export async function startWorkers(
+  env: NodeJS.ProcessEnv,
+  opts: { split?: boolean; cpuProfileDir?: string } = {}
+): Promise<WorkerProcess> {
+  if (!opts.split) return startWorkerProcess(env, opts.cpuProfileDir);
+  const procs = await Promise.all(
+    (['workflows', 'activities'] as const).map((role) =>
+      startWorkerProcess({ ...env, SKOALA_WORKER_ROLE: role }, opts.cpuProfileDir)
+    )
+  );
+  return {
+    pid: procs[0]?.pid ?? 0,
+    readyAt: Math.max(...procs.map((p) => p.readyAt)),
+    async peakRss() {
+      return Math.max(...(await Promise.all(procs.map((p) => p.peakRss()))));
+    },
+    async stop() {
+      await Promise.all(procs.map((p) => p.stop()));
+    },
+    async kill() {
+      await Promise.all(procs.map((p) => p.kill()));
+    },
+  };
+}

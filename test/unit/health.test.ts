@@ -288,6 +288,18 @@ describe('verifyWorkloads', () => {
     ]);
   });
 
+  it('reads again soon after the first look (250 ms, then doubling), not a whole poll later', async () => {
+    const r = recorder(
+      SKOALA,
+      list(deployment('hive', { ready: 0 }), deployment('sesame'), statefulSet('skoala-db')),
+      list(deployment('hive'), deployment('sesame'), statefulSet('skoala-db'))
+    );
+    // With a one-minute poll, a second read a whole poll later would outlast this test's 5 s timeout.
+    const out = await verify(r.run, input({ timeoutMs: 5 * 60_000 }), 60_000);
+    expect(out.workloads).toHaveLength(3);
+    expect(r.argvs()).toEqual([MANIFEST_ARGV, getArgv(SKOALA_REFS), getArgv(SKOALA_REFS)]);
+  }, 5_000);
+
   it('a rollout past its progress deadline fails at once: WorkloadsNotReady, non-retryable, naming the workload, its counts and the reason', async () => {
     const hive = deployment('hive', { ready: 0, available: 0, conditions: [PROGRESS_DEADLINE] });
     const r = byCommand({ manifest: SKOALA, workloads: list(hive, deployment('sesame'), statefulSet('skoala-db')) });
