@@ -141,7 +141,16 @@ try {
   console.log(renderTable(points, latency));
   if (resume) console.log(`resume: ${JSON.stringify(resume)}`);
   if (realHelm) console.log(realHelm);
-  const md = renderMarkdown({ points, resume, profile, latency, recording, smoke: Boolean(o.smoke), realHelm });
+  const md = renderMarkdown({
+    points,
+    resume,
+    profile,
+    latency,
+    recording,
+    smoke: Boolean(o.smoke),
+    realHelm,
+    args: process.argv.slice(2),
+  });
   await writeFile(o.out, spliceReport(await readFile(o.out, 'utf8').catch(() => undefined), md));
   log(`wrote ${o.out}`);
   const misses = points.reduce((a, p) => a + p.misses, 0);

@@ -56,7 +56,7 @@ export async function runProduct(o: ProductRunOptions): Promise<ProductRun> {
   try {
     const startedAt = Date.now();
     const started = await startUpgrade(request, o.client, o.temporal);
-    await approve({ ahead: true, all: true, by: 'bench', workflowId: started.workflowId }, o.client);
+    await approveAhead(o.client, started.workflowId);
     if (o.during) worker = await o.during({ request, worker, startedAt, env });
     const result = await o.client.workflow.getHandle<typeof upgradeEngine>(started.workflowId).result();
     const wallMs = Date.now() - startedAt;
@@ -70,5 +70,21 @@ export async function runProduct(o: ProductRunOptions): Promise<ProductRun> {
     };
   } finally {
     await worker.stop();
+  }
+}
+
+/**
+ * `approve --ahead --all` once the plan exists. The CLI waits up to 60 s for it; a large fleet's
+ * preflight may take longer (1,000 clusters through 20 activity slots: more than a minute).
+ */
+async function approveAhead(client: Client, workflowId: string): Promise<void> {
+  const deadline = Date.now() + 10 * 60_000;
+  for (;;) {
+    try {
+      await approve({ ahead: true, all: true, by: 'bench', workflowId }, client);
+      return;
+    } catch (err) {
+      if (!(err instanceof Error && /plan is not made yet/.test(err.message)) || Date.now() > deadline) throw err;
+    }
   }
 }

@@ -25,6 +25,19 @@ interface LiveJob {
 }
 
 let sb: Sandbox;
+
+/** The real activities on the sandbox's control plane, with scratch in `workDir`. */
+async function activitiesIn(workDir: string, jobPollMs: number) {
+  await mkdir(workDir, { recursive: true });
+  return createActivities({
+    helm: sb.tools.helm,
+    kubectl: sb.tools.kubectl,
+    env: { ...process.env, ...sb.helmEnv },
+    backupDir: path.join(sb.dir, 'backups'),
+    workDir,
+    jobPollMs,
+  });
+}
 beforeAll(async () => {
   // Nothing installed: only the control plane's API is needed.
   sb = await startSandbox({ workers: 0, log: () => {} });
@@ -43,15 +56,7 @@ describe('the DB-migration Job of an earlier upgrade', () => {
     await kubectl(['create', 'namespace', NS]);
 
     const workDir = path.join(sb.dir, 'work');
-    await mkdir(workDir, { recursive: true });
-    const acts = createActivities({
-      helm: sb.tools.helm,
-      kubectl: sb.tools.kubectl,
-      env: { ...process.env, ...sb.helmEnv },
-      backupDir: path.join(sb.dir, 'backups'),
-      workDir,
-      jobPollMs: 200,
-    });
+    const acts = await activitiesIn(workDir, 200);
     const env = new MockActivityEnvironment();
     const cluster: ClusterRef = { name: cp.name, kubeconfig: cp.kubeconfig, context: cp.context, namespace: NS };
     const input = { upgradeId: 'upgrade-b', cluster, manifest: DB_MIGRATION_JOB };
@@ -117,17 +122,8 @@ describe('the DB-migration Job of an earlier upgrade', () => {
     const cp = sb.controlPlane;
     const ns = 'watched';
     await execa(sb.tools.kubectl, ['--kubeconfig', cp.kubeconfig, '--context', cp.context, 'create', 'namespace', ns]);
-    const workDir = path.join(sb.dir, 'work-watched');
-    await mkdir(workDir, { recursive: true });
-    const acts = createActivities({
-      helm: sb.tools.helm,
-      kubectl: sb.tools.kubectl,
-      env: { ...process.env, ...sb.helmEnv },
-      backupDir: path.join(sb.dir, 'backups'),
-      workDir,
-      // A sleep between reads would outlast this test's 60 s timeout; kubectl wait ends at Complete.
-      jobPollMs: 120_000,
-    });
+    // A sleep between reads would outlast this test's 60 s timeout; kubectl wait ends at Complete.
+    const acts = await activitiesIn(path.join(sb.dir, 'work-watched'), 120_000);
     const standIn = startJobStandIn({
       kubectl: sb.tools.kubectl,
       kubeconfig: cp.kubeconfig,
