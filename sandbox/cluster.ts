@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { stringify } from 'yaml';
-import { freePort, sleep, spawnTracked, tailFile, terminate, waitPortFree, type Tracked } from './procs';
+import { freePort, portBindable, sleep, spawnTracked, tailFile, terminate, waitPortFree, type Tracked } from './procs';
 import { toolPaths, type ToolPaths } from './tools';
 
 export interface SandboxCluster {
@@ -75,15 +75,17 @@ function tcpOpen(port: number): Promise<boolean> {
 class Cluster implements SandboxCluster {
   readonly context: string;
   readonly kubeconfig: string;
-  readonly server: string;
+  server: string;
+  /** Set once kine and the apiserver have run: from then on their ports are this cluster's. */
+  private started = false;
   private kine?: Tracked;
   private apiserver?: Tracked;
 
   constructor(
     readonly name: string,
     private readonly dir: string,
-    private readonly kinePort: number,
-    private readonly apiPort: number,
+    private kinePort: number,
+    private apiPort: number,
     private readonly token: string,
     private readonly tools: ToolPaths,
     private readonly log: Log
@@ -103,6 +105,10 @@ class Cluster implements SandboxCluster {
       await execa('openssl', ['rsa', '-in', key, '-pubout', '-out', join(this.dir, 'sa.pub')], { stderr: 'ignore' });
     }
     await writeFile(join(this.dir, 'tokens.csv'), `${this.token},admin,admin,"system:masters"\n`, { mode: 0o600 });
+    await this.writeKubeconfig();
+  }
+
+  private async writeKubeconfig(): Promise<void> {
     const kc = {
       apiVersion: 'v1',
       kind: 'Config',
@@ -145,6 +151,16 @@ class Cluster implements SandboxCluster {
     if (alive(this.apiserver) && alive(this.kine)) return;
     await this.stop(); // a half-dead pair (one crashed) restarts as a whole
     const t0 = Date.now();
+    if (!this.started) {
+      // The ports were free when chosen, but another process may have bound one since (a Temporal
+      // server starting alongside binds ports of its own): choose again while nothing uses them.
+      while (!(await portBindable(this.kinePort)) || !(await portBindable(this.apiPort))) {
+        [this.kinePort, this.apiPort] = [await freePort(), await freePort()];
+        this.server = `https://127.0.0.1:${this.apiPort}`;
+        await this.writeKubeconfig();
+      }
+    }
+    this.started = true;
     await Promise.all([waitPortFree(this.kinePort), waitPortFree(this.apiPort)]);
     const d = this.dir;
     this.kine = spawnTracked(

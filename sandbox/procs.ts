@@ -104,7 +104,8 @@ export function freePort(): Promise<number> {
   });
 }
 
-function portBindable(port: number): Promise<boolean> {
+/** Whether a loopback port can be bound right now. */
+export function portBindable(port: number): Promise<boolean> {
   return new Promise((res) => {
     const srv = createServer();
     srv.once('error', () => res(false));
