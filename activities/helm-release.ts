@@ -15,6 +15,7 @@ import {
   historyLine,
   OWNER_LABEL,
   ownerLabelValue,
+  ownRevisions,
   parseHistory,
   parseSecretLabels,
   releaseFacts,
@@ -65,10 +66,13 @@ export function releaseActivities(deps: ReleaseDeps) {
           (await run('kubectl', cmd.kubectlReleaseLabels(cluster, release), { cluster: cluster.name })).stdout
         )
       : new Map<number, Record<string, string>>();
-    const isOurs = (e: HistoryEntry) =>
-      labels.get(e.revision)?.[OWNER_LABEL] === ownerLabelValue(upgradeId, e.revision);
-    return { history, facts: releaseFacts(release, history, isOurs) };
+    const ours = ownRevisions(history, labels, upgradeId);
+    return { history, facts: releaseFacts(release, history, (e) => ours.has(e.revision)) };
   }
+
+  /** A pending revision of ours older than the grace: the helm that made it is gone. */
+  const pendingLongEnough = (facts: ReleaseFacts): boolean =>
+    Date.now() - Date.parse(facts.updated ?? '') > deps.pendingGraceMs;
 
   /** The deployed revision the upgrade may start from: the planned one, or our rollback to it. */
   function baseMoved(history: HistoryEntry[], fromRevision: number | undefined): HistoryEntry | undefined {
@@ -80,28 +84,31 @@ export function releaseActivities(deps: ReleaseDeps) {
     return deployed;
   }
 
-  /** The rollback itself: true when helm ran, false when the release was already back. */
+  /**
+   * The rollback itself: `rolled-back` when helm ran, `already-back` when an earlier rollback put it
+   * there, `untouched` when the upgrade never changed the release (its revision is still the newest).
+   */
   async function rollBack(input: {
     upgradeId: string;
     cluster: ClusterRef;
     release: ReleaseName;
     revision: number;
-  }): Promise<boolean> {
+    deleteJobs?: string[];
+  }): Promise<'rolled-back' | 'already-back' | 'untouched'> {
     const { cluster, release, revision, upgradeId } = input;
     const where = `${release} on ${cluster.name}`;
     const { history, facts } = await readState(cluster, release, upgradeId);
     const current = history.at(-1);
     if (!current) throw ApplicationFailure.nonRetryable(`${where} is not installed`, 'ReleaseMissing');
-    const back = current.revision === revision || current.description === `Rollback to ${revision}`;
-    if (current.status === 'deployed' && back) return false;
-    // Our own rollback (helm names it so) still running or failed: retried, not someone else's.
-    const ourRollback = current.description === `Rollback to ${revision}`;
-    if (!facts.ours && !ourRollback)
+    if (current.status === 'deployed' && current.revision === revision) return 'untouched';
+    if (current.status === 'deployed' && current.description === `Rollback to ${revision}`) return 'already-back';
+    // Our upgrade, and our own rollback still pending or failed (ownRevisions): retried, not someone else's.
+    if (!facts.ours)
       throw ApplicationFailure.nonRetryable(
         `${where} moved since this upgrade (${historyLine(current)}): not rolling back over someone else's revision`,
         'ReleaseMoved'
       );
-    if (facts.status?.startsWith('pending-') && !(Date.now() - Date.parse(facts.updated ?? '') > deps.pendingGraceMs))
+    if (facts.status?.startsWith('pending-') && !pendingLongEnough(facts))
       throw ApplicationFailure.retryable(
         `${where}: our helm may still be running (${historyLine(current)})`,
         'ReleaseLocked'
@@ -112,11 +119,14 @@ export function releaseActivities(deps: ReleaseDeps) {
       from: historyLine(current),
       to: revision,
     });
+    // Job templates are immutable: the admission Jobs block a rollback as they block an upgrade.
+    // Deleted here, once a rollback is certain, so a cluster the upgrade never changed is left as it is.
+    if (input.deleteJobs?.length) await run('kubectl', cmd.kubectlDeleteJobs(cluster, input.deleteJobs));
     await run('helm', cmd.helmRollback(cluster, release, revision, helmDuration(deps.helmTimeoutMs)), {
       timeoutMs: deps.helmTimeoutMs + 60_000,
       cluster: cluster.name,
     });
-    return true;
+    return 'rolled-back';
   }
 
   return {
@@ -223,6 +233,12 @@ export function releaseActivities(deps: ReleaseDeps) {
     }): Promise<{ rolledBack: boolean }> {
       const { facts } = await readState(input.cluster, input.release, input.upgradeId);
       if (!facts.status?.startsWith('pending-') || !facts.ours) return { rolledBack: false };
+      // Our own rollback of it, interrupted in turn (pending-rollback): the same wait as any helm of ours.
+      if (!pendingLongEnough(facts))
+        throw ApplicationFailure.retryable(
+          `${input.release} on ${input.cluster.name}: our helm may still be running (${facts.historyLine})`,
+          'ReleaseLocked'
+        );
       log.warn('rolling back a revision our interrupted helm left pending', {
         cluster: input.cluster.name,
         release: input.release,
@@ -240,7 +256,8 @@ export function releaseActivities(deps: ReleaseDeps) {
     /**
      * Puts a release back to the revision it had before this upgrade (automatic rollback of a failed
      * cluster, and `npm run rollback`). Only over a revision this upgrade made: a release someone
-     * else moved since is refused. Going back twice changes nothing.
+     * else moved since is refused. Going back twice changes nothing; a release the upgrade never
+     * changed is `untouched` and gets no rollback record.
      */
     async rollbackToRevision(input: {
       upgradeId: string;
@@ -249,8 +266,12 @@ export function releaseActivities(deps: ReleaseDeps) {
       revision: number;
       /** Recorded on the cluster: a rerun of this upgrade then leaves it alone (unless --retry-failed). */
       record?: { version: Version; cause: string };
-    }): Promise<{ rolledBack: boolean }> {
-      const rolledBack = await rollBack(input);
+      /** Jobs to delete just before `helm rollback` (the admission Jobs), only when it runs. */
+      deleteJobs?: string[];
+    }): Promise<{ rolledBack: boolean; untouched?: true }> {
+      const done = await rollBack(input);
+      // Nothing of this upgrade's to undo: no rollback happened, so no record says one did.
+      if (done === 'untouched') return { rolledBack: false, untouched: true };
       if (input.record)
         await writeRecord(
           run,
@@ -264,7 +285,7 @@ export function releaseActivities(deps: ReleaseDeps) {
           },
           deps.workDir
         );
-      return { rolledBack };
+      return { rolledBack: done === 'rolled-back' };
     },
 
     async verifyRelease(input: {

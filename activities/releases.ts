@@ -24,6 +24,45 @@ export const OWNER_LABEL = 'skoala-upgrade.io/revision';
 export const ownerLabelValue = (upgradeId: string, revision: number): string =>
   `${createHash('sha256').update(upgradeId).digest('hex').slice(0, 20)}.r${revision}`;
 
+/** helm's description of a rollback revision: `Rollback to N` (pending, then deployed). */
+const ROLLBACK_TO = /^Rollback to (\d+)$/;
+/** helm's description of a rollback that failed (helm 3.18 `pkg/action/rollback.go`). */
+const ROLLBACK_FAILED = /^Rollback ".+" failed: /;
+
+/**
+ * The revisions this upgrade made, by one rule for every kind of revision we create:
+ * - an upgrade revision carries our owner label for its own number (helm `--labels`);
+ * - a rollback revision (`Rollback to N`, pending, deployed or failed) carries the labels of the
+ *   revision it goes back to, so it is recognised by where it sits instead: it is ours when the
+ *   revision before it is ours and it goes back to the upgrade's base, the newest deployed or
+ *   superseded revision before our first one (a failed rollback names no number: its chart must
+ *   be the base's). A rollback to anywhere else is someone else's decision.
+ */
+export function ownRevisions(
+  history: HistoryEntry[],
+  labels: Map<number, Record<string, string>>,
+  upgradeId: string
+): Set<number> {
+  const ours = new Set<number>();
+  const labelled = (e: HistoryEntry) =>
+    labels.get(e.revision)?.[OWNER_LABEL] === ownerLabelValue(upgradeId, e.revision);
+  const first = history.find(labelled);
+  if (!first) return ours;
+  const base = [...history]
+    .reverse()
+    .find((e) => e.revision < first.revision && (e.status === 'deployed' || e.status === 'superseded'));
+  for (const e of history) {
+    if (labelled(e)) ours.add(e.revision);
+    else if (ours.has(e.revision - 1) && base) {
+      const to = ROLLBACK_TO.exec(e.description)?.[1];
+      const backToBase =
+        to !== undefined ? Number(to) === base.revision : ROLLBACK_FAILED.test(e.description) && e.chart === base.chart;
+      if (backToBase) ours.add(e.revision);
+    }
+  }
+  return ours;
+}
+
 export function parseHistory(stdout: string): HistoryEntry[] {
   try {
     const entries = JSON.parse(stdout || '[]') as HistoryEntry[];

@@ -213,6 +213,10 @@ program
   .option('--by <name>', 'who asks (recorded)')
   .option('--workflow-id <id>', "the upgrade (default: this fleet's)")
   .option('--fleet <file>', 'fleet file', 'fleet.yaml')
+  .option(
+    '--after-db-restore',
+    'the skoala database was restored from its pre-upgrade backup: roll back the control plane even though the DB-migration Job ran'
+  )
   .option('--json', 'print JSON')
   .action(async (opts) => {
     const t = temporalEnv();

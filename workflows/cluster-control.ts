@@ -112,13 +112,15 @@ export function handleClusterControl(
     (c) => {
       const s = check(c, 'skip');
       const before = done.get(c.cluster);
+      // Skipping a canary sets it aside: the others go on (fan-out.ts), and status says so.
+      const canary = request.options.canaries?.includes(c.cluster) ?? false;
       const result: ClusterResult = {
         cluster: c.cluster,
         role: 'worker',
         outcome: 'skipped',
         from: s.from,
         to: s.to,
-        error: `skipped by ${c.by.trim()}: ${c.reason?.trim()}${before ? ` (it had ${before.outcome}: ${before.error ?? 'no cause given'})` : ''}`,
+        error: `skipped by ${c.by.trim()}: ${c.reason?.trim()}${before ? ` (it had ${before.outcome}: ${before.error ?? 'no cause given'})` : ''}${canary ? '; a canary set aside: the rollout goes on without it' : ''}`,
         ...(before?.startedAt ? { startedAt: before.startedAt } : {}),
         finishedAt: new Date().toISOString(),
       };
@@ -128,7 +130,7 @@ export function handleClusterControl(
       liftPauseIfDecided();
       status.steered();
       log.info('cluster skipped', { cluster: c.cluster, by: c.by, reason: c.reason });
-      return `${c.cluster} skipped${before ? '' : ': it will not start'}`;
+      return `${c.cluster} skipped${before ? '' : ': it will not start'}${canary ? '; a canary set aside: the rollout goes on without it' : ''}`;
     },
     { validator: (c) => void check(c, 'skip') }
   );

@@ -8,6 +8,7 @@ import {
   condition,
   isCancellation,
   ParentClosePolicy,
+  patched,
   sleep,
   startChild,
 } from '@temporalio/workflow';
@@ -194,8 +195,11 @@ function haltReason(options: UpgradeRequest['options'], canaries: Set<string>, d
   const bad = (r: ClusterResult) => r.outcome === 'failed' || r.outcome === 'rolled-back';
   for (const c of canaries) {
     const r = done.get(c);
-    if (r && r.outcome !== 'upgraded' && r.outcome !== 'already-at-target')
-      return { reason: `canary ${c} ended ${r.outcome}${r.error ? ` (${r.error})` : ''}` };
+    if (!r || r.outcome === 'upgraded' || r.outcome === 'already-at-target') continue;
+    // A canary a person skipped is their decision to go on, not a halt (added after v8 histories
+    // were recorded: upgrades already running keep the old rule).
+    if (r.outcome === 'skipped' && patched('skipped-canary-goes-on')) continue;
+    return { reason: `canary ${c} ended ${r.outcome}${r.error ? ` (${r.error})` : ''}` };
   }
   const failed = [...done.values()].filter(bad);
   if (options.maxFailures !== undefined && failed.length > options.maxFailures)

@@ -34,7 +34,10 @@ export class FleetStatus {
   /** Waves, soak, pause and approvals given ahead: how the rollout is paced and steered. */
   readonly rollout: RolloutStatus = {};
   private readonly clusters = new Map<string, ClusterStatus>();
-  private readonly lastSeq = new Map<string, number>();
+  /** The newest progress signal taken per cluster: from which child run, and its number there. */
+  private readonly lastSeq = new Map<string, { run: string; seq: number }>();
+  /** Child runs that ended, per cluster: a retry's new run is listened to, a late signal of theirs is not. */
+  private readonly endedRuns = new Map<string, Set<string>>();
   private readonly labels = new Map<string, Record<string, string>>();
   /** Counts pause, resume, hold and release: the fan-out waits for it to move. */
   steers = 0;
@@ -89,8 +92,11 @@ export class FleetStatus {
     const current = this.clusters.get(p.cluster);
     // A late signal must not move a finished cluster back to running.
     if (!current || FINAL.includes(current.state)) return;
-    if ((this.lastSeq.get(p.cluster) ?? 0) >= p.seq) return;
-    this.lastSeq.set(p.cluster, p.seq);
+    const run = p.run ?? ''; // children started before runs were named share one counter, as then
+    if (this.endedRuns.get(p.cluster)?.has(run)) return;
+    const last = this.lastSeq.get(p.cluster);
+    if (last && last.run === run && last.seq >= p.seq) return;
+    this.lastSeq.set(p.cluster, { run, seq: p.seq });
     const atGate = p.state === 'waiting-approval';
     this.update(p.cluster, {
       state: p.state,
@@ -131,6 +137,8 @@ export class FleetStatus {
   }
 
   finished(r: ClusterResult): void {
+    const run = this.lastSeq.get(r.cluster)?.run;
+    if (run) this.endedRuns.set(r.cluster, new Set([...(this.endedRuns.get(r.cluster) ?? []), run]));
     this.update(r.cluster, {
       state: r.outcome,
       step: undefined,

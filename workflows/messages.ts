@@ -39,8 +39,13 @@ export interface DecideAllResult {
  */
 export interface ClusterProgress {
   cluster: string;
-  /** Signals may arrive out of order: the parent keeps the highest. */
+  /** Signals may arrive out of order: the parent keeps the highest, per run of the child. */
   seq: number;
+  /**
+   * The child run that sent it: a retried cluster's new run counts from 1 again, and the parent must
+   * neither drop its signals nor take a late one from the finished run. Absent from older children.
+   */
+  run?: string;
   state: ClusterState;
   /** The answer to an approve-all decision that carried a requestId. */
   ack?: { requestId: string; decided: boolean; reason?: string };

@@ -4,8 +4,8 @@
  * its release moved since, i.e. the newest revision is not the upgrade's), then the health check at
  * the old version. One cluster failing does not stop the others.
  */
-import { log, setCurrentDetails } from '@temporalio/workflow';
-import { ADMISSION_JOBS, retaggedContainers } from '../runbook/rules';
+import { log, patched, setCurrentDetails } from '@temporalio/workflow';
+import { ADMISSION_JOBS } from '../runbook/rules';
 import type { ClusterRef, ReleaseName, Tuning, Version } from '../runbook/types';
 import { proxies } from './activities';
 import { errorMessage } from './errors';
@@ -31,7 +31,8 @@ export interface RollbackClustersInput {
 
 export interface RollbackOutcome {
   cluster: string;
-  outcome: 'rolled-back' | 'already-back' | 'refused' | 'failed';
+  /** `unchanged`: the upgrade never changed this release (e.g. cancelled or skipped before it began): nothing done. */
+  outcome: 'rolled-back' | 'already-back' | 'unchanged' | 'refused' | 'failed';
   error?: string;
 }
 
@@ -47,12 +48,16 @@ export async function rollbackClusters(input: RollbackClustersInput): Promise<Ro
     );
     try {
       // Job templates are immutable: the admission Jobs block a rollback as they block an upgrade.
-      if (t.release === 'skoala-init')
+      // The activity deletes them itself once a rollback is certain (a cluster the upgrade never
+      // changed is left as it is); rollbacks started before that did it here first.
+      const jobsInActivity = patched('rollback-deletes-jobs-in-activity');
+      const jobs = t.release === 'skoala-init' ? ADMISSION_JOBS : [];
+      if (!jobsInActivity && jobs.length > 0)
         await acts.quick.deleteAdmissionJobs.executeWithOptions(
           { ...acts.options.quick, ...site, summary: `delete admission Jobs on ${name} before the rollback` },
           [{ cluster: t.cluster, jobs: ADMISSION_JOBS }]
         );
-      const { rolledBack } = await acts.helm.rollbackToRevision.executeWithOptions(
+      const { rolledBack, untouched } = await acts.helm.rollbackToRevision.executeWithOptions(
         { ...acts.options.helm, ...site, summary: `helm rollback ${t.release} on ${name} to revision ${t.revision}` },
         [
           {
@@ -61,9 +66,14 @@ export async function rollbackClusters(input: RollbackClustersInput): Promise<Ro
             release: t.release,
             revision: t.revision,
             record: { version: input.version, cause: `rolled back by ${input.by} (npm run rollback)` },
+            ...(jobsInActivity && jobs.length > 0 ? { deleteJobs: jobs } : {}),
           },
         ]
       );
+      if (untouched) {
+        results.push({ cluster: name, outcome: 'unchanged' });
+        continue;
+      }
       await acts.helm.verifyWorkloads.executeWithOptions(
         {
           ...acts.options.helm,
@@ -76,7 +86,9 @@ export async function rollbackClusters(input: RollbackClustersInput): Promise<Ro
             cluster: t.cluster,
             release: t.release,
             version: t.version,
-            containers: retaggedContainers(t.release),
+            // The restored revision's manifest names the tags it ran before (a site's own hotfix
+            // tag included): its workloads must roll out, at whatever tags it pins.
+            containers: [],
             timeoutMs: input.healthTimeoutMs,
           },
         ]

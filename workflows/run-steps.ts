@@ -76,6 +76,7 @@ export async function runSteps(plan: ClusterPlan, acts: Proxies, hooks: StepHook
     const cause = errorMessage(err);
     const cluster = plan.cluster;
     const site = cluster.taskQueue ? { taskQueue: cluster.taskQueue } : {};
+    let untouched = false;
     try {
       hooks.onStep('rollbackRelease');
       // Job templates are immutable: the admission Jobs block a rollback as they block an upgrade.
@@ -85,7 +86,7 @@ export async function runSteps(plan: ClusterPlan, acts: Proxies, hooks: StepHook
           { ...acts.options.quick, ...site, summary: `delete admission Jobs on ${cluster.name} before the rollback` },
           [{ cluster, jobs: jobs.jobs }]
         );
-      await CancellationScope.nonCancellable(() =>
+      const back = await CancellationScope.nonCancellable(() =>
         acts.helm.rollbackToRevision.executeWithOptions(
           {
             ...acts.options.helm,
@@ -103,8 +104,11 @@ export async function runSteps(plan: ClusterPlan, acts: Proxies, hooks: StepHook
           ]
         )
       );
+      // helm never changed the release (e.g. the chart pull failed inside upgradeRelease): nothing
+      // was rolled back, and the cluster ends failed with its own cause.
+      untouched = back.untouched === true;
       const health = plan.steps.find((s) => s.kind === 'verifyWorkloads');
-      if (health?.kind === 'verifyWorkloads') {
+      if (!untouched && health?.kind === 'verifyWorkloads') {
         hooks.onStep('verifyWorkloads');
         await acts.helm.verifyWorkloads.executeWithOptions(
           {
@@ -117,7 +121,9 @@ export async function runSteps(plan: ClusterPlan, acts: Proxies, hooks: StepHook
               cluster,
               release: health.release,
               version: plan.from,
-              containers: health.containers,
+              // The restored revision's manifest names the tags it ran before (a site's own hotfix
+              // tag included): its workloads must roll out, at whatever tags it pins.
+              containers: [],
               timeoutMs: health.timeoutMs,
             },
           ]
@@ -131,6 +137,7 @@ export async function runSteps(plan: ClusterPlan, acts: Proxies, hooks: StepHook
         'RollbackFailed'
       );
     }
+    if (untouched) throw err;
     outcome.rolledBack = { cause, toRevision: upgrade.fromRevision };
     return outcome;
   }

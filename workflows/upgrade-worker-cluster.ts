@@ -63,7 +63,7 @@ export async function upgradeWorkerCluster(input: UpgradeWorkerClusterInput): Pr
    */
   const report = async (p: Omit<ClusterProgress, 'cluster' | 'seq'>): Promise<void> => {
     if (!parent) return;
-    const signal = { cluster, seq: ++seq, ...p };
+    const signal = { cluster, seq: ++seq, run: workflowInfo().runId, ...p };
     for (let attempt = 1; ; attempt++) {
       try {
         await CancellationScope.nonCancellable(() =>

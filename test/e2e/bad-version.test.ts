@@ -56,6 +56,14 @@ async function start(version: string, flags: Record<string, string | boolean> = 
   return client.workflow.getHandle(started.workflowId);
 }
 
+/** `npm run rollback -- ARGS --fleet F --by alice`, as a process. */
+const rollbackCli = (args: string[]) =>
+  execa(
+    process.execPath,
+    ['--import', 'tsx', 'scripts/cli.ts', 'rollback', ...args, '--fleet', stack.fleetFile, '--by', 'alice'],
+    { reject: false, env: { TEMPORAL_ADDRESS: stack.env.address, SKOALA_TASK_QUEUE: stack.taskQueue } }
+  );
+
 /** Approves every gate as it opens, until the upgrade ends; returns its failure message or result. */
 async function finish(handle: WorkflowHandle): Promise<UpgradeResult | string> {
   for (;;) {
@@ -82,8 +90,27 @@ describe.sequential('a bad version stops early', () => {
     );
     expect(await k.release(cp(), 'skoala')).toMatchObject({ chart: 'skoala-0.19.3' }); // left as it failed
     expect(await workerRevisions()).toEqual(before);
-    // The operator follows the printed steps (the database is a stand-in here).
-    await k.helm(cp(), ['rollback', 'skoala', '1', '-n', NS]);
+
+    // npm run rollback does not put skoala back over the migrated schema silently: refused, nothing changed.
+    const refused = await rollbackCli(['--all']);
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(
+        /^skoala-upgrade: refused: skoala-upgrade-sandbox ran the DB-migration Job on the control plane control-plane, so the database schema moved and skoala revision 1 would run against it; nothing was rolled back\. To go back: \(1\) restore the skoala database from the backup taken before the upgrade; \(2\) npm run rollback -- --all --by alice --after-db-restore/
+      ),
+    ]);
+    expect(await k.release(cp(), 'skoala')).toMatchObject({ chart: 'skoala-0.19.3' });
+    // The database restored (a stand-in here), the operator says so: the control plane goes back;
+    // the workers, never started by this upgrade, are left exactly as they were, with no rollback record.
+    const back = await rollbackCli(['--all', '--after-db-restore']);
+    expect(back.exitCode, back.stderr).toBe(0);
+    expect(back.stdout.trim().split('\n').slice(1)).toEqual(['  control-plane: rolled-back']);
+    expect(await k.release(cp(), 'skoala')).toMatchObject({ status: 'deployed', chart: 'skoala-0.18.0' });
+    expect(await workerRevisions()).toEqual(before);
+    for (const c of stack.sandbox.workers)
+      expect(await k.kubectl(c, ['get', 'configmap', 'skoala-upgrade-rollback', '-n', NS, '--ignore-not-found'])).toBe(
+        ''
+      );
   });
 
   it('a healthy upgrade passes, and its health check is asserted', async () => {
@@ -134,15 +161,7 @@ describe.sequential('a bad version stops early', () => {
       '--set',
       'custom.x=y',
     ]);
-    const cli = (args: string[]) =>
-      execa(
-        process.execPath,
-        ['--import', 'tsx', 'scripts/cli.ts', 'rollback', ...args, '--fleet', stack.fleetFile, '--by', 'alice'],
-        {
-          reject: false,
-          env: { TEMPORAL_ADDRESS: stack.env.address, SKOALA_TASK_QUEUE: stack.taskQueue },
-        }
-      );
+    const cli = rollbackCli;
     const ok = await cli(['--cluster', 'worker-4']);
     expect(ok.exitCode, ok.stderr).toBe(0);
     expect(ok.stdout).toMatch(/worker-4: rolled-back/);

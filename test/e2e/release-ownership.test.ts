@@ -12,7 +12,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities';
 import { OWNER_LABEL, ownerLabelValue } from '../../activities/releases';
-import { skoalaInitImageValues } from '../../runbook/rules';
+import { ADMISSION_JOBS, skoalaInitImageValues } from '../../runbook/rules';
 import type { BackupRef, ClusterRef, Step } from '../../runbook/types';
 import { startSandbox, writeFleetFile, type Sandbox, type SandboxCluster } from '../../sandbox';
 
@@ -250,5 +250,96 @@ describe('our own helm killed mid-upgrade', () => {
       rolledBack: false,
     });
     expect(await history(w)).toHaveLength(4);
+  });
+});
+
+describe('our own rollback, failed and then interrupted (real helm)', () => {
+  it('stays ours: a failed helm rollback is retried, a killed one is rolled back and the upgrade done once', async () => {
+    const w = worker(2);
+    const cluster = ref(w);
+    const U2 = 'skoala-upgrade-sandbox-0.28.1';
+    // Someone's ordinary upgrade to a version with the admission Jobs: the base of our upgrade.
+    await helm(w, [
+      'upgrade',
+      'skoala-init',
+      'skoala-init',
+      '--repo',
+      sb.chartRepo.url,
+      '--version',
+      '0.27.2',
+      '--reuse-values',
+    ]);
+    const base = (await history(w)).at(-1)?.revision ?? 0;
+    const acts = await activities(2_000);
+    const env = new MockActivityEnvironment();
+    const jobs = { cluster, jobs: ADMISSION_JOBS };
+    await env.run(acts.deleteAdmissionJobs, jobs);
+    const backup: BackupRef = await env.run(acts.backupValues, {
+      upgradeId: U2,
+      cluster,
+      release: 'skoala-init' as const,
+      revision: base,
+    });
+    const input = {
+      upgradeId: U2,
+      cluster,
+      step: { ...step(), version: '0.28.1', set: skoalaInitImageValues('0.28.1'), fromRevision: base },
+      backup,
+    };
+    const first = await env.run(acts.upgradeRelease, input);
+    expect(first).toEqual({ revision: base + 1, alreadyDone: false });
+
+    // The rollback with the 0.28.1 Jobs still there: their pod template cannot change, so helm
+    // itself fails and records a `failed` revision of its own words.
+    const rollback = { upgradeId: U2, cluster, release: 'skoala-init' as const, revision: base };
+    const failed = await failureOf(env.run(acts.rollbackToRevision, rollback));
+    expect(failed?.message).toContain('field is immutable');
+    expect((await history(w)).at(-1)).toMatchObject({
+      revision: base + 2,
+      status: 'failed',
+      description: expect.stringMatching(/^Rollback "skoala-init" failed: .*field is immutable/) as unknown as string,
+    });
+    // The retry (and `npm run rollback`) takes it as ours, not someone else's revision.
+    await env.run(acts.deleteAdmissionJobs, jobs);
+    expect(await env.run(acts.rollbackToRevision, rollback)).toEqual({ rolledBack: true });
+    expect((await history(w)).at(-1)).toMatchObject({ status: 'deployed', description: `Rollback to ${base}` });
+
+    // Upgraded again, then a helm rollback of ours killed mid-way (--wait: nothing makes the
+    // Deployments ready here) leaves `pending-rollback` "Rollback to BASE" with the base's labels.
+    await env.run(acts.deleteAdmissionJobs, jobs);
+    const second = await env.run(acts.upgradeRelease, input);
+    expect(second).toEqual({ revision: base + 4, alreadyDone: false });
+    await env.run(acts.deleteAdmissionJobs, jobs);
+    const killed = execa(
+      sb.tools.helm,
+      ['--kubeconfig', w.kubeconfig, '-n', NS, 'rollback', 'skoala-init', String(base), '--wait', '--timeout', '5m'],
+      { env: sb.helmEnv, reject: false }
+    );
+    for (let i = 0; i < 150 && (await history(w)).at(-1)?.status !== 'pending-rollback'; i++)
+      await new Promise((r) => setTimeout(r, 200));
+    killed.kill('SIGKILL');
+    await killed;
+    expect((await history(w)).at(-1)).toMatchObject({ status: 'pending-rollback', description: `Rollback to ${base}` });
+
+    // Ours: waited for while young, then the workflow is asked to roll it back, and upgrades once.
+    const young = await failureOf(env.run(acts.upgradeRelease, input));
+    expect(young).toMatchObject({ type: 'ReleaseLocked', nonRetryable: false });
+    expect(young?.message).toContain('our earlier helm may still be running');
+    await new Promise((r) => setTimeout(r, 2_000));
+    expect(await failureOf(env.run(acts.upgradeRelease, input))).toMatchObject({ type: 'PendingRollbackNeeded' });
+    expect(await env.run(acts.rollbackRelease, rollback)).toEqual({ rolledBack: true });
+    expect(await env.run(acts.upgradeRelease, input)).toEqual({ revision: base + 7, alreadyDone: false });
+    const after = (await history(w)).filter((h) => h.revision > base);
+    expect(after.map((h) => [h.status, h.chart])).toEqual([
+      ['superseded', 'skoala-init-0.28.1'],
+      ['failed', 'skoala-init-0.27.2'],
+      ['superseded', 'skoala-init-0.27.2'],
+      ['superseded', 'skoala-init-0.28.1'],
+      ['pending-rollback', 'skoala-init-0.27.2'], // helm rollback does not mark it superseded
+      ['superseded', 'skoala-init-0.27.2'],
+      ['deployed', 'skoala-init-0.28.1'],
+    ]);
+    // A retry after all that changes nothing.
+    expect(await env.run(acts.upgradeRelease, input)).toEqual({ revision: base + 7, alreadyDone: true });
   });
 });

@@ -83,6 +83,20 @@ describe.sequential('an upgrade meets the real world', () => {
     expect(other.stderr.trim().split('\n')).toEqual([
       `skoala-upgrade: refused: upgrade ${WORKFLOW_ID} to 0.19.2 is running (phase workers); one upgrade per fleet at a time: let it finish or cancel it (npm run cancel) before starting 0.27.2`,
     ]);
+    // The same version with other rollout flags is not a silent attach: the differences, exit 2.
+    const otherFlags = await cli([
+      'start-upgrade',
+      '--version',
+      '0.19.2',
+      '--canary',
+      'worker-2',
+      '--on-failure',
+      'stop',
+    ]);
+    expect(otherFlags.exitCode).toBe(2);
+    expect(otherFlags.stderr.trim().split('\n')).toEqual([
+      `skoala-upgrade: refused: upgrade ${WORKFLOW_ID} to 0.19.2 is already running with other options: --canary worker-2 (running: none), --on-failure stop (running: rollback), --max-parallel 5 (running: 1); run start-upgrade with the running options to attach, or steer it with pause/hold/retry/skip, or cancel it and start again`,
+    ]);
   });
 
   it("someone's helm changes worker-2's values while it waits its turn: that cluster stops, nothing is overwritten", async () => {

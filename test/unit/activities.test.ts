@@ -650,6 +650,42 @@ describe('upgradeRelease', () => {
       expect(r.argvs()).toEqual([HISTORY_W1, LABELS_W1]);
     });
 
+    it('our own interrupted rollback (pending-rollback "Rollback to 3" after our 4), 1 h old: PendingRollbackNeeded, not "held by another"', async () => {
+      const backup = await backupFor();
+      const interrupted: Rev = {
+        revision: 5,
+        status: 'pending-rollback',
+        version: '0.27.2',
+        updated: ago(60 * 60_000),
+        description: 'Rollback to 3',
+      };
+      const r = recorder(...state([r3old, { ...ours4, status: 'superseded' }, interrupted]));
+      const err = await failureOf(
+        act(activitiesWith(r.run).upgradeRelease, { upgradeId: UID, cluster: w1, step, backup })
+      );
+      expect(err).toMatchObject({ type: 'PendingRollbackNeeded', nonRetryable: true });
+      expect(err.message).toBe(
+        `skoala-init on w1 was left pending by our interrupted helm (${line(interrupted)}): roll back to revision 3 first`
+      );
+    });
+
+    it("someone else's rollback pending over ours (to another revision): ReleaseLocked, held by another", async () => {
+      const backup = await backupFor();
+      const theirs: Rev = {
+        revision: 5,
+        status: 'pending-rollback',
+        version: '0.26.2',
+        updated: ago(60 * 60_000),
+        description: 'Rollback to 2',
+      };
+      const r = recorder(...state([r3old, { ...ours4, status: 'superseded' }, theirs]));
+      const err = await failureOf(
+        act(activitiesWith(r.run).upgradeRelease, { upgradeId: UID, cluster: w1, step, backup })
+      );
+      expect(err).toMatchObject({ type: 'ReleaseLocked' });
+      expect(err.message).toBe(`skoala-init on w1 is held by another helm operation (${line(theirs)})`);
+    });
+
     it('ours, old, pending-install: ReleaseStuck, nothing run but the read', async () => {
       const backup = await backupFor();
       const stuck = { ...pending(ago(60 * 60_000), mark(UID, 1), 'pending-install'), revision: 1 };
@@ -709,6 +745,27 @@ describe('upgradeRelease', () => {
     const out = await act(activitiesWith(r.run).upgradeRelease, { upgradeId: UID, cluster: w1, step, backup });
     expect(out).toEqual({ revision: 5, alreadyDone: false });
     expect(r.argvs()[4]).toEqual(upgradeArgv(backupFileOf(3), 5));
+  });
+
+  it('our own failed rollback (helm: `Rollback "skoala-init" failed: ...`): upgraded again, not ReleaseFailed', async () => {
+    const backup = await backupFor();
+    const failedRollback: Rev = {
+      revision: 5,
+      status: 'failed',
+      version: '0.27.2',
+      description: 'Rollback "skoala-init" failed: Job.batch "skoala-init-admission" is invalid: field is immutable',
+    };
+    const before = [r3old, { ...ours4, status: 'superseded' }, failedRollback];
+    const r = recorder(
+      ...state(before),
+      '',
+      pull,
+      '',
+      ...state([...before, { ...ours4, revision: 6, label: mark(UID, 6) }])
+    );
+    const out = await act(activitiesWith(r.run).upgradeRelease, { upgradeId: UID, cluster: w1, step, backup });
+    expect(out).toEqual({ revision: 6, alreadyDone: false });
+    expect(r.argvs()[4]).toEqual(upgradeArgv(backupFileOf(3), 6));
   });
 
   it('one pull per host: the next cluster installs the same archive, with no repo add and no pull', async () => {
@@ -865,6 +922,31 @@ describe('rollbackRelease', () => {
     ]);
   });
 
+  it('our own rollback of it, interrupted (pending-rollback "Rollback to 3", old): rolled back again', async () => {
+    const ours4: Rev = { revision: 4, status: 'superseded', version: '0.28.1', label: mark(UID, 4) };
+    const interrupted: Rev = {
+      revision: 5,
+      status: 'pending-rollback',
+      version: '0.27.2',
+      description: 'Rollback to 3',
+    };
+    const r = recorder(...state([{ ...r3, status: 'superseded' }, ours4, interrupted]), '');
+    await expect(act(activitiesWith(r.run).rollbackRelease, input)).resolves.toEqual({ rolledBack: true });
+    expect(r.argvs()).toEqual([HISTORY_W1, LABELS_W1, ROLLBACK]);
+  });
+
+  it('our own rollback, pending and young (its helm may still run): retryable ReleaseLocked, nothing run', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(Date.parse(T0) + 60_000);
+    const ours4: Rev = { revision: 4, status: 'superseded', version: '0.28.1', label: mark(UID, 4) };
+    const young: Rev = { revision: 5, status: 'pending-rollback', version: '0.27.2', description: 'Rollback to 3' };
+    const r = recorder(...state([{ ...r3, status: 'superseded' }, ours4, young]));
+    const err = await failureOf(act(activitiesWith(r.run).rollbackRelease, input));
+    expect(err).toMatchObject({ type: 'ReleaseLocked', nonRetryable: false });
+    expect(err.message).toBe(`skoala-init on w1: our helm may still be running (${line(young)})`);
+    expect(r.argvs()).toEqual([HISTORY_W1, LABELS_W1]);
+  });
+
   it.each<[string, Rev]>([
     ['pending, but not ours', { revision: 4, status: 'pending-upgrade', version: '0.28.1' }],
     [
@@ -937,6 +1019,26 @@ describe('rollbackToRevision', () => {
     expect(r.argvs()).toEqual([HISTORY_W1, LABELS_W1, rollbackArgv()]);
   });
 
+  it.each<[string, Rev]>([
+    [
+      'our own failed rollback (helm 3.18: `Rollback "skoala-init" failed: ...`)',
+      {
+        revision: 5,
+        status: 'failed',
+        version: '0.27.2',
+        description: 'Rollback "skoala-init" failed: Job.batch "skoala-init-admission" is invalid: field is immutable',
+      },
+    ],
+    [
+      'our own interrupted rollback (pending-rollback, old)',
+      { revision: 5, status: 'pending-rollback', version: '0.27.2', description: 'Rollback to 3' },
+    ],
+  ])('%s: is ours, rolled back again', async (_, rev5) => {
+    const r = recorder(...state([r3old, { ...ours4, status: 'superseded' }, rev5]), '');
+    await expect(act(activitiesWith(r.run).rollbackToRevision, input)).resolves.toEqual({ rolledBack: true });
+    expect(r.argvs()).toEqual([HISTORY_W1, LABELS_W1, rollbackArgv()]);
+  });
+
   it('helm --timeout follows helmTimeoutMs', async () => {
     const r = recorder(...state([r3old, ours4]), '');
     await act(activitiesWith(r.run, { helmTimeoutMs: 90_000 }).rollbackToRevision, input);
@@ -998,12 +1100,30 @@ describe('rollbackToRevision', () => {
         { revision: 5, status: 'deployed', version: '0.27.2', description: 'Rollback to 3' },
       ],
     ],
-    ['the revision itself is the newest, deployed (the upgrade made none)', [r3]],
   ])('%s: nothing run but the read', async (_, revs) => {
     const r = recorder(...state(revs));
     await expect(act(activitiesWith(r.run).rollbackToRevision, input)).resolves.toEqual({ rolledBack: false });
     expect(r.argvs()).toEqual([HISTORY_W1, LABELS_W1]);
     expect(warnings()).toEqual([]);
+  });
+
+  it('the revision itself is the newest, deployed (the upgrade made none): untouched, and no rollback record', async () => {
+    const r = recorder(...state([r3]));
+    const withRecord = { ...input, record: { version: '0.28.1', cause: 'helm pull: 404 Not Found' } };
+    await expect(act(activitiesWith(r.run).rollbackToRevision, withRecord)).resolves.toEqual({
+      rolledBack: false,
+      untouched: true,
+    });
+    // Only the reads: no helm rollback, no `kubectl apply` of the skoala-upgrade-rollback record.
+    expect(r.argvs()).toEqual([HISTORY_W1, LABELS_W1]);
+  });
+
+  it('a rollback that happened writes the record a rerun reads', async () => {
+    const r = recorder(...state([r3old, ours4]), '', 'configmap/skoala-upgrade-rollback created');
+    const withRecord = { ...input, record: { version: '0.28.1', cause: 'hive never ready' } };
+    await expect(act(activitiesWith(r.run).rollbackToRevision, withRecord)).resolves.toEqual({ rolledBack: true });
+    expect(r.argvs()).toHaveLength(4);
+    expect(r.argvs()[3]?.slice(0, 4)).toEqual(['kubectl', '--kubeconfig', '/kc/w1.yaml', 'apply']);
   });
 
   it("twice: the second finds the first one's `Rollback to 3` and changes nothing", async () => {

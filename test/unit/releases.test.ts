@@ -10,6 +10,7 @@ import {
   historyLine,
   OWNER_LABEL,
   ownerLabelValue,
+  ownRevisions,
   parseHistory,
   parseSecretLabels,
   releaseFacts,
@@ -51,6 +52,70 @@ describe('owner marks', () => {
   it('differs per revision and per upgrade: a label helm copies to a later revision never matches it', () => {
     expect(ownerLabelValue('u-1', 4)).not.toBe(ownerLabelValue('u-1', 5));
     expect(ownerLabelValue('u-1', 4)).not.toBe(ownerLabelValue('u-2', 4));
+  });
+});
+
+describe('ownRevisions: one rule for every revision this upgrade creates', () => {
+  const U = 'skoala-upgrade-prod-0.28.1';
+  /** The labels of the release Secrets: ours on the revisions given. */
+  const labelled = (...revisions: number[]) =>
+    new Map(revisions.map((r) => [r, { [OWNER_LABEL]: ownerLabelValue(U, r), version: String(r) }]));
+  const ours = (history: HistoryEntry[], labels: Map<number, Record<string, string>> = labelled(4)) => [
+    ...ownRevisions(history, labels, U),
+  ];
+  const base = [entry(2, 'superseded', '0.26.2'), entry(3, 'superseded', '0.27.2'), entry(4, 'superseded', '0.28.1')];
+
+  it('an upgrade revision by its own label; a copied label (another number) is not ours', () => {
+    expect(ours(base)).toEqual([4]);
+    const copied = new Map<number, Record<string, string>>([
+      [5, { [OWNER_LABEL]: ownerLabelValue(U, 4) }],
+      ...labelled(4),
+    ]);
+    expect(ours([...base, entry(5, 'deployed', '0.28.1')], copied)).toEqual([4]);
+    expect(ownRevisions(base, labelled(4), 'another-upgrade').size).toBe(0);
+  });
+
+  it('our interrupted rollback (pending-rollback "Rollback to 3", with revision 3\'s labels) is ours', () => {
+    expect(ours([...base, entry(5, 'pending-rollback', '0.27.2', 'Rollback to 3')])).toEqual([4, 5]);
+  });
+
+  it('our failed rollback (helm 3.18: `Rollback "NAME" failed: ...`, the base\'s chart) is ours, and so is the next try', () => {
+    const failed = entry(
+      5,
+      'failed',
+      '0.27.2',
+      'Rollback "skoala-init" failed: Job.batch "x" is invalid: field is immutable'
+    );
+    expect(ours([...base, failed])).toEqual([4, 5]);
+    expect(ours([...base, failed, entry(6, 'deployed', '0.27.2', 'Rollback to 3')])).toEqual([4, 5, 6]);
+  });
+
+  it('a chain: pending upgrade, our rollback, our upgrade again, our rollback again', () => {
+    const history = [
+      entry(3, 'superseded', '0.27.2'),
+      entry(4, 'pending-upgrade', '0.28.1', 'Preparing upgrade'),
+      entry(5, 'superseded', '0.27.2', 'Rollback to 3'),
+      entry(6, 'superseded', '0.28.1'),
+      entry(7, 'deployed', '0.27.2', 'Rollback to 3'),
+    ];
+    expect(ours(history, labelled(4, 6))).toEqual([4, 5, 6, 7]);
+  });
+
+  it.each<[string, HistoryEntry]>([
+    ['a rollback to another revision than the base', entry(5, 'deployed', '0.26.2', 'Rollback to 2')],
+    [
+      'a failed rollback to another chart than the base',
+      entry(5, 'failed', '0.26.2', 'Rollback "skoala-init" failed: x'),
+    ],
+    ['an upgrade by someone else', entry(5, 'deployed', '0.28.2')],
+    ["someone else's failed upgrade", entry(5, 'failed', '0.28.2', 'Upgrade "skoala-init" failed: x')],
+  ])('not ours: %s', (_, theirs) => {
+    expect(ours([...base, theirs])).toEqual([4]);
+  });
+
+  it('a rollback after a revision that is not ours is not ours, even back to the base', () => {
+    const history = [...base, entry(5, 'deployed', '0.28.2'), entry(6, 'deployed', '0.27.2', 'Rollback to 3')];
+    expect(ours(history)).toEqual([4]);
   });
 });
 

@@ -5,7 +5,7 @@
  */
 import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { upgradeEngine } from '../../workflows';
+import { rollbackClusters, upgradeEngine } from '../../workflows';
 import { statusQuery } from '../../workflows/messages';
 import { approveWaiting } from './approve';
 import type { UpgradeRequest } from '../../runbook/types';
@@ -118,6 +118,23 @@ describe('a bad version', () => {
     expect(fake.count('rollbackToRevision')).toBe(0);
   });
 
+  it('a failure inside upgradeRelease before helm changed anything (e.g. the chart pull) ends failed, not rolled back', async () => {
+    const fleet = fleetOf(1);
+    const fake = fakeFleetAt(fleet, '0.19.2');
+    fake.chartVersions.push('0.27.2');
+    // A plain failure of the activity (no refusal type): the release stays at its planned revision.
+    fake.faults.set('upgradeRelease:worker-1', ['nonRetryable']);
+    const { result, status } = await run(fake, requestFor(fleet, { targetVersion: '0.27.2', ...opts }));
+    const worker = (result as { workers: { outcome: string; error?: string }[] }).workers[0];
+    expect(worker?.outcome).toBe('failed');
+    expect(worker?.error).toContain('injected nonRetryable failure in upgradeRelease');
+    expect(worker?.error).not.toContain('rolled back');
+    expect(status.workers[0]?.state).toBe('failed');
+    // The activity looked and found nothing to undo: no rollback record on the cluster.
+    expect(fake.count('rollbackToRevision', 'worker-1')).toBe(1);
+    expect(fake.clusters['worker-1']?.rolledBack).toBeUndefined();
+  });
+
   it('a failed canary is rolled back and no other cluster starts', async () => {
     const fleet = fleetOf(3);
     const fake = fakeFleetAt(fleet, '0.27.2');
@@ -190,5 +207,46 @@ describe('a bad version', () => {
     };
     expect(third.workers.map((w) => w.outcome)).toEqual(['upgraded', 'already-at-target', 'already-at-target']);
     expect(fake.count('upgradeRelease', 'worker-1')).toBe(2);
+  });
+});
+
+describe('npm run rollback (rollbackClusters)', () => {
+  it('rolls back what the upgrade changed; a cluster it never changed (cancelled before helm) is unchanged, with no record', async () => {
+    const fleet = fleetOf(2);
+    const fake = fakeFleetAt(fleet, '0.27.2');
+    fake.chartVersions.push('0.28.1');
+    // worker-1 was upgraded (revision 2); worker-2 was cancelled before its upgrade began (still at revision 1).
+    const w1 = fake.clusters['worker-1'];
+    if (w1) Object.assign(w1, { chartVersion: '0.28.1', revision: 2 });
+    const tq = queue();
+    const worker = await h.worker(tq, fake.activities());
+    const results = await worker.runUntil(
+      h.env.client.workflow.execute(rollbackClusters, {
+        taskQueue: tq,
+        workflowId: `rollback-${tq}`,
+        args: [
+          {
+            upgradeId: 'u-rollback',
+            version: '0.28.1',
+            by: 'alice',
+            healthTimeoutMs: 5_000,
+            targets: fleet.workers.map((cluster) => ({
+              cluster,
+              release: 'skoala-init' as const,
+              revision: 1,
+              version: '0.27.2',
+            })),
+          },
+        ],
+      })
+    );
+    expect(results).toEqual([
+      { cluster: 'worker-1', outcome: 'rolled-back' },
+      { cluster: 'worker-2', outcome: 'unchanged' },
+    ]);
+    expect(fake.clusters['worker-1']?.rolledBack).toMatchObject({ cause: 'rolled back by alice (npm run rollback)' });
+    expect(fake.clusters['worker-2']?.rolledBack).toBeUndefined();
+    // Nothing at all happened on worker-2: no Jobs deleted, no health check.
+    expect(fake.calls.filter((c) => c.cluster === 'worker-2').map((c) => c.activity)).toEqual(['rollbackToRevision']);
   });
 });

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UpgradeRequest, UpgradeResult } from '../../runbook/types';
 import { upgradeEngine } from '../../workflows';
 import { pauseUpdate, resumeUpdate, retryClusterUpdate, skipClusterUpdate } from '../../workflows/messages';
-import { approveAhead } from './approve';
+import { approveAhead, approveWaiting } from './approve';
 import { renderStatus } from '../../scripts/lib/render';
 import { startAttributes } from '../../scripts/lib/search-attributes';
 import { readUpgrade } from '../../scripts/lib/upgrade-state';
@@ -42,6 +42,56 @@ async function indexed(workflowId: string): Promise<Record<string, unknown>> {
 }
 
 describe('retry and skip one cluster', () => {
+  it('skipping a failed canary is a decision: the rollout goes on, and status says so', async () => {
+    const fleet = fleetOf(2);
+    const fake = fakeFleetAt(fleet, '0.18.0');
+    fake.faults.set('upgradeRelease:worker-1', ['nonRetryable']);
+    const tq = queue();
+    await (
+      await h.worker(tq, fake.activities())
+    ).runUntil(async () => {
+      const handle = await start(requestFor(fleet, { onFailure: 'pause', canaries: ['worker-1'] }), tq);
+      await approveAhead(handle, '', 'alice', 'reviewed');
+      await waitForStatus(handle, (s) => s.failures.length === 1, 30_000);
+      expect(
+        await handle.executeUpdate(skipClusterUpdate, {
+          args: [{ cluster: 'worker-1', by: 'bob', reason: 'its site is being rebuilt' }],
+        })
+      ).toBe('worker-1 skipped; a canary set aside: the rollout goes on without it');
+      const result = (await handle.result()) as UpgradeResult;
+      expect(result.workers.map((w) => [w.cluster, w.outcome])).toEqual([
+        ['worker-1', 'skipped'],
+        ['worker-2', 'upgraded'],
+      ]);
+      expect(result.workers[0]?.error).toMatch(
+        /^skipped by bob: its site is being rebuilt \(it had failed: .*\); a canary set aside: the rollout goes on without it$/
+      );
+    });
+  });
+
+  it('a retried cluster is seen at its gate again: its new run counts from 1, and the parent listens to it', async () => {
+    const fleet = fleetOf(1);
+    const fake = fakeFleetAt(fleet, '0.18.0');
+    // The first attempt reaches the gate, is approved, then fails after it (the CRD apply refused).
+    fake.faults.set('reapplyCrds:worker-1', ['nonRetryable']);
+    const tq = queue();
+    await (
+      await h.worker(tq, fake.activities())
+    ).runUntil(async () => {
+      const handle = await start(requestFor(fleet, { onFailure: 'pause' }), tq);
+      await waitForStatus(handle, (s) => s.pendingApprovals.includes('worker-1'), 30_000);
+      expect((await approveWaiting(handle, 'alice')).decided).toEqual(['worker-1']);
+      await waitForStatus(handle, (s) => s.failures.length === 1, 30_000);
+      await handle.executeUpdate(retryClusterUpdate, { args: [{ cluster: 'worker-1', by: 'bob' }] });
+      // The second run's "waiting" reaches the parent: status, approve --all and the result agree.
+      const waiting = await waitForStatus(handle, (s) => s.pendingApprovals.includes('worker-1'), 30_000);
+      expect(waiting.workers[0]?.state).toBe('waiting-approval');
+      expect((await approveWaiting(handle, 'alice')).decided).toEqual(['worker-1']);
+      const result = (await handle.result()) as UpgradeResult;
+      expect(result.workers.map((w) => w.outcome)).toEqual(['upgraded']);
+    });
+  });
+
   it('--on-failure pause: the upgrade waits for failed clusters; a retry starts at once, a skip ends it, the pause lifts', async () => {
     const fleet = fleetOf(4);
     const fake = fakeFleetAt(fleet, '0.18.0');

@@ -205,6 +205,8 @@ export class FakeFleet {
       rollbackToRevision: (i) =>
         this.record('rollbackToRevision', i.cluster.name, () => {
           const c = this.clusters[i.cluster.name] as ReleaseFacts & { rolledBack?: RollbackRecord };
+          // Like helm: a release still at the revision to go back to was never changed by the upgrade.
+          if (c.revision === i.revision) return { rolledBack: false, untouched: true as const };
           Object.assign(c, { status: 'deployed', revision: (c.revision ?? 0) + 1, ours: false });
           // The version before the upgrade comes back, as with helm.
           Object.assign(c, { chartVersion: this.previous.get(i.cluster.name) ?? c.chartVersion });
