@@ -113,16 +113,21 @@ export function chartRepoSession(
           password: await readSecret(repo.password as SecretRef, 'chartRepo.password', env),
         }
       : undefined;
+    // The username is a secret's value too: a failure names its reference instead.
+    const recordedAs =
+      creds && repo.username ? { recordedAs: { [creds.username]: `<${describeSecret(repo.username)}>` } } : {};
     if (isOciRepo(repo)) {
       // Anonymous pulls need no login; TLS files go on each OCI command instead.
       if (creds)
         await run('helm', helmRegistryLogin(repo, creds.username), {
           ...runOptions(repo, opts),
+          ...recordedAs,
           input: creds.password,
         });
     } else {
       await run('helm', helmRepoAdd(repo, creds?.username), {
         ...runOptions(repo, opts),
+        ...recordedAs,
         ...(creds ? { input: creds.password } : {}),
       });
     }

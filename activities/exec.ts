@@ -23,7 +23,16 @@ export interface RunOptions {
    * that reads kubectl's error per object. A timeout, a kill or a missing binary still throws.
    */
   allowFailure?: boolean;
+  /**
+   * Arguments that are the value of a secret reference (a registry username read from `{env}` or
+   * `{file}`), each with the reference to show instead: a failure records the reference, never the value.
+   */
+  recordedAs?: Record<string, string>;
 }
+
+/** `text` with every value of `recordedAs` replaced by its reference. */
+const asRecorded = (text: string, recordedAs: Record<string, string> | undefined): string =>
+  Object.entries(recordedAs ?? {}).reduce((t, [value, ref]) => (value ? t.split(value).join(ref) : t), text);
 
 export interface RunResult {
   stdout: string;
@@ -116,10 +125,10 @@ export function createRunner(deps: RunnerDeps): CommandRunner {
       if (res.failed && !handBack) {
         throw commandFailure({
           tool,
-          argv,
+          argv: argv.map((a) => asRecorded(a, opts.recordedAs)),
           exitCode: res.exitCode,
           // Not shortMessage: it quotes the raw argv, --password values and all.
-          stderr: String(res.stderr) || (res.originalMessage ?? ''),
+          stderr: asRecorded(String(res.stderr) || (res.originalMessage ?? ''), opts.recordedAs),
           timedOut: res.timedOut,
           cluster: opts.cluster,
           chartRepo: opts.chartRepo,

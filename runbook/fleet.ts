@@ -163,6 +163,8 @@ const chartRepo = z
   });
 
 const HOST_PORT = /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:\d{1,5})?$/;
+/** host[:port][/path], the path in image reference syntax (lowercase components joined by `.`, `_`, `-`). */
+const IMAGE_REGISTRY = /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:\d{1,5})?(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/;
 const imageRegistry = z
   .object({
     host: z.string().regex(HOST_PORT, 'must be host or host:port, as image references name it'),
@@ -252,7 +254,11 @@ const fleetSchema = z
       .default({}),
     dbMigrationJob: z.string().min(1).optional(),
     extraCrds: z.array(z.string().min(1)).default([]),
-    imageRegistry: z.string().min(1).optional(),
+    // It becomes `--set global.imageRegistry=VALUE`: a comma or `=` would add --set pairs of its own.
+    imageRegistry: z
+      .string()
+      .regex(IMAGE_REGISTRY, 'must be a registry host[:port][/path], e.g. harbor.example.com:5000/skoala')
+      .optional(),
     windows: z.array(windowSchema).optional(),
     approvals: approvals.optional(),
     notify: notify.optional(),

@@ -56,6 +56,7 @@ export function crdGate(d: GateDeps) {
   const { policy } = d;
   let waiting = false;
   let checking = false; // an approval is being checked against a fresh preview
+  let closed: string | undefined; // why the gate closed without a decision (the deadline under onDeadline: fail)
   let decision: Approval | undefined;
   let decidedBy: string | undefined; // the approve-all request that decided, if one did
   let preview: Preview | undefined;
@@ -79,6 +80,7 @@ export function crdGate(d: GateDeps) {
     if (!x.by?.trim()) return 'an approval must say who gives it (--by)';
     if (decision)
       return `cluster ${cluster} was already ${decision.approved ? 'approved' : 'rejected'} by ${decision.by} at ${decision.at}`;
+    if (closed) return `the gate of cluster ${cluster} closed: ${closed}`;
     if (!waiting) return `cluster ${cluster} is not waiting for approval yet (${d.state()})`;
     if (checking) return `an approval of cluster ${cluster} is being checked against a fresh preview: try again`;
     const policyRefusal = approverRefusal(policy, x.by, x.approve);
@@ -120,6 +122,7 @@ export function crdGate(d: GateDeps) {
         );
       }
       if (decision) throw refuse(`cluster ${cluster} was decided while this approval was checked (${decision.by})`);
+      if (closed) throw refuse(`the gate of cluster ${cluster} closed while this approval was checked: ${closed}`);
     }
     if (!x.approve) {
       decision = { approved: false, by: x.by, ...(x.reason ? { reason: x.reason } : {}), at };
@@ -250,6 +253,9 @@ export function crdGate(d: GateDeps) {
       });
     }
     deadline.cancel();
+    // An approval given before the deadline and being checked now decides first: the gate has one
+    // outcome, and the approver is told it (added after v8 histories: those replay without it).
+    if (!decision && checking && patched('gate-deadline-waits-for-check')) await condition(() => !checking);
     if (!decision) await deadlineReached(policy.deadlineMs ?? 0);
     waiting = false;
     d.setState(decision?.approved ? 'running' : 'rejected');
@@ -262,6 +268,7 @@ export function crdGate(d: GateDeps) {
     d.notify.send({ event: 'gate-deadline', cluster, message: `${what}: ${policy.onDeadline ?? 'reject'}` });
     if (policy.onDeadline === 'fail') {
       waiting = false;
+      closed = `${what} (approvals.onDeadline: fail)`;
       throw ApplicationFailure.nonRetryable(`${what} (approvals.onDeadline: fail)`, 'GateDeadline');
     }
     decision = {

@@ -615,6 +615,8 @@ describe('chartRepoSession', () => {
       cluster: 'w1',
       input: SECRET,
       chartRepo: { name: 'harbor', url: 'https://harbor.local/chartrepo/skoala', passwordFrom: 'env HARBOR_PASSWORD' },
+      // The username read from {env: HARBOR_USER}: a failure records the reference, never the value.
+      recordedAs: { ops: '<env HARBOR_USER>' },
     });
     expect(r.calls[0]?.argv.join(' ')).not.toContain(SECRET);
   });

@@ -464,6 +464,23 @@ describe('createRunner against a real process', () => {
     expect((err as ApplicationFailure).details?.[0]).toMatchObject({ cluster: 'worker-3' });
   });
 
+  it('recordedAs: a value read from a secret reference (a username) is recorded as its reference, in argv and stderr', async () => {
+    const err = await failureOf(
+      run(
+        'helm',
+        ['-e', 'console.error("Error: login as robot-7f3a denied"); process.exit(1)', '--username', 'robot-7f3a'],
+        { recordedAs: { 'robot-7f3a': '<env SKOALA_REPO_USER>' } }
+      )
+    );
+    const text = JSON.stringify({
+      message: (err as ApplicationFailure).message,
+      details: (err as ApplicationFailure).details,
+    });
+    expect(text).not.toContain('robot-7f3a');
+    expect(text).toContain('--username <env SKOALA_REPO_USER>');
+    expect((err as ApplicationFailure).message).toContain('Error: login as <env SKOALA_REPO_USER> denied');
+  });
+
   it('a secret on stderr of a real process stays out of the failure', async () => {
     const err = await failureOf(
       run('helm', ['-e', 'console.error("Error: bad values: password: hunter2, host: mysql"); process.exit(1)'])

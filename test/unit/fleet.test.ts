@@ -81,13 +81,13 @@ name: airgap
 chartRepo: { name: harbor, url: "https://harbor.local/chartrepo/skoala" }
 controlPlane: { name: global, context: g, namespace: engine, taskQueue: q-global }
 workers: [{ name: w1, context: w1, taskQueue: site-a }]
-imageRegistry: harbor.local/dce
+imageRegistry: harbor.local:5000/dce/skoala-images
 `;
     const fleet = parseFleet(text, 'f.yaml');
     expect(fleet.chartRepo).toEqual({ name: 'harbor', url: 'https://harbor.local/chartrepo/skoala' });
     expect(fleet.controlPlane).toMatchObject({ namespace: 'engine', taskQueue: 'q-global' });
     expect(fleet.workers[0]).toMatchObject({ name: 'w1', taskQueue: 'site-a', namespace: 'skoala-system' });
-    expect(fleet.imageRegistry).toBe('harbor.local/dce');
+    expect(fleet.imageRegistry).toBe('harbor.local:5000/dce/skoala-images');
   });
 
   it('the workflow ID is one per fleet and version', () => {
@@ -124,6 +124,22 @@ workers: [{ name: w1, context: a }, { name: w2 }]`,
 controlPlane: { name: global, context: g }
 workers: [{ name: Worker_1, context: a }]`,
       'fleet.yaml: workers[0].name: must be a DNS-1123 label (lowercase letters, digits, "-")',
+    ],
+    [
+      'an image registry with a comma (it would add --set pairs that override the image tags)',
+      `name: prod
+controlPlane: { name: global, context: g }
+workers: [{ name: w1, context: a }]
+imageRegistry: "harbor.example,hive.image.tag=v9.9.9"`,
+      'fleet.yaml: imageRegistry: must be a registry host[:port][/path], e.g. harbor.example.com:5000/skoala',
+    ],
+    [
+      'an image registry with a scheme',
+      `name: prod
+controlPlane: { name: global, context: g }
+workers: [{ name: w1, context: a }]
+imageRegistry: "https://harbor.example"`,
+      'fleet.yaml: imageRegistry: must be a registry host[:port][/path], e.g. harbor.example.com:5000/skoala',
     ],
     [
       'bad fleet name',

@@ -307,6 +307,23 @@ describe('gate deadline and the webhook', () => {
     expect(historyText).not.toContain(TOKEN);
   });
 
+  it('fail: an approval being checked when the deadline fires decides; what the approver is told is what happens', async () => {
+    const fleet: Fleet = { ...fleetOf(1), approvals: { deadlineMs: 3_000, onDeadline: 'fail', remindEveryMs: 60_000 } };
+    await upgrading(fleet, {}, async (handle, fake) => {
+      await waitForStatus(handle, (s) => s.pendingApprovals.includes('worker-1'), 30_000);
+      const digest = (await child(handle, 'worker-1').query(gateQuery)).gate?.digest;
+      // The approval's re-check of the preview is held until the deadline has passed.
+      const release = fake.hold('previewCrdChanges', 'worker-1');
+      const answer = decide(handle, 'worker-1', 'alice', digest).catch((e: unknown) => `refused: ${String(e)}`);
+      await new Promise((r) => setTimeout(r, 4_000));
+      release();
+      const told = await answer;
+      const result = (await handle.result()) as UpgradeResult;
+      expect(told).toMatch(/^worker-1: CRD step approved by alice/);
+      expect(result.workers[0]?.outcome).toBe('upgraded');
+    });
+  });
+
   it.each([
     ['stop', 'failed', 'cluster-failed'],
     ['rollback', 'rolled-back', 'cluster-rolled-back'],
