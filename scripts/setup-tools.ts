@@ -1,10 +1,14 @@
 // Installs (or finds in the cache outside the checkout) every binary the tests and the demo use:
 // temporal, helm, kubectl, kine, kube-apiserver, crane, registry, temporal-server (+ sql tool and
-// schemas), temporal-test-server (time skipping). Run first by `npm test`; a warm run takes ~1 s.
+// schemas), temporal-test-server (time skipping), and the Debian packages the tests use (chromium,
+// docker-compose, postgresql). Run first by `npm test`; a warm run takes ~1 s.
 import { ALL_TOOLS, ensureTools } from '../sandbox/tools';
+import { ensureSystemPackages } from './lib/system-packages';
 
 try {
   const t0 = Date.now();
+  // Debian's chromium, docker-compose and postgresql: installed when root, else one line naming them.
+  await ensureSystemPackages((line) => console.log(line));
   const paths = await ensureTools({ only: ALL_TOOLS });
   for (const [tool, path] of Object.entries(paths)) console.log(`${tool.padEnd(18)} ${path}`);
   console.log(`tools ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
