@@ -385,6 +385,8 @@ export interface ClusterResult {
   crdsReapplied?: number;
   /** The revision before this upgrade: what a rollback goes back to. */
   fromRevision?: number;
+  /** The last step it reached (where it failed, when it failed): the final table's `step` column. */
+  step?: StepKind;
 }
 
 export interface UpgradeResult {

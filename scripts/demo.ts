@@ -157,6 +157,9 @@ try {
   }
   await shutdown(code);
 } catch (err) {
+  // Ctrl-C while following: the stack going away fails the follow loop. That is the clean stop
+  // under way (its handler exits when everything is stopped), not an error to print.
+  if (stopping) await new Promise<never>(() => setInterval(() => undefined, 1 << 30));
   console.error(
     `demo: ${err instanceof ExitError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}`
   );

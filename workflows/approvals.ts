@@ -51,7 +51,9 @@ export async function decideClusters(
     )
   );
   const asked = sent.filter((c): c is string => c !== undefined);
-  await condition(() => asked.every((c) => answers.has(c)), ANSWER_TIMEOUT);
+  await condition(() => asked.every((c) => answers.has(c)), ANSWER_TIMEOUT, {
+    summary: `answers of ${asked.length} cluster(s) to an approve-all`,
+  });
   status.forgetAcks(requestId);
   const decided: string[] = [];
   for (const cluster of asked) {

@@ -1,7 +1,7 @@
 /** The control plane: the runbook's control-plane steps, verified before any worker cluster is touched. */
 import { ApplicationFailure, isCancellation, setCurrentDetails } from '@temporalio/workflow';
 import { helmRollback, kubectlTarget } from '../runbook/commands';
-import type { ClusterPlan, ClusterResult, UpgradeRequest } from '../runbook/types';
+import type { ClusterPlan, ClusterResult, StepKind, UpgradeRequest } from '../runbook/types';
 import type { Proxies } from './activities';
 import { errorMessage } from './errors';
 import type { FleetStatus } from './fleet-status';
@@ -32,11 +32,13 @@ export async function upgradeControlPlane(
   // After a DB-migration Job the schema moved: an automatic helm rollback would not bring it back.
   const ranDbJob = plan.steps.some((s) => s.kind === 'runDbMigrationJob');
   const rollback = request.options.onFailure === 'rollback';
+  let step: StepKind | undefined;
   try {
     const outcome = await runSteps(plan, acts, {
       upgradeId: request.upgradeId,
       rollbackOnFailure: rollback && !ranDbJob,
       onStep: (kind) => {
+        step = kind;
         setCurrentDetails(`control plane ${plan.cluster.name}: ${kind}`);
         status.update(plan.cluster.name, { step: kind });
       },
@@ -58,6 +60,7 @@ export async function upgradeControlPlane(
       to: plan.to,
       backup: outcome.backup,
       fromRevision: fromRevisionOf(plan),
+      ...(step ? { step } : {}),
       startedAt,
       finishedAt: new Date().toISOString(),
     };

@@ -235,7 +235,11 @@ export function crdGate(d: GateDeps) {
     if (policy.deadlineMs !== undefined) {
       const ms = policy.deadlineMs;
       void deadline
-        .run(() => sleep(ms))
+        .run(() =>
+          sleep(ms, {
+            summary: `approval deadline of ${cluster}: ${policy.onDeadline ?? 'reject'} after ${formatDuration(ms)}`,
+          })
+        )
         .then(
           () => (expired = true),
           () => undefined
@@ -243,7 +247,11 @@ export function crdGate(d: GateDeps) {
     }
     const every = policy.remindEveryMs ?? d.reminder ?? '30 minutes';
     // No approval without a person: the deadline only ever rejects or fails. Reminders keep the wait visible.
-    while (!(await condition(() => decision !== undefined || expired, every))) {
+    // The timer's summary says in the UI what it waits for (not just `1 (30m)`).
+    const remind = {
+      summary: `${cluster} waits for CRD approval; reminder every ${typeof every === 'number' ? formatDuration(every) : every}`,
+    };
+    while (!(await condition(() => decision !== undefined || expired, every, remind))) {
       log.warn('still waiting for approval of the CRD re-apply', { cluster, since });
       d.notify.send({
         event: 'gate-reminder',

@@ -4,6 +4,7 @@
  * parent then continues as new).
  */
 import {
+  ApplicationFailure,
   CancellationScope,
   condition,
   isCancellation,
@@ -12,7 +13,7 @@ import {
   sleep,
   startChild,
 } from '@temporalio/workflow';
-import type { ClusterPlan, ClusterResult, Plan, UpgradeRequest } from '../runbook/types';
+import type { ClusterPlan, ClusterResult, Plan, StepKind, UpgradeRequest } from '../runbook/types';
 import type { SearchAttributePair } from '@temporalio/common';
 import { SKOALA_CLUSTER, SKOALA_FLEET, SKOALA_PHASE, SKOALA_VERSION } from '../runbook/search-attributes';
 import { skippedResult } from './control-plane';
@@ -137,10 +138,11 @@ export async function fanOut(
       ? undefined
       : wakeScope
           .run(() =>
-            condition(
-              () => status.steers !== seen || cancelled(),
-              steerable && round.opensAt !== undefined ? Math.max(1, round.opensAt - Date.now()) : undefined
-            )
+            steerable && round.opensAt !== undefined
+              ? condition(() => status.steers !== seen || cancelled(), Math.max(1, round.opensAt - Date.now()), {
+                  summary: 'a maintenance window opens',
+                }).then(() => undefined)
+              : condition(() => status.steers !== seen || cancelled())
           )
           .then(
             () => undefined,
@@ -184,7 +186,7 @@ async function soak(ms: number, wave: number, waves: number, status: FleetStatus
   Object.assign(status.rollout, { wave: wave + 1, waves, soakingUntil: until });
   view.publish([`soaking after wave ${wave}/${waves} until ${until}; then wave ${wave + 1}/${waves}`]);
   try {
-    await sleep(ms);
+    await sleep(ms, { summary: `soak before wave ${wave + 1}/${waves}` });
   } finally {
     delete status.rollout.soakingUntil;
   }
@@ -250,9 +252,13 @@ async function runChild(
   } catch (err) {
     const cancelled = isCancellation(err) || isCancellation((err as Error).cause);
     const atGate = status.state(name) === 'waiting-approval';
+    const cause = (err as Error).cause;
+    const step =
+      cause instanceof ApplicationFailure ? (cause.details?.[0] as { step?: StepKind } | undefined)?.step : undefined;
     result = {
       cluster: name,
       role: 'worker',
+      ...(step ? { step } : atGate ? { step: 'awaitCrdApproval' as const } : {}),
       outcome: cancelled ? 'cancelled' : 'failed',
       from: plan.from,
       to: plan.to,

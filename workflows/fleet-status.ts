@@ -141,7 +141,7 @@ export class FleetStatus {
     if (run) this.endedRuns.set(r.cluster, new Set([...(this.endedRuns.get(r.cluster) ?? []), run]));
     this.update(r.cluster, {
       state: r.outcome,
-      step: undefined,
+      step: r.step,
       error: r.error,
       approval: r.approval,
       from: r.from,

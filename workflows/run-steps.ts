@@ -137,7 +137,10 @@ export async function runSteps(plan: ClusterPlan, acts: Proxies, hooks: StepHook
         'RollbackFailed'
       );
     }
-    if (untouched) throw err;
+    if (untouched) {
+      hooks.onStep(upgrade.kind); // where it failed: nothing was rolled back
+      throw err;
+    }
     outcome.rolledBack = { cause, toRevision: upgrade.fromRevision };
     return outcome;
   }

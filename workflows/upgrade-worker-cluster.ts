@@ -75,7 +75,9 @@ export async function upgradeWorkerCluster(input: UpgradeWorkerClusterInput): Pr
           log.warn('could not report progress to the parent', { error: String(err) });
           return;
         }
-        await CancellationScope.nonCancellable(() => sleep(attempt * 1000));
+        await CancellationScope.nonCancellable(() =>
+          sleep(attempt * 1000, { summary: 'report progress to the parent again' })
+        );
       }
     }
   };
@@ -119,6 +121,7 @@ export async function upgradeWorkerCluster(input: UpgradeWorkerClusterInput): Pr
       approval: outcome.approval,
       backup: outcome.backup,
       crdsReapplied: outcome.crdsReapplied,
+      ...(step ? { step } : {}),
       startedAt,
       finishedAt: new Date().toISOString(),
     };
@@ -129,10 +132,13 @@ export async function upgradeWorkerCluster(input: UpgradeWorkerClusterInput): Pr
     }
     setState('failed');
     const message = errorMessage(err);
-    throw ApplicationFailure.nonRetryable(
-      `${cluster}: ${step ?? 'upgrade'} failed: ${message}`,
-      'ClusterUpgradeFailed'
-    );
+    // The step it failed at travels in the details: the parent's final table names it.
+    throw ApplicationFailure.create({
+      message: `${cluster}: ${step ?? 'upgrade'} failed: ${message}`,
+      type: 'ClusterUpgradeFailed',
+      nonRetryable: true,
+      details: step ? [{ step }] : [],
+    });
   } finally {
     await notify.flush();
   }

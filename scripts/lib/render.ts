@@ -143,6 +143,7 @@ export function statusOfResult(r: UpgradeResult): UpgradeStatus {
     to: c.to,
     error: c.error,
     approval: c.approval,
+    ...(c.step ? { step: c.step } : {}),
   });
   const workers = r.workers.map(toStatus);
   return {

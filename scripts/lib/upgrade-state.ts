@@ -41,7 +41,9 @@ export async function readUpgrade(client: Client, workflowId: string): Promise<U
     return { kind: 'completed', status: statusOfResult(result), result };
   } catch (err) {
     const message = err instanceof WorkflowFailedError ? (err.cause?.message ?? err.message) : (err as Error).message;
-    return { kind: 'failed', message };
+    // A failed upgrade still answers its status query (a worker replays it): the final per-cluster table.
+    const status = await handle.query(statusQuery).catch(() => undefined);
+    return { kind: 'failed', message, ...(status ? { status } : {}) };
   }
 }
 

@@ -223,7 +223,9 @@ describe('npm run demo', () => {
       /\[demo\] the upgrade ended; the Temporal UI stays up at (http:\/\/127\.0\.0\.1:\d+\/namespaces\/default\/workflows\/skoala-upgrade-sandbox) until Ctrl-C/,
       'end of the upgrade'
     );
-    expect(out).toMatch(/│ worker-1 +│ worker +│ upgraded +│ +│ 0\.18\.0 │ 0\.19\.2 │.*approved by demo-test/);
+    expect(out).toMatch(
+      /│ worker-1 +│ worker +│ upgraded +│ verifyRelease +│ 0\.18\.0 │ 0\.19\.2 │.*approved by demo-test/
+    );
     // Still up: the UI answers, the server processes run, the demo has not exited.
     expect((await fetch(ended[1]!)).status).toBe(200);
     expect(serverProcesses(mark).size).toBeGreaterThan(0);
@@ -231,6 +233,30 @@ describe('npm run demo', () => {
     child.kill('SIGINT');
     const run = await child;
     expect(run.exitCode).toBe(130);
+    expect(serverProcesses(mark)).toEqual(new Set());
+  }, 300_000);
+
+  it('Ctrl-C at the gate is a clean stop: exit 130, no error line, no process left', async () => {
+    const mark = newMark();
+    const child = demo(['--workers', '1'], mark);
+    let out = '';
+    const atGate = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no approval prompt:\n${out}`)), 240_000);
+      child.all?.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        if (out.includes('waiting for approval of the CRD re-apply')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    await atGate;
+    serverLogOf(out);
+    child.kill('SIGINT');
+    const run = await child;
+    expect(run.exitCode).toBe(130);
+    expect(run.all).toContain('[demo] stopping the worker, the clusters and Temporal...');
+    expect(run.all.split('\n').filter((l) => l.startsWith('demo: '))).toEqual([]);
     expect(serverProcesses(mark)).toEqual(new Set());
   }, 300_000);
 });

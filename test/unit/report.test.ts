@@ -75,6 +75,8 @@ describe('report model and HTML from recorded histories', () => {
     expect(row(m, 'worker-3').error).toBe(
       'injected nonRetryable failure in verifyWorkloads on worker-3; rolled back to revision 1'
     );
+    // A rejected cluster's cause cell names the rejection, not nothing.
+    expect(row(m, 'worker-2').error).toBe('rejected by bob: recorded reject');
     expect(row(m, 'worker-3').retries).toBe(1);
     expect(row(m, 'worker-3').steps.find((s) => s.activity === 'upgradeRelease')).toMatchObject({
       attempts: 2,

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rollbackClusters, upgradeEngine } from '../../workflows';
 import { statusQuery } from '../../workflows/messages';
 import { approveWaiting } from './approve';
+import { readUpgrade } from '../../scripts/lib/upgrade-state';
 import type { UpgradeRequest } from '../../runbook/types';
 import type { FakeFleet } from './fake-activities';
 import { startHarness, type Harness } from './harness';
@@ -42,7 +43,12 @@ async function run(fake: FakeFleet, request: UpgradeRequest) {
     })();
     try {
       const result = await handle.result().catch((e: unknown) => e as WorkflowFailedError);
-      return { result, status: await handle.query(statusQuery), handle };
+      return {
+        result,
+        status: await handle.query(statusQuery),
+        state: await readUpgrade(h.env.client, handle.workflowId),
+        handle,
+      };
     } finally {
       stop = true;
       await approver;
@@ -59,8 +65,10 @@ describe('a bad version', () => {
     const fake = fakeFleetAt(fleet, '0.19.2');
     fake.chartVersions.push('0.19.3');
     unhealthy(fake, 'control-plane');
-    const { result, status } = await run(fake, requestFor(fleet, { targetVersion: '0.19.3', ...opts }));
+    const { result, status, state } = await run(fake, requestFor(fleet, { targetVersion: '0.19.3', ...opts }));
     expect(result).toBeInstanceOf(WorkflowFailedError);
+    // `npm run status` of the FAILED upgrade: its message and the final per-cluster table.
+    expect(state).toMatchObject({ kind: 'failed', status: { controlPlane: { state: 'rolled-back' } } });
     expect((result as WorkflowFailedError).cause?.message).toMatch(
       /^control plane control-plane failed and was rolled back, no worker cluster was touched: .*injected nonRetryable failure in verifyWorkloads.*; rolled back to revision 1$/
     );
@@ -129,7 +137,7 @@ describe('a bad version', () => {
     expect(worker?.outcome).toBe('failed');
     expect(worker?.error).toContain('injected nonRetryable failure in upgradeRelease');
     expect(worker?.error).not.toContain('rolled back');
-    expect(status.workers[0]?.state).toBe('failed');
+    expect(status.workers[0]).toMatchObject({ state: 'failed', step: 'upgradeRelease' });
     // The activity looked and found nothing to undo: no rollback record on the cluster.
     expect(fake.count('rollbackToRevision', 'worker-1')).toBe(1);
     expect(fake.clusters['worker-1']?.rolledBack).toBeUndefined();

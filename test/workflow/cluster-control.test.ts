@@ -8,7 +8,7 @@ import type { UpgradeRequest, UpgradeResult } from '../../runbook/types';
 import { upgradeEngine } from '../../workflows';
 import { pauseUpdate, resumeUpdate, retryClusterUpdate, skipClusterUpdate } from '../../workflows/messages';
 import { approveAhead, approveWaiting } from './approve';
-import { renderStatus } from '../../scripts/lib/render';
+import { renderStatus, statusOfResult } from '../../scripts/lib/render';
 import { startAttributes } from '../../scripts/lib/search-attributes';
 import { readUpgrade } from '../../scripts/lib/upgrade-state';
 import { refusal, startHarness, waitForStatus, type Harness } from './harness';
@@ -63,6 +63,9 @@ describe('retry and skip one cluster', () => {
         ['worker-1', 'skipped'],
         ['worker-2', 'upgraded'],
       ]);
+      // The final table's step column: the last step each reached.
+      const table = renderStatus(statusOfResult(result));
+      expect(table).toMatch(/worker-2\s*│\s*worker\s*│\s*upgraded\s*│\s*verifyRelease/);
       expect(result.workers[0]?.error).toMatch(
         /^skipped by bob: its site is being rebuilt \(it had failed: .*\); a canary set aside: the rollout goes on without it$/
       );

@@ -283,6 +283,16 @@ describe('gate deadline and the webhook', () => {
         },
       });
       expect(fake.count('reapplyCrds')).toBe(0);
+      // The UI names each timer of the gate by what it waits for, not `1 (1s)`.
+      const child = await h.env.client.workflow.getHandle(`${handle.workflowId}/worker-1`).fetchHistory();
+      const summaries = (child.events ?? [])
+        .filter((e) => e.timerStartedEventAttributes)
+        .map((e) => {
+          const data = e.userMetadata?.summary?.data;
+          return data ? (JSON.parse(Buffer.from(data).toString('utf8')) as string) : '';
+        });
+      expect(summaries).toContain('approval deadline of worker-1: reject after 3s');
+      expect(summaries).toContain('worker-1 waits for CRD approval; reminder every 1s');
     });
     await hook.waitFor(() => eventsOf(request.upgradeId).some((e) => e.event === 'upgrade-ended'));
     const events = eventsOf(request.upgradeId);

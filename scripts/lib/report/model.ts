@@ -75,6 +75,12 @@ function workerRow(
   const end = last?.closedAt;
   const start = first ? (first.startedAt ?? first.initiatedAt) : undefined;
   const decision = result?.approval ?? own?.approval;
+  // A rejected cluster's cause is its rejection: who, and why (the Approvals table has the rest).
+  const rejectedBecause =
+    outcome === 'rejected' && decision && !decision.approved
+      ? `rejected by ${decision.by}${decision.reason ? `: ${decision.reason}` : ''}`
+      : undefined;
+  const error = result?.error ?? rejectedBecause;
   const from = result?.from ?? ctx.plan?.from;
   const to = result?.to ?? ctx.plan?.to;
   return {
@@ -83,7 +89,7 @@ function workerRow(
     ...(from ? { from } : {}),
     ...(to ? { to } : {}),
     outcome,
-    ...(result?.error ? { error: result.error } : {}),
+    ...(error ? { error } : {}),
     ...(start !== undefined ? { start } : {}),
     ...(end !== undefined ? { end } : {}),
     steps,
