@@ -11,6 +11,7 @@ import { parseSelector, SelectorError } from '../../runbook/selector';
 import { approveAheadUpdate, decideAllUpdate, decideCrdUpdate, gateQuery } from '../../workflows/messages';
 import { ExitError } from '../lib/errors';
 import { resolveUpgradeId } from '../lib/temporal';
+import { sendUpdate } from '../lib/send-update';
 import { readUpgrade } from '../lib/upgrade-state';
 
 export interface ApproveOptions {
@@ -84,18 +85,14 @@ export async function approve(opts: ApproveOptions, client: Client): Promise<App
     const status = await plannedStatus(client, workflowId);
     const fleet = status.rollout?.crdDigest;
     const digest = given ?? fleet;
-    const { decided, notDecided } = await handle
-      .executeUpdate(approveAheadUpdate, {
-        args: [
-          {
-            selector: opts.all ? '' : (opts.select as string).trim(),
-            by,
-            reason: opts.reason,
-            ...(digest ? { digest } : {}),
-          },
-        ],
-      })
-      .catch(refused);
+    const { decided, notDecided } = await sendUpdate(client, handle, approveAheadUpdate, [
+      {
+        selector: opts.all ? '' : (opts.select as string).trim(),
+        by,
+        reason: opts.reason,
+        ...(digest ? { digest } : {}),
+      },
+    ]).catch(refused);
     return {
       workflowId,
       approved: true,
@@ -111,11 +108,9 @@ export async function approve(opts: ApproveOptions, client: Client): Promise<App
     const gates = status.workers.filter((w) => w.state === 'waiting-approval');
     const digests = Object.fromEntries(gates.flatMap((w) => (w.gate ? [[w.cluster, w.gate.digest]] : [])));
     if (given) for (const c of Object.keys(digests)) digests[c] = given;
-    const { decided, notDecided } = await handle
-      .executeUpdate(decideAllUpdate, {
-        args: [{ approve: approved, by, reason: opts.reason, ...(approved ? { digests } : {}) }],
-      })
-      .catch(refused);
+    const { decided, notDecided } = await sendUpdate(client, handle, decideAllUpdate, [
+      { approve: approved, by, reason: opts.reason, ...(approved ? { digests } : {}) },
+    ]).catch(refused);
     return {
       workflowId,
       approved,
@@ -144,11 +139,9 @@ export async function approve(opts: ApproveOptions, client: Client): Promise<App
   // What the gate shows now: the approval names it, unless the person gave the digest they saw before.
   const gate = approved ? await child.query(gateQuery).catch(notStarted) : undefined;
   const digest = given ?? gate?.gate?.digest;
-  const answer = await child
-    .executeUpdate(decideCrdUpdate, {
-      args: [{ cluster, approve: approved, by, reason: opts.reason, ...(digest ? { digest } : {}) }],
-    })
-    .catch((err: unknown) => refused(notStartedOr(err, notStarted)));
+  const answer = await sendUpdate(client, child, decideCrdUpdate, [
+    { cluster, approve: approved, by, reason: opts.reason, ...(digest ? { digest } : {}) },
+  ]).catch((err: unknown) => refused(notStartedOr(err, notStarted)));
   return {
     workflowId,
     approved,

@@ -10,6 +10,7 @@ import { parseSelector, SelectorError } from '../../runbook/selector';
 import { holdUpdate, pauseUpdate, releaseUpdate, resumeUpdate } from '../../workflows/messages';
 import { ExitError } from '../lib/errors';
 import { resolveUpgradeId } from '../lib/temporal';
+import { sendUpdate } from '../lib/send-update';
 import { refusedUpdate } from '../lib/upgrade-state';
 
 export interface PauseOptions {
@@ -29,12 +30,12 @@ export async function pauseOrResume(
 ): Promise<{ workflowId: string; answer: string }> {
   validatePause(opts);
   const workflowId = await resolveUpgradeId(client, opts.workflowId);
-  const answer = await client.workflow
-    .getHandle(workflowId)
-    .executeUpdate(action === 'pause' ? pauseUpdate : resumeUpdate, {
-      args: [{ by: (opts.by as string).trim(), ...(opts.reason ? { reason: opts.reason } : {}) }],
-    })
-    .catch(refusedUpdate(client, workflowId));
+  const answer = await sendUpdate(
+    client,
+    client.workflow.getHandle(workflowId),
+    action === 'pause' ? pauseUpdate : resumeUpdate,
+    [{ by: (opts.by as string).trim(), ...(opts.reason ? { reason: opts.reason } : {}) }]
+  ).catch(refusedUpdate(client, workflowId));
   return { workflowId, answer };
 }
 
@@ -69,12 +70,10 @@ export async function holdOrRelease(
   const handle = client.workflow.getHandle(workflowId);
   const answer = await (
     action === 'hold'
-      ? handle.executeUpdate(holdUpdate, {
-          args: [{ ...who, selector: opts.all ? '' : (opts.select as string).trim() }],
-        })
-      : handle.executeUpdate(releaseUpdate, {
-          args: [{ ...who, ...(opts.all ? { all: true } : { selector: (opts.select as string).trim() }) }],
-        })
+      ? sendUpdate(client, handle, holdUpdate, [{ ...who, selector: opts.all ? '' : (opts.select as string).trim() }])
+      : sendUpdate(client, handle, releaseUpdate, [
+          { ...who, ...(opts.all ? { all: true } : { selector: (opts.select as string).trim() }) },
+        ])
   ).catch(refusedUpdate(client, workflowId));
   return { workflowId, answer };
 }

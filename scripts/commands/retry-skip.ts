@@ -9,6 +9,7 @@ import { CLUSTER_NAME } from '../../runbook/fleet';
 import { retryClusterUpdate, skipClusterUpdate } from '../../workflows/messages';
 import { ExitError } from '../lib/errors';
 import { resolveUpgradeId } from '../lib/temporal';
+import { sendUpdate } from '../lib/send-update';
 import { refusedUpdate } from '../lib/upgrade-state';
 
 export interface ClusterCommandOptions {
@@ -36,10 +37,8 @@ export async function retryOrSkip(
   const workflowId = await resolveUpgradeId(client, opts.workflowId);
   const cluster = opts.cluster as string;
   const handle = client.workflow.getHandle(workflowId);
-  const answer = await handle
-    .executeUpdate(action === 'retry' ? retryClusterUpdate : skipClusterUpdate, {
-      args: [{ cluster, by: (opts.by as string).trim(), ...(opts.reason ? { reason: opts.reason.trim() } : {}) }],
-    })
-    .catch(refusedUpdate(client, workflowId, `; start the upgrade again to ${action} ${cluster}`));
+  const answer = await sendUpdate(client, handle, action === 'retry' ? retryClusterUpdate : skipClusterUpdate, [
+    { cluster, by: (opts.by as string).trim(), ...(opts.reason ? { reason: opts.reason.trim() } : {}) },
+  ]).catch(refusedUpdate(client, workflowId, `; start the upgrade again to ${action} ${cluster}`));
   return { workflowId, cluster, answer };
 }

@@ -13,6 +13,8 @@ export type FollowEnd = UpgradeState & { waitingFor?: string[]; onScreen?: boole
 
 const liveOutput = (): boolean => Boolean(process.stdout.isTTY) && !process.env.CI;
 
+const ENDED_WELL = new Set(['upgraded', 'already-at-target', 'skipped', 'not-started', 'rejected']);
+
 function changes(prev: UpgradeStatus | undefined, next: UpgradeStatus): string[] {
   const lines: string[] = [];
   if (prev?.phase !== next.phase) lines.push(`phase: ${next.phase}`);
@@ -22,7 +24,9 @@ function changes(prev: UpgradeStatus | undefined, next: UpgradeStatus): string[]
   for (const c of [next.controlPlane, ...next.workers]) {
     const p = before.get(c.cluster);
     if (p?.state !== c.state || p?.step !== c.step) {
-      lines.push(`${c.cluster}: ${c.state}${c.step ? ` (${c.step})` : ''}${c.error ? `: ${c.error}` : ''}`);
+      // The step says where a cluster is, or where it stopped; an upgraded one's last step adds nothing.
+      const step = c.step && !ENDED_WELL.has(c.state) ? ` (${c.step})` : '';
+      lines.push(`${c.cluster}: ${c.state}${step}${c.error ? `: ${c.error}` : ''}`);
     }
   }
   return lines;

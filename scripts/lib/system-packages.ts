@@ -13,8 +13,7 @@ export interface SystemPackage {
   present(): boolean;
 }
 
-const onPath = (bin: string) =>
-  (process.env.PATH ?? '').split(':').some((dir) => dir && existsSync(`${dir}/${bin}`));
+const onPath = (bin: string) => (process.env.PATH ?? '').split(':').some((dir) => dir && existsSync(`${dir}/${bin}`));
 
 export const SYSTEM_PACKAGES: SystemPackage[] = [
   { name: 'chromium', present: () => existsSync('/usr/bin/chromium') },

@@ -93,6 +93,7 @@ export const refusedUpdate =
   (client: Client, workflowId: string, then = '') =>
   async (err: unknown): Promise<never> => {
     if (err instanceof WorkflowUpdateFailedError) throw new ExitError(`refused: ${err.cause?.message ?? err.message}`);
+    if (err instanceof ExitError) throw err; // sendUpdate gave up: it said what is known
     const ended = await endedUpgradeMessage(client, workflowId);
     if (ended) throw new ExitError(`refused: ${ended}${then}`);
     throw err;

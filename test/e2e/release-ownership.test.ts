@@ -293,11 +293,13 @@ describe('our own rollback, failed and then interrupted (real helm)', () => {
     // itself fails and records a `failed` revision of its own words.
     const rollback = { upgradeId: U2, cluster, release: 'skoala-init' as const, revision: base };
     const failed = await failureOf(env.run(acts.rollbackToRevision, rollback));
-    expect(failed?.message).toContain('field is immutable');
+    expect(failed?.message).toContain('Job.batch "gateway-api-admission" is invalid');
     expect((await history(w)).at(-1)).toMatchObject({
       revision: base + 2,
       status: 'failed',
-      description: expect.stringMatching(/^Rollback "skoala-init" failed: .*field is immutable/) as unknown as string,
+      description: expect.stringMatching(
+        /^Rollback "skoala-init" failed: .*Job\.batch "gateway-api-admission" is invalid/
+      ) as unknown as string,
     });
     // The retry (and `npm run rollback`) takes it as ours, not someone else's revision.
     await env.run(acts.deleteAdmissionJobs, jobs);
