@@ -144,6 +144,11 @@ export function releaseActivities(deps: ReleaseDeps) {
       cluster: ClusterRef;
       step: UpgradeStep;
       backup?: BackupRef;
+      /**
+       * Jobs to delete right before `helm upgrade`: set for the upgrade that follows a rollback of our
+       * interrupted revision, which brought the old admission Jobs back (their template is immutable).
+       */
+      deleteJobs?: string[];
     }): Promise<{ revision: number; alreadyDone: boolean }> {
       const { cluster, step, upgradeId } = input;
       const where = `${step.release} on ${cluster.name}`;
@@ -201,6 +206,7 @@ export function releaseActivities(deps: ReleaseDeps) {
       try {
         // A chart that is not the pinned one is refused here, before helm runs.
         const chart = await deps.charts.get(step, { cluster: cluster.name });
+        if (input.deleteJobs?.length) await run('kubectl', cmd.kubectlDeleteJobs(cluster, input.deleteJobs));
         await run(
           'helm',
           cmd.helmUpgrade(
@@ -230,6 +236,8 @@ export function releaseActivities(deps: ReleaseDeps) {
       cluster: ClusterRef;
       release: ReleaseName;
       revision: number;
+      /** Jobs to delete right before `helm rollback` (the admission Jobs: their template is immutable). */
+      deleteJobs?: string[];
     }): Promise<{ rolledBack: boolean }> {
       const { facts } = await readState(input.cluster, input.release, input.upgradeId);
       if (!facts.status?.startsWith('pending-') || !facts.ours) return { rolledBack: false };
@@ -245,6 +253,7 @@ export function releaseActivities(deps: ReleaseDeps) {
         pending: facts.historyLine,
         to: input.revision,
       });
+      if (input.deleteJobs?.length) await run('kubectl', cmd.kubectlDeleteJobs(input.cluster, input.deleteJobs));
       await run(
         'helm',
         cmd.helmRollback(input.cluster, input.release, input.revision, helmDuration(deps.helmTimeoutMs)),

@@ -16,6 +16,7 @@ import {
 import type { ClusterPlan, ClusterResult, Plan, StepKind, UpgradeRequest } from '../runbook/types';
 import type { SearchAttributePair } from '@temporalio/common';
 import { SKOALA_CLUSTER, SKOALA_FLEET, SKOALA_PHASE, SKOALA_VERSION } from '../runbook/search-attributes';
+import { haltReason, planRound, wavesOf, type Halt, type Waves } from '../runbook/rollout';
 import { skippedResult } from './control-plane';
 import { errorMessage } from './errors';
 import type { FleetStatus } from './fleet-status';
@@ -28,7 +29,7 @@ import { startGate } from './start-gate';
 import { upgradeWorkerCluster } from './upgrade-worker-cluster';
 
 /** Why the rollout stopped starting clusters, when it did. */
-export type Halt = { reason: string } | undefined;
+export type { Halt } from '../runbook/rollout';
 
 /**
  * Runs the window; returns the clusters not started yet (empty when all are done) and, when the
@@ -52,7 +53,11 @@ export async function fanOut(
     ...plan.workers.filter((w) => !done.has(w.cluster.name) && isCanary(w)),
     ...plan.workers.filter((w) => !done.has(w.cluster.name) && !isCanary(w)),
   ];
-  const waves = wavesOf(plan, options.batches);
+  const waves = wavesOf(
+    plan.workers.map((w) => w.cluster.name),
+    options.batches
+  );
+  const plannedCanaries = [...canaries].filter((c) => plan.workers.some((w) => w.cluster.name === c));
   const running = new Map<string, Promise<string>>();
   const perRun = request.tuning?.childrenPerRun ?? 200;
   const outer = CancellationScope.current();
@@ -66,7 +71,9 @@ export async function fanOut(
   const check = () => {
     // A retry or a skip may lift what stopped the rollout: decide again from what is done now.
     if (control.moves !== movesSeen) [movesSeen, halt] = [control.moves, undefined];
-    return (halt ??= haltReason(options, canaries, done));
+    // A canary a person skipped lets the rollout go on (added after v8 histories were recorded:
+    // upgrades already running keep the old rule).
+    return (halt ??= haltReason(options.maxFailures, canaries, done, () => patched('skipped-canary-goes-on')));
   };
   // Holds and maintenance windows: a cluster they keep back is passed over, the next one may start.
   const gate = startGate(request, status);
@@ -79,43 +86,49 @@ export async function fanOut(
     for (const name of again) retried.add(name);
     queue.unshift(...plan.workers.filter((w) => again.includes(w.cluster.name)));
     const round = gate.round(Date.now());
-    let i = 0;
-    while (!cancelled() && running.size < options.maxParallel && i < queue.length && startedThisRun < perRun) {
-      const next = queue[i] as ClusterPlan;
-      // Stopped or paused, nothing starts; except a cluster an operator retried, unless a person paused.
-      const asked = retried.has(next.cluster.name);
-      if (check() && !asked) break;
-      if (paused() && !(control.pausedForFailure() && asked)) break;
-      // Skipped by an operator while it waited.
-      if (done.has(next.cluster.name)) {
-        queue.splice(i, 1);
-        continue;
-      }
-      // The canaries must all have finished before anyone else starts.
-      if (!isCanary(next) && [...canaries].some((c) => !done.has(c) && plan.workers.some((w) => w.cluster.name === c)))
-        break;
-      // A wave starts when every earlier one has finished, after the soak.
-      const wave = waves.of(next.cluster.name);
-      if (wave > waves.current(done)) break;
-      if (wave > 0 && options.soakMs && soakedBefore < wave && !waves.begun(wave, done, running)) {
-        await soak(options.soakMs, wave, waves.count, status, view);
-        soakedBefore = wave;
-        continue; // paused or cancelled during the soak: checked again
-      }
-      if (!next.skipped && round.keepsBack(next.cluster.name)) {
-        i++;
-        continue;
-      }
-      queue.splice(i, 1);
-      if (next.skipped) {
-        done.set(next.cluster.name, skippedResult(next));
-        status.finished(skippedResult(next));
-        continue;
-      }
-      status.running(next);
-      startedThisRun++;
-      running.set(next.cluster.name, runChild(next, request, status, done, notify, control));
+    // Which clusters start now is runbook/rollout.ts's decision; here it becomes children and timers.
+    const queued = queue.map((w) => ({ cluster: w.cluster.name, planSkipped: !!w.skipped }));
+    const planOf = (name: string) => queue.find((w) => w.cluster.name === name) as ClusterPlan;
+    let from = 0;
+    for (;;) {
+      const { soak: soakFirst } = planRound({
+        queue: queued,
+        running,
+        done,
+        retried,
+        canaries,
+        plannedCanaries,
+        waves,
+        maxParallel: options.maxParallel,
+        soakMs: options.soakMs,
+        soakedBefore,
+        startsLeft: () => perRun - startedThisRun,
+        cancelled,
+        halted: () => check() !== undefined,
+        paused,
+        pausedForFailure: () => control.pausedForFailure(),
+        keepsBack: (name) => round.keepsBack(name),
+        start: (name) => {
+          const next = planOf(name);
+          status.running(next);
+          startedThisRun++;
+          running.set(name, runChild(next, request, status, done, notify, control));
+        },
+        finishPlanned: (name) => {
+          const next = planOf(name);
+          done.set(name, skippedResult(next));
+          status.finished(skippedResult(next));
+        },
+        from,
+      });
+      if (!soakFirst) break;
+      await soak(options.soakMs ?? 0, soakFirst.wave, waves.count, status, view);
+      soakedBefore = soakFirst.wave;
+      from = soakFirst.from; // paused or cancelled during the soak: checked again
     }
+    // The queue keeps what did not start, in order.
+    const left = new Set(queued.map((q) => q.cluster));
+    queue.splice(0, queue.length, ...queue.filter((w) => left.has(w.cluster.name)));
     round.end();
     if (waves.count > 1)
       Object.assign(status.rollout, { wave: Math.min(waves.current(done), waves.count - 1) + 1, waves: waves.count });
@@ -156,29 +169,6 @@ export async function fanOut(
   return { left: queue, halt: check() };
 }
 
-/** Wave of each worker cluster, in plan order (`--batches` sizes); without batches, one wave. */
-function wavesOf(plan: Plan, batches: number[] | undefined) {
-  const index = new Map<string, number>();
-  let i = 0;
-  (batches ?? [plan.workers.length]).forEach((size, wave) => {
-    for (const w of plan.workers.slice(i, i + size)) index.set(w.cluster.name, wave);
-    i += size;
-  });
-  const count = batches?.length ?? 1;
-  const of = (name: string) => index.get(name) ?? count - 1;
-  return {
-    count,
-    of,
-    /** The first wave with a cluster not finished yet. */
-    current: (done: Map<string, ClusterResult>) =>
-      Math.min(count, ...plan.workers.filter((w) => !done.has(w.cluster.name)).map((w) => of(w.cluster.name))),
-    begun: (wave: number, done: Map<string, ClusterResult>, running: Map<string, unknown>) =>
-      plan.workers.some(
-        (w) => of(w.cluster.name) === wave && (done.has(w.cluster.name) || running.has(w.cluster.name))
-      ),
-  };
-}
-
 /** The durable wait between two waves, shown in `status` and the UI with the time it ends. */
 async function soak(ms: number, wave: number, waves: number, status: FleetStatus, view: FleetView): Promise<void> {
   const until = new Date(Date.now() + ms).toISOString();
@@ -190,25 +180,6 @@ async function soak(ms: number, wave: number, waves: number, status: FleetStatus
   } finally {
     delete status.rollout.soakingUntil;
   }
-}
-
-/** A canary that did not upgrade, or more failed clusters than the budget allows, stops the rollout. */
-function haltReason(options: UpgradeRequest['options'], canaries: Set<string>, done: Map<string, ClusterResult>): Halt {
-  const bad = (r: ClusterResult) => r.outcome === 'failed' || r.outcome === 'rolled-back';
-  for (const c of canaries) {
-    const r = done.get(c);
-    if (!r || r.outcome === 'upgraded' || r.outcome === 'already-at-target') continue;
-    // A canary a person skipped is their decision to go on, not a halt (added after v8 histories
-    // were recorded: upgrades already running keep the old rule).
-    if (r.outcome === 'skipped' && patched('skipped-canary-goes-on')) continue;
-    return { reason: `canary ${c} ended ${r.outcome}${r.error ? ` (${r.error})` : ''}` };
-  }
-  const failed = [...done.values()].filter(bad);
-  if (options.maxFailures !== undefined && failed.length > options.maxFailures)
-    return {
-      reason: `${failed.length} worker cluster(s) failed (${failed.map((r) => r.cluster).join(', ')}), more than --max-failures ${options.maxFailures}`,
-    };
-  return undefined;
 }
 
 /** Runs one child to its end; resolves with the cluster name whatever happens, never rejects. */
@@ -288,12 +259,7 @@ const childAttributes = (request: UpgradeRequest, cluster: string): SearchAttrib
 ];
 
 /** Tells the webhook about every wave that finished since `before`; returns the current wave. */
-function notifyWavesEnded(
-  before: number,
-  waves: ReturnType<typeof wavesOf>,
-  done: Map<string, ClusterResult>,
-  notify: Notifier
-): number {
+function notifyWavesEnded(before: number, waves: Waves, done: Map<string, ClusterResult>, notify: Notifier): number {
   const now = waves.current(done);
   if (waves.count > 1)
     for (let w = before; w < now && w < waves.count; w++)

@@ -219,25 +219,37 @@ async function executeSteps(
         const input = { upgradeId: hooks.upgradeId, cluster, step, backup: outcome.backup };
         // A cancel lets a running helm finish (never leaves a release pending by us); the cancel
         // takes effect at the next step.
-        const upgrade = () =>
+        const upgrade = (extra: { deleteJobs?: string[] } = {}) =>
           CancellationScope.nonCancellable(() =>
             acts.helm.upgradeRelease.executeWithOptions(
               { ...options.helm, summary: `helm upgrade ${step.release} on ${cluster.name} ${arrow(plan)}` },
-              [input]
+              [{ ...input, ...extra }]
             )
           );
         try {
           await upgrade();
         } catch (err) {
           if (failureType(err) !== 'PendingRollbackNeeded' || step.fromRevision === undefined) throw err;
-          // Our earlier helm died mid-upgrade: roll its pending revision back (its own activity), then upgrade.
+          // Our earlier helm died mid-upgrade: roll its pending revision back (its own activity), then
+          // upgrade. The admission Jobs block both (immutable templates), and the rollback brings the
+          // old ones back: each activity deletes them right before its helm runs.
+          const jobs = plan.steps.find((s) => s.kind === 'deleteAdmissionJobs');
+          const deleteJobs = jobs?.kind === 'deleteAdmissionJobs' ? { deleteJobs: jobs.jobs } : {};
           await CancellationScope.nonCancellable(() =>
             acts.helm.rollbackRelease.executeWithOptions(
               { ...options.helm, summary: `helm rollback ${step.release} on ${cluster.name} to ${step.fromRevision}` },
-              [{ upgradeId: hooks.upgradeId, cluster, release: step.release, revision: step.fromRevision as number }]
+              [
+                {
+                  upgradeId: hooks.upgradeId,
+                  cluster,
+                  release: step.release,
+                  revision: step.fromRevision as number,
+                  ...deleteJobs,
+                },
+              ]
             )
           );
-          await upgrade();
+          await upgrade(deleteJobs);
         }
         break;
       }

@@ -17,6 +17,7 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vite
 import { createActivities, type ActivityDeps } from '../../activities';
 import { commandFailure } from '../../activities/errors';
 import type { CommandRunner } from '../../activities/exec';
+import { kubectlDeleteJobs } from '../../runbook/commands';
 import { decideRules } from '../../runbook/rules';
 import type { BackupRef, ClusterRef, Step } from '../../runbook/types';
 import { RecordingLogger } from '../helpers/recording-logger';
@@ -933,6 +934,16 @@ describe('rollbackRelease', () => {
     const r = recorder(...state([{ ...r3, status: 'superseded' }, ours4, interrupted]), '');
     await expect(act(activitiesWith(r.run).rollbackRelease, input)).resolves.toEqual({ rolledBack: true });
     expect(r.argvs()).toEqual([HISTORY_W1, LABELS_W1, ROLLBACK]);
+  });
+
+  it('deleteJobs: the admission Jobs are deleted right before helm rollback (their template is immutable)', async () => {
+    const ours4: Rev = { revision: 4, status: 'pending-upgrade', version: '0.28.1', label: mark(UID, 4) };
+    const r = recorder(...state([r3, ours4]), 'job.batch "gateway-api-admission" deleted', '');
+    const jobs = ['gateway-api-admission', 'gateway-api-admission-patch'];
+    await expect(act(activitiesWith(r.run).rollbackRelease, { ...input, deleteJobs: jobs })).resolves.toEqual({
+      rolledBack: true,
+    });
+    expect(r.argvs()).toEqual([HISTORY_W1, LABELS_W1, ['kubectl', ...kubectlDeleteJobs(w1, jobs)], ROLLBACK]);
   });
 
   it('our own rollback, pending and young (its helm may still run): retryable ReleaseLocked, nothing run', async () => {
