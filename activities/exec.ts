@@ -6,6 +6,8 @@
 import { Context } from '@temporalio/activity';
 import { CancelledFailure } from '@temporalio/common';
 import { execa } from 'execa';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { commandFailure, type ChartSource } from './errors';
 
 export type Tool = 'helm' | 'kubectl';
@@ -102,6 +104,21 @@ export async function heartbeatWhile<T>(work: Promise<T>, details: unknown, ever
   }
 }
 
+/**
+ * helm runs under util-linux's `setpriv --pdeathsig KILL` where it exists (Debian's util-linux is
+ * essential, so in the worker image too): a worker process that dies takes its helm with it, so no
+ * orphaned helm goes on changing a release once the release lease says its owner is gone.
+ */
+export const SETPRIV = '/usr/bin/setpriv';
+const dyingWithParent = existsSync(SETPRIV);
+
+/** The binary's absolute path (a bare name looked up on PATH), or undefined when it is not there. */
+function located(bin: string, env: NodeJS.ProcessEnv | undefined): string | undefined {
+  if (bin.includes('/')) return existsSync(bin) ? bin : undefined;
+  const dirs = (env?.PATH ?? process.env.PATH ?? '').split(':').filter(Boolean);
+  return dirs.map((d) => path.join(d, bin)).find((f) => existsSync(f));
+}
+
 export function createRunner(deps: RunnerDeps): CommandRunner {
   const paths: Record<Tool, string> = { helm: deps.helm, kubectl: deps.kubectl };
   const envs: Record<Tool, NodeJS.ProcessEnv | undefined> = { helm: helmEnv(deps.env), kubectl: deps.env };
@@ -112,7 +129,10 @@ export function createRunner(deps: RunnerDeps): CommandRunner {
     // Often enough for the 10 s heartbeat timeout: a dead worker is noticed in seconds.
     const beat = ctx ? setInterval(() => ctx.heartbeat(running), deps.heartbeatMs ?? 2_000) : undefined;
     try {
-      const res = await execa(paths[tool], argv, {
+      // A missing binary runs as itself: execa's ENOENT is what names it (ToolMissing).
+      const helm = tool === 'helm' && dyingWithParent ? located(paths.helm, envs.helm) : undefined;
+      const [file, args] = helm ? [SETPRIV, ['--pdeathsig', 'KILL', '--', helm, ...argv]] : [paths[tool], argv];
+      const res = await execa(file, args, {
         env: envs[tool],
         ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' as const }),
         reject: false,

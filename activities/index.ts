@@ -29,6 +29,7 @@ import { notifyActivities } from './notify';
 import { releaseActivities } from './helm-release';
 import { runDbMigrationJob, type DbMigrationJobInput, type DbMigrationJobResult } from './db-migration-job';
 import { createRunner, type CommandRunner } from './exec';
+import { defaultHolder, releaseLeases } from './release-lease';
 
 export interface ActivityDeps {
   helm: string;
@@ -46,8 +47,13 @@ export interface ActivityDeps {
   healthPollMs?: number;
   /** helm's own `--timeout` for upgrade and rollback (default 10 minutes). */
   helmTimeoutMs?: number;
-  /** How old a pending revision of ours must be before it is rolled back (default helm timeout + 2 minutes). */
+  /** How old a pending revision of ours with no lease must be before it is rolled back (default helm timeout + 2 minutes). */
   pendingGraceMs?: number;
+  /**
+   * Hold a Lease per release while helm changes it (default true): a pending revision of ours whose
+   * lease lapsed is rolled back at once. Unit tests of other paths turn it off to keep their argv lists.
+   */
+  releaseLeases?: boolean;
 }
 
 /** A file the fleet names, checked on the worker host that will use it. */
@@ -78,6 +84,9 @@ export function createActivities(deps: ActivityDeps) {
     helmTimeoutMs,
     pendingGraceMs: deps.pendingGraceMs ?? helmTimeoutMs + 2 * 60_000,
     workDir: deps.workDir,
+    ...(deps.releaseLeases === false
+      ? {}
+      : { leases: releaseLeases({ run, workDir: deps.workDir, holder: defaultHolder }) }),
   });
   const { readState, ...releaseSteps } = releases;
 

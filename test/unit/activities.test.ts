@@ -175,7 +175,16 @@ function act<A extends unknown[], R>(fn: (...args: A) => Promise<R>, ...args: No
 
 /** helm's timeout is the production default (10 minutes) unless a test says otherwise. */
 const activitiesWith = (run: CommandRunner, over: Partial<ActivityDeps> = {}) =>
-  createActivities({ helm: 'helm', kubectl: 'kubectl', backupDir, workDir, run, jobPollMs: 5, ...over });
+  createActivities({
+    helm: 'helm',
+    kubectl: 'kubectl',
+    backupDir,
+    workDir,
+    run,
+    jobPollMs: 5,
+    releaseLeases: false,
+    ...over,
+  });
 
 const VALUES = 'hive:\n  configMap:\n    data:\n      database:\n        password: hunter2\n';
 const backupFileOf = (revision: number, upgradeId = UID) =>
@@ -883,6 +892,141 @@ describe('upgradeRelease', () => {
     );
     expect(err).toMatchObject({ type: 'ReleaseLocked', nonRetryable: false });
     expect(r.argvs()[4]?.[3]).toBe('upgrade');
+  });
+});
+
+describe('the release lease (coordination.k8s.io/v1 Lease, held while our helm runs)', () => {
+  const r3: Rev = { revision: 3, status: 'deployed', version: '0.27.2' };
+  const LEASE_GET = [
+    'kubectl',
+    '--kubeconfig',
+    '/kc/w1.yaml',
+    'get',
+    'lease',
+    'skoala-upgrade.skoala-init',
+    '-n',
+    'skoala-system',
+    '--ignore-not-found',
+    '-o',
+    'json',
+  ];
+  const lease = (holder: string, renewedMsAgo: number) =>
+    JSON.stringify({
+      kind: 'Lease',
+      spec: {
+        holderIdentity: holder,
+        leaseDurationSeconds: 30,
+        renewTime: new Date(Date.now() - renewedMsAgo).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z'),
+      },
+    });
+  let archive: Buffer;
+  beforeAll(async () => {
+    archive = await chartArchive('skoala-init', '0.28.1');
+  });
+  const step: Step & { kind: 'upgradeRelease' } = {
+    kind: 'upgradeRelease',
+    release: 'skoala-init',
+    chart: 'skoala-init',
+    repo: REPO,
+    version: '0.28.1',
+    set: [],
+    useBackup: false,
+    valuesFiles: [],
+    fromRevision: 3,
+  };
+  const young = (label = mark(UID, 4)): Rev => ({
+    revision: 4,
+    status: 'pending-upgrade',
+    version: '0.28.1',
+    updated: new Date(Date.now() - 60_000).toISOString().replace('.000Z', 'Z'),
+    description: 'Preparing upgrade',
+    label,
+  });
+
+  it('helm upgrade runs holding it: written before, released after (no holder), the file gone', async () => {
+    const leases: { holder: string; renewTime: string }[] = [];
+    const readLease = async (argv: string[]) => {
+      const doc = parse(await readFile(argv[argv.indexOf('-f') + 1] as string, 'utf8')) as {
+        kind: string;
+        metadata: { name: string };
+        spec: { holderIdentity: string; renewTime: string; leaseDurationSeconds: number };
+      };
+      expect(doc).toMatchObject({ kind: 'Lease', metadata: { name: 'skoala-upgrade.skoala-init' } });
+      leases.push({ holder: doc.spec.holderIdentity, renewTime: doc.spec.renewTime });
+      return 'lease.coordination.k8s.io/skoala-upgrade.skoala-init serverside-applied';
+    };
+    const r = recorder(
+      ...state([r3]),
+      '',
+      pullInto(archive),
+      readLease,
+      '',
+      readLease,
+      ...state([
+        { ...r3, status: 'superseded' },
+        { revision: 4, status: 'deployed', version: '0.28.1', label: mark(UID, 4) },
+      ])
+    );
+    const acts = activitiesWith(r.run, { releaseLeases: true });
+    await expect(act(acts.upgradeRelease, { upgradeId: UID, cluster: w1, step })).resolves.toEqual({
+      revision: 4,
+      alreadyDone: false,
+    });
+    const tools = r
+      .argvs()
+      .map(
+        (a) => `${a[0]} ${a[a.findIndex((x) => ['apply', 'upgrade', 'history', 'get', 'repo', 'pull'].includes(x))]}`
+      );
+    expect(tools).toEqual([
+      'helm history',
+      'kubectl get',
+      'helm repo',
+      'helm pull',
+      'kubectl apply',
+      'helm upgrade',
+      'kubectl apply',
+      'helm history',
+      'kubectl get',
+    ]);
+    expect(leases.map((l) => l.holder)).toEqual([expect.stringMatching(new RegExp(`^${UID}@`)), '']);
+    expect(Date.parse(leases[0]?.renewTime ?? '')).toBeGreaterThan(Date.now() - 60_000);
+    expect(leases[0]?.renewTime).toMatch(/\.\d{6}Z$/); // MicroTime
+    expect(await readdir(workDir)).not.toContainEqual(expect.stringMatching(/^lease-/));
+  });
+
+  it('our pending revision, 1 minute old, its lease lapsed: its helm is gone, rolled back at once (no 12-minute wait)', async () => {
+    const r = recorder(...state([r3, young()]), lease(`${UID}@dead-host/1`, 45_000));
+    const err = await failureOf(
+      act(activitiesWith(r.run, { releaseLeases: true }).upgradeRelease, { upgradeId: UID, cluster: w1, step })
+    );
+    expect(err).toMatchObject({ type: 'PendingRollbackNeeded', nonRetryable: true });
+    expect(r.argvs()).toEqual([HISTORY_W1, LABELS_W1, LEASE_GET]);
+  });
+
+  it('its lease held: waits (heartbeating) until released, then reads the release again: done by that helm', async () => {
+    const r = recorder(
+      ...state([r3, young()]),
+      lease(`${UID}@other-host/7`, 29_000), // lapses in about a second
+      lease('', 0), // released by its helm
+      ...state([
+        { ...r3, status: 'superseded' },
+        { revision: 4, status: 'deployed', version: '0.28.1', label: mark(UID, 4) },
+      ])
+    );
+    const beats: unknown[] = [];
+    env.on('heartbeat', (d: unknown) => beats.push(d));
+    await expect(
+      act(activitiesWith(r.run, { releaseLeases: true }).upgradeRelease, { upgradeId: UID, cluster: w1, step })
+    ).resolves.toEqual({ revision: 4, alreadyDone: true });
+    expect(beats).toContainEqual({ waitingForLease: `${UID}@other-host/7` });
+  });
+
+  it('no lease at all (a revision made before leases): the age rule, young means wait', async () => {
+    const r = recorder(...state([r3, young()]), '');
+    const err = await failureOf(
+      act(activitiesWith(r.run, { releaseLeases: true }).upgradeRelease, { upgradeId: UID, cluster: w1, step })
+    );
+    expect(err).toMatchObject({ type: 'ReleaseLocked', nonRetryable: false });
   });
 });
 

@@ -332,7 +332,8 @@ describe('through createActivities', () => {
     return env.run<A, R, (...args: A) => Promise<R>>(fn, ...args);
   }
   const activitiesWith = (run: CommandRunner) =>
-    createActivities({ helm: 'helm', kubectl: 'kubectl', backupDir, workDir, run, jobPollMs: 5 });
+    // The release lease's kubectl calls are covered in activities.test.ts; here the backup's path only.
+    createActivities({ helm: 'helm', kubectl: 'kubectl', backupDir, workDir, run, jobPollMs: 5, releaseLeases: false });
 
   const GET_VALUES_W1 = [
     'helm',

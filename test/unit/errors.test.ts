@@ -4,6 +4,8 @@
  */
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import { execa } from 'execa';
+import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   classifyStderr,
@@ -416,6 +418,30 @@ describe('createRunner against a real process', () => {
     }
     throw new Error('the command succeeded');
   }
+
+  it('helm dies with the worker process (setpriv --pdeathsig KILL): no orphan goes on changing a release', async () => {
+    const mark = `${300 + Math.floor(Math.random() * 1000)}.${Date.now() % 1000}`;
+    const orphans = async () =>
+      (await execa('ps', ['-eo', 'args'])).stdout.split('\n').filter((l) => l.trim() === `/bin/sleep ${mark}`);
+    // A worker process whose "helm" is a long sleep.
+    const worker = execa(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '--input-type=module',
+        '-e',
+        `import { createRunner } from './activities/exec.ts'; await createRunner({ helm: '/bin/sleep', kubectl: '/bin/true' })('helm', ['${mark}']);`,
+      ],
+      { cwd: path.resolve(__dirname, '../..'), reject: false }
+    );
+    for (let i = 0; i < 100 && (await orphans()).length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await orphans()).toHaveLength(1);
+    worker.kill('SIGKILL');
+    await worker;
+    for (let i = 0; i < 30 && (await orphans()).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await orphans()).toEqual([]);
+  });
 
   it('returns stdout and stderr', async () => {
     await expect(run('helm', ['-e', 'process.stdout.write("[]"); process.stderr.write("warn")'])).resolves.toEqual({
