@@ -44,7 +44,7 @@ export function handleClusterControl(
   const pausedForFailure = () => rollout.paused?.by === ON_FAILURE_PAUSE;
   const anyFailed = () => [...done.values()].some((r) => isFailed(r.outcome));
   const liftPauseIfDecided = () => {
-    if (pausedForFailure() && !anyFailed()) delete rollout.paused;
+    if (pausedForFailure() && !anyFailed()) status.resume();
   };
 
   /** Refuses a command that cannot apply to this cluster now, saying what the cluster is doing. */
@@ -142,12 +142,11 @@ export function handleClusterControl(
     },
     onClusterFailed(result) {
       if (request.options.onFailure !== 'pause' || rollout.paused) return;
-      rollout.paused = {
+      status.pause({
         by: ON_FAILURE_PAUSE,
         reason: `${result.cluster} ${result.outcome}: retry it (npm run retry -- --cluster ${result.cluster} --by NAME) or skip it (npm run skip -- --cluster ${result.cluster} --reason WHY --by NAME), or resume to go on without it`,
         at: new Date().toISOString(),
-      };
-      status.steered();
+      });
     },
     pausedForFailure,
     awaitingDecision: () => request.options.onFailure === 'pause' && pausedForFailure() && anyFailed(),

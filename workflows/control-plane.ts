@@ -25,7 +25,7 @@ export async function upgradeControlPlane(
   acts: Proxies,
   status: FleetStatus
 ): Promise<ClusterResult> {
-  status.phase = 'control-plane';
+  status.enter('control-plane');
   if (plan.skipped) return skippedResult(plan);
   const startedAt = new Date().toISOString();
   status.running(plan);
@@ -45,7 +45,7 @@ export async function upgradeControlPlane(
     });
     if (outcome.rolledBack) {
       const why = `${outcome.rolledBack.cause}; rolled back to revision ${outcome.rolledBack.toRevision}`;
-      status.phase = 'failed';
+      status.enter('failed');
       status.update(plan.cluster.name, { state: 'rolled-back', error: why });
       throw ApplicationFailure.nonRetryable(
         `control plane ${plan.cluster.name} failed and was rolled back, no worker cluster was touched: ${why}`,
@@ -67,7 +67,7 @@ export async function upgradeControlPlane(
   } catch (err) {
     if (isCancellation(err)) throw err; // the upgrade names every cluster's state when it ends cancelled
     if (err instanceof ApplicationFailure && err.type === 'ControlPlaneRolledBack') throw err;
-    status.phase = 'failed';
+    status.enter('failed');
     const manual = rollback && ranDbJob ? `; ${manualRollbackSteps(plan)}` : '';
     status.update(plan.cluster.name, { state: 'failed', error: errorMessage(err) });
     throw ApplicationFailure.nonRetryable(

@@ -46,7 +46,7 @@ export async function fanOut(
   control: ClusterControl
 ): Promise<{ left: ClusterPlan[]; halt: Halt }> {
   const { options } = request;
-  status.phase = 'workers';
+  status.enter('workers');
   const canaries = new Set(options.canaries ?? []);
   const isCanary = (w: ClusterPlan) => canaries.has(w.cluster.name);
   const queue = [
@@ -131,7 +131,7 @@ export async function fanOut(
     queue.splice(0, queue.length, ...queue.filter((w) => left.has(w.cluster.name)));
     round.end();
     if (waves.count > 1)
-      Object.assign(status.rollout, { wave: Math.min(waves.current(done), waves.count - 1) + 1, waves: waves.count });
+      status.wave(Math.min(waves.current(done), waves.count - 1) + 1, waves.count, status.rollout.soakingUntil);
     view.publish([
       ...(waves.count > 1 ? [`wave ${status.rollout.wave}/${waves.count}`] : []),
       ...(status.rollout.paused ? [`PAUSED by ${status.rollout.paused.by}`] : []),
@@ -173,12 +173,12 @@ export async function fanOut(
 async function soak(ms: number, wave: number, waves: number, status: FleetStatus, view: FleetView): Promise<void> {
   const until = new Date(Date.now() + ms).toISOString();
   // `wave` is the index of the wave about to start: its number, 1-based, is wave + 1.
-  Object.assign(status.rollout, { wave: wave + 1, waves, soakingUntil: until });
+  status.wave(wave + 1, waves, until);
   view.publish([`soaking after wave ${wave}/${waves} until ${until}; then wave ${wave + 1}/${waves}`]);
   try {
     await sleep(ms, { summary: `soak before wave ${wave + 1}/${waves}` });
   } finally {
-    delete status.rollout.soakingUntil;
+    status.wave(wave + 1, waves);
   }
 }
 

@@ -31,8 +31,8 @@ export class FleetStatus {
   private currentPhase: Phase = 'preflight';
   /** Called on every change (the UI view coalesces them: see fleet-view.ts). */
   onChange: () => void = () => undefined;
-  /** Waves, soak, pause and approvals given ahead: how the rollout is paced and steered. */
-  readonly rollout: RolloutStatus = {};
+  /** Waves, soak, pause and approvals given ahead: how the rollout is paced and steered. Written only here. */
+  private readonly steering: RolloutStatus = {};
   private readonly clusters = new Map<string, ClusterStatus>();
   /** The newest progress signal taken per cluster: from which child run, and its number there. */
   private readonly lastSeq = new Map<string, { run: string; seq: number }>();
@@ -64,9 +64,58 @@ export class FleetStatus {
     return this.currentPhase;
   }
 
-  set phase(p: Phase) {
+  /** The upgrade's phase; every change goes through here. */
+  enter(p: Phase): void {
     this.currentPhase = p;
     this.onChange();
+  }
+
+  /** How the rollout is paced and steered, to read; the methods below change it. */
+  get rollout(): Readonly<RolloutStatus> {
+    return this.steering;
+  }
+
+  /** What a new run of the upgrade carries over (continue-as-new), or the fleet's CRD change. */
+  carry(r: Partial<RolloutStatus> | undefined): void {
+    Object.assign(this.steering, r);
+  }
+
+  pause(paused: NonNullable<RolloutStatus['paused']>): void {
+    this.steering.paused = paused;
+    this.steered();
+  }
+
+  /** Lifts the pause; returns what it was. */
+  resume(): RolloutStatus['paused'] {
+    const was = this.steering.paused;
+    delete this.steering.paused;
+    this.steered();
+    return was;
+  }
+
+  hold(h: NonNullable<RolloutStatus['holds']>[number]): void {
+    this.steering.holds = [...(this.steering.holds ?? []), h];
+    this.steered();
+  }
+
+  /** Lifts the holds `which` picks; returns them. */
+  release(which: (h: NonNullable<RolloutStatus['holds']>[number]) => boolean) {
+    const lifted = (this.steering.holds ?? []).filter(which);
+    this.steering.holds = (this.steering.holds ?? []).filter((h) => !lifted.includes(h));
+    if (this.steering.holds.length === 0) delete this.steering.holds;
+    this.steered();
+    return lifted;
+  }
+
+  approvedAhead(a: NonNullable<RolloutStatus['aheadApprovals']>[number]): void {
+    this.steering.aheadApprovals = [...(this.steering.aheadApprovals ?? []), a];
+  }
+
+  /** The wave running (1-based) of how many, and the end of the soak before it, if one runs. */
+  wave(wave: number, waves: number, soakingUntil?: string): void {
+    Object.assign(this.steering, { wave, waves });
+    if (soakingUntil) this.steering.soakingUntil = soakingUntil;
+    else delete this.steering.soakingUntil;
   }
 
   /** The workers' labels, known from the fleet file before the plan (holds and approvals ahead given during preflight). */
@@ -197,7 +246,7 @@ export class FleetStatus {
       controlPlane: this.clusters.get(this.controlPlaneName) as ClusterStatus,
       workers: all.filter((c) => c.role === 'worker'),
       pendingApprovals: this.waiting(),
-      ...(Object.keys(this.rollout).length > 0 ? { rollout: { ...this.rollout } } : {}),
+      ...(Object.keys(this.steering).length > 0 ? { rollout: { ...this.steering } } : {}),
       failures: all
         .filter((c) => c.state === 'failed' || c.state === 'rolled-back')
         .map((c) => ({ cluster: c.cluster, error: c.error ?? 'failed' })),

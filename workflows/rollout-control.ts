@@ -82,8 +82,7 @@ export function handleRolloutControl(
   setHandler(
     pauseUpdate,
     (c) => {
-      rollout.paused = { by: c.by.trim(), ...(c.reason ? { reason: c.reason } : {}), at: new Date().toISOString() };
-      status.steered();
+      status.pause({ by: c.by.trim(), ...(c.reason ? { reason: c.reason } : {}), at: new Date().toISOString() });
       log.info('rollout paused: clusters running finish, no new one starts', { by: c.by, reason: c.reason });
       return 'paused: clusters running finish, no new one starts';
     },
@@ -98,9 +97,7 @@ export function handleRolloutControl(
   setHandler(
     resumeUpdate,
     (c) => {
-      const was = rollout.paused;
-      delete rollout.paused;
-      status.steered();
+      const was = status.resume();
       log.info('rollout resumed', { by: c.by, reason: c.reason, pausedBy: was?.by });
       return `resumed (paused by ${was?.by ?? '?'} since ${was?.at ?? '?'})`;
     },
@@ -121,8 +118,7 @@ export function handleRolloutControl(
         ...(c.reason ? { reason: c.reason } : {}),
         at: new Date().toISOString(),
       };
-      rollout.holds = [...(rollout.holds ?? []), hold];
-      status.steered();
+      status.hold(hold);
       log.info('clusters held', { selector: hold.selector, by: hold.by, reason: hold.reason });
       const held = status.notStarted().filter((n) => covers(hold, status.labelsOf(n)));
       return `held ${hold.selector || 'every cluster'}: ${held.length} cluster(s) not started yet will wait (${held.slice(0, 10).join(', ')}${held.length > 10 ? ', ...' : ''})`;
@@ -141,10 +137,7 @@ export function handleRolloutControl(
   setHandler(
     releaseUpdate,
     (c) => {
-      const lifted = (rollout.holds ?? []).filter((h) => c.all || h.selector === c.selector?.trim());
-      rollout.holds = (rollout.holds ?? []).filter((h) => !lifted.includes(h));
-      if (rollout.holds.length === 0) delete rollout.holds;
-      status.steered();
+      const lifted = status.release((h) => !!c.all || h.selector === c.selector?.trim());
       log.info('holds lifted', { by: c.by, selectors: lifted.map((h) => h.selector) });
       return `released ${lifted.map((h) => `${h.selector || 'every cluster'} (held by ${h.by})`).join(', ')}`;
     },
@@ -179,7 +172,7 @@ export function handleRolloutControl(
         ...(a.reason ? { reason: a.reason } : {}),
         ...(rollout.crdDigest ? { digest: rollout.crdDigest } : {}),
       };
-      rollout.aheadApprovals = [...(rollout.aheadApprovals ?? []), approval];
+      status.approvedAhead(approval);
       return decideAhead(
         approval,
         status.waiting().filter((c) => covers(approval, status.labelsOf(c)))

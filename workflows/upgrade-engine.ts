@@ -88,7 +88,7 @@ export async function upgradeEngine(input: UpgradeEngineInput): Promise<UpgradeR
   });
 
   const notify = notifier(notifyContextOf(request));
-  Object.assign(status.rollout, carried?.rollout);
+  status.carry(carried?.rollout);
   try {
     // 1. Preflight (read-only), and the rules decided once: the plan follows from both.
     const facts = carried?.facts ?? (await preflight(request, acts).catch(failWith(status)));
@@ -96,7 +96,7 @@ export async function upgradeEngine(input: UpgradeEngineInput): Promise<UpgradeR
     const plan = planOrRefuse(request, facts, rules, status);
     // What an approval given ahead names: computed from the plan, so every run of the upgrade agrees.
     const crdDigest = fleetCrdDigest(plan);
-    if (crdDigest) Object.assign(status.rollout, { crdDigest, crdChange: fleetCrdChange(plan) });
+    if (crdDigest) status.carry({ crdDigest, crdChange: fleetCrdChange(plan) });
     const perRun = request.tuning?.childrenPerRun ?? 200;
     if (!carried) {
       // Before the DB Job or any upgrade: the images the plan needs are in their registries.
@@ -129,7 +129,7 @@ export async function upgradeEngine(input: UpgradeEngineInput): Promise<UpgradeR
       await continueWith(request, { facts, rules, controlPlane, workers: [...done.values()] }, status);
     }
 
-    status.phase = 'done';
+    status.enter('done');
     view.publish(halt ? [`stopped: ${halt.reason}`] : []);
     const workers = plan.workers.map((w) => done.get(w.cluster.name) ?? outcomeOf(w, 'not-started'));
     const counts = countOutcomes([controlPlane, ...workers]);
@@ -152,7 +152,7 @@ export async function upgradeEngine(input: UpgradeEngineInput): Promise<UpgradeR
     });
     await CancellationScope.nonCancellable(() => notify.flush());
     if (!cancelled) {
-      status.phase = 'failed';
+      status.enter('failed');
       view.publish([errorMessage(err).split('\n')[0] ?? '']);
       throw err;
     }
@@ -187,7 +187,7 @@ const isContinueAsNew = (err: unknown): boolean => err instanceof ContinueAsNew;
 const failWith =
   (status: FleetStatus) =>
   (err: unknown): never => {
-    if (!isCancellation(err)) status.phase = 'failed';
+    if (!isCancellation(err)) status.enter('failed');
     throw err;
   };
 
@@ -197,7 +197,7 @@ function planOrRefuse(request: UpgradeRequest, facts: FleetFacts, rules: RuleDec
     status.planned(plan);
     return plan;
   } catch (err) {
-    status.phase = 'failed';
+    status.enter('failed');
     if (err instanceof PlanRefused)
       throw ApplicationFailure.nonRetryable(`upgrade refused: ${err.message}`, 'PlanRefused');
     throw err;

@@ -14,6 +14,7 @@ import { buildRequest } from '../../scripts/commands/plan';
 import { startUpgrade } from '../../scripts/commands/start-upgrade';
 import { startLocalStack, type LocalStack } from '../../scripts/lib/local-stack';
 import type { UpgradeResult } from '../../runbook/types';
+import { statusQuery } from '../../workflows/messages';
 import { waitForStatus } from '../workflow/harness';
 import { buildWorkflowBundle, startWorkerProcess, type WorkerProcess } from '../helpers/worker-process';
 import { kube, NS } from './kube';
@@ -76,9 +77,11 @@ describe('a worker killed inside helm upgrade', () => {
   it('its pending revision is rolled back at once by the next worker (lease lapsed) and upgraded, within a minute', async () => {
     // The first host's helm: the real one, with --wait on upgrades (so it is caught mid-upgrade).
     const slowHelm = path.join(hostDir, 'helm-wait');
+    // (Only skoala-init's: the control plane upgrades as usual.)
+    const helm = stack.sandbox.tools.helm;
     await writeFile(
       slowHelm,
-      `#!/bin/sh\nfor a in "$@"; do [ "$a" = upgrade ] && exec "${stack.sandbox.tools.helm}" "$@" --wait --timeout 5m; done\nexec "${stack.sandbox.tools.helm}" "$@"\n`
+      `#!/bin/sh\ncase " $* " in *" upgrade "*" skoala-init "*) exec "${helm}" "$@" --wait --timeout 5m;; esac\nexec "${helm}" "$@"\n`
     );
     await chmod(slowHelm, 0o755);
     const first = worker('host-a', slowHelm);
@@ -90,7 +93,10 @@ describe('a worker killed inside helm upgrade', () => {
 
     for (let i = 0; i < 600 && (await history()).at(-1)?.status !== 'pending-upgrade'; i++)
       await new Promise((r) => setTimeout(r, 200));
-    expect((await history()).at(-1)?.status).toBe('pending-upgrade');
+    expect(
+      (await history()).at(-1)?.status,
+      `${first.output().slice(-3000)}\n${JSON.stringify(await handle.query(statusQuery))}`
+    ).toBe('pending-upgrade');
     const lease = JSON.parse(
       await k.kubectl(w1(), ['get', 'lease', 'skoala-upgrade.skoala-init', '-n', NS, '-o', 'json'])
     ) as {
@@ -114,6 +120,7 @@ describe('a worker killed inside helm upgrade', () => {
     await second.polling;
     await waitForStatus(handle, (s) => s.pendingApprovals.includes('worker-1'), 120_000);
     const recovered = Date.now() - t0;
+    console.log(`worker-killed: worker-1 at its gate ${recovered} ms after the new worker started`);
     await approve({ all: true, by: 'e2e', workflowId: handle.workflowId }, client);
     const result = (await handle.result()) as UpgradeResult;
     expect(result.workers.map((w) => w.outcome)).toEqual(['upgraded']);
