@@ -82,7 +82,6 @@ export function crdGate(d: GateDeps) {
       return `cluster ${cluster} was already ${decision.approved ? 'approved' : 'rejected'} by ${decision.by} at ${decision.at}`;
     if (closed) return `the gate of cluster ${cluster} closed: ${closed}`;
     if (!waiting) return `cluster ${cluster} is not waiting for approval yet (${d.state()})`;
-    if (checking) return `an approval of cluster ${cluster} is being checked against a fresh preview: try again`;
     const policyRefusal = approverRefusal(policy, x.by, x.approve);
     if (policyRefusal) return policyRefusal;
     if (
@@ -169,12 +168,25 @@ export function crdGate(d: GateDeps) {
     );
   }
 
-  setHandler(decideCrdUpdate, decide, {
-    validator: (x) => {
-      const why = refusal(x);
-      if (why) throw refuse(why);
+  setHandler(
+    decideCrdUpdate,
+    async (x) => {
+      // Two decisions at once (a person's and an approve-all): the second waits for the first's
+      // check, then gets a definite answer (decided, or why not) instead of "try again".
+      if (checking) {
+        await condition(() => !checking);
+        const why = refusal(x);
+        if (why) throw refuse(why);
+      }
+      return decide(x);
     },
-  });
+    {
+      validator: (x) => {
+        const why = refusal(x);
+        if (why) throw refuse(why);
+      },
+    }
+  );
   setHandler(crdDecisionSignal, async (x) => {
     // Signals queue behind an approval being checked (e.g. two approvals given ahead, sent together).
     if (checking) await condition(() => !checking);

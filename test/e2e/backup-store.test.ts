@@ -16,7 +16,7 @@ import { buildRequest } from '../../scripts/commands/plan';
 import { startUpgrade } from '../../scripts/commands/start-upgrade';
 import { startLocalStack, type LocalStack } from '../../scripts/lib/local-stack';
 import { waitForStatus } from '../workflow/harness';
-import { buildWorkflowBundle, startWorkerProcess, type WorkerProcess } from '../helpers/worker-process';
+import { buildWorkflowBundle, stackWorkerEnv, startWorkerProcess, type WorkerProcess } from '../helpers/worker-process';
 import { kube, NS } from './kube';
 
 let stack: LocalStack;
@@ -51,16 +51,11 @@ afterAll(async () => {
 /** A worker on its own host: its own backup and work directories. */
 function workerOnHost(host: string): WorkerProcess {
   const w = startWorkerProcess(
-    {
-      TEMPORAL_ADDRESS: stack.temporal.address,
-      SKOALA_TASK_QUEUE: stack.taskQueue,
-      SKOALA_HELM: stack.sandbox.tools.helm,
-      SKOALA_KUBECTL: stack.sandbox.tools.kubectl,
-      SKOALA_BACKUP_DIR: path.join(hostDir, host, 'backups'),
-      SKOALA_WORK_DIR: path.join(hostDir, host, 'work'),
-      SKOALA_WORKFLOW_BUNDLE: bundle,
-      ...stack.sandbox.helmEnv,
-    },
+    stackWorkerEnv(stack, {
+      backupDir: path.join(hostDir, host, 'backups'),
+      workDir: path.join(hostDir, host, 'work'),
+      bundle,
+    }),
     host
   );
   workers.push(w);

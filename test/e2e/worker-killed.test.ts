@@ -16,7 +16,7 @@ import { startLocalStack, type LocalStack } from '../../scripts/lib/local-stack'
 import type { UpgradeResult } from '../../runbook/types';
 import { statusQuery } from '../../workflows/messages';
 import { waitForStatus } from '../workflow/harness';
-import { buildWorkflowBundle, startWorkerProcess, type WorkerProcess } from '../helpers/worker-process';
+import { buildWorkflowBundle, stackWorkerEnv, startWorkerProcess, type WorkerProcess } from '../helpers/worker-process';
 import { kube, NS } from './kube';
 
 let stack: LocalStack;
@@ -49,16 +49,12 @@ afterAll(async () => {
 
 function worker(host: string, helm: string): WorkerProcess {
   const w = startWorkerProcess(
-    {
-      TEMPORAL_ADDRESS: stack.temporal.address,
-      SKOALA_TASK_QUEUE: stack.taskQueue,
-      SKOALA_HELM: helm,
-      SKOALA_KUBECTL: stack.sandbox.tools.kubectl,
-      SKOALA_BACKUP_DIR: path.join(hostDir, 'backups'),
-      SKOALA_WORK_DIR: path.join(hostDir, host),
-      SKOALA_WORKFLOW_BUNDLE: bundle,
-      ...stack.sandbox.helmEnv,
-    },
+    stackWorkerEnv(stack, {
+      backupDir: path.join(hostDir, 'backups'),
+      workDir: path.join(hostDir, host),
+      bundle,
+      helm,
+    }),
     host
   );
   workers.push(w);

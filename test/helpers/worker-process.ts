@@ -6,6 +6,7 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 import { execa, type ResultPromise } from 'execa';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { LocalStack } from '../../scripts/lib/local-stack';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -53,5 +54,22 @@ export function startWorkerProcess(env: NodeJS.ProcessEnv, name = 'worker'): Wor
       await child;
       clearTimeout(timer);
     },
+  };
+}
+
+/** The environment of a worker process for a local stack, on a "host" of its own directories. */
+export function stackWorkerEnv(
+  stack: Pick<LocalStack, 'temporal' | 'taskQueue' | 'sandbox'>,
+  host: { backupDir: string; workDir: string; bundle: string; helm?: string }
+): NodeJS.ProcessEnv {
+  return {
+    TEMPORAL_ADDRESS: stack.temporal.address,
+    SKOALA_TASK_QUEUE: stack.taskQueue,
+    SKOALA_HELM: host.helm ?? stack.sandbox.tools.helm,
+    SKOALA_KUBECTL: stack.sandbox.tools.kubectl,
+    SKOALA_BACKUP_DIR: host.backupDir,
+    SKOALA_WORK_DIR: host.workDir,
+    SKOALA_WORKFLOW_BUNDLE: host.bundle,
+    ...stack.sandbox.helmEnv,
   };
 }

@@ -3,7 +3,7 @@
  * cancel during the control plane and at the gates, approve-all with a closed child and with
  * lagging status, and a rerun that finishes a rejected CRD step.
  */
-import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { upgradeEngine } from '../../workflows';
@@ -126,8 +126,11 @@ describe('approve-all', () => {
       const handle = await start(requestFor(fleet), tq);
       await waitForStatus(handle, (s) => s.pendingApprovals.length === 2);
       // Approve worker-1 on its own gate and ask the parent at once, before worker-1's news can reach it.
-      const [, answer] = await Promise.all([
-        approveGate(child(handle, 'worker-1'), 'worker-1', 'alice'),
+      // (When bob's reaches worker-1 first, alice's is refused naming bob's decision: one outcome each.)
+      const [alice, answer] = await Promise.all([
+        approveGate(child(handle, 'worker-1'), 'worker-1', 'alice').catch((e: unknown) =>
+          e instanceof WorkflowUpdateFailedError ? `refused: ${e.cause?.message}` : Promise.reject(e)
+        ),
         approveWaiting(handle, 'bob'),
       ]);
       const result = await handle.result();
@@ -135,6 +138,9 @@ describe('approve-all', () => {
       // Whatever the order the two calls landed in, bob's answer names exactly the gates bob decided.
       expect(answer.decided.sort()).toEqual(Object.keys(by).filter((c) => by[c] === 'bob'));
       expect(by['worker-2']).toBe('bob');
+      expect(alice).toMatch(
+        by['worker-1'] === 'alice' ? /^worker-1: CRD step approved by alice/ : /^refused: .*approved by bob/
+      );
       for (const n of answer.notDecided)
         expect(n).toEqual({ cluster: 'worker-1', reason: expect.stringMatching(/worker-1/) });
     });
