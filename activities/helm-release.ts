@@ -78,14 +78,20 @@ export function releaseActivities(deps: ReleaseDeps) {
     Date.now() - Date.parse(facts.updated ?? '') > deps.pendingGraceMs;
 
   /** Runs a helm that changes the release while holding its lease. */
-  const holding = <T>(cluster: ClusterRef, release: ReleaseName, upgradeId: string, work: () => Promise<T>) =>
-    deps.leases ? deps.leases.holding(cluster, release, upgradeId, work) : work();
+  const holding = <T>(
+    cluster: ClusterRef,
+    release: ReleaseName,
+    upgradeId: string,
+    revision: number,
+    work: () => Promise<T>
+  ) => (deps.leases ? deps.leases.holding(cluster, release, upgradeId, revision, work) : work());
 
   /**
    * Whether the helm of ours that left this revision pending is gone. Its lease says so directly:
    * held, it runs (another attempt, another worker): wait here, heartbeating, until it is released or
    * lapses, then `waited` (read the release again); released or lapsed, `gone` at once. A revision
-   * with no lease was made before leases: gone once older than the grace, else `young`.
+   * with no lease for it (made before leases, or by a helm run by hand): gone once older than the
+   * grace, else `young`.
    */
   async function pendingOwner(
     cluster: ClusterRef,
@@ -93,11 +99,12 @@ export function releaseActivities(deps: ReleaseDeps) {
     facts: ReleaseFacts
   ): Promise<'gone' | 'young' | 'waited'> {
     let waited = false;
-    for (
-      let lease = await deps.leases?.read(cluster, release);
-      lease;
-      lease = await deps.leases?.read(cluster, release)
-    ) {
+    // Only a lease for this very revision speaks for it (one for another revision: made without one).
+    const forThis = async () => {
+      const lease = await deps.leases?.read(cluster, release);
+      return lease?.revision === facts.revision ? lease : undefined;
+    };
+    for (let lease = await forThis(); lease; lease = await forThis()) {
       const left = lease.expiresAt - Date.now();
       if (left <= 0) return waited ? 'waited' : 'gone';
       if (!waited)
@@ -179,7 +186,7 @@ export function releaseActivities(deps: ReleaseDeps) {
     // Job templates are immutable: the admission Jobs block a rollback as they block an upgrade.
     // Deleted here, once a rollback is certain, so a cluster the upgrade never changed is left as it is.
     if (input.deleteJobs?.length) await run('kubectl', cmd.kubectlDeleteJobs(cluster, input.deleteJobs));
-    await holding(cluster, release, upgradeId, () =>
+    await holding(cluster, release, upgradeId, current.revision + 1, () =>
       run('helm', cmd.helmRollback(cluster, release, revision, helmDuration(deps.helmTimeoutMs)), {
         timeoutMs: deps.helmTimeoutMs + 60_000,
         cluster: cluster.name,
@@ -266,7 +273,7 @@ export function releaseActivities(deps: ReleaseDeps) {
       // A chart that is not the pinned one is refused here, before helm runs.
       const chart = await deps.charts.get(step, { cluster: cluster.name });
       if (input.deleteJobs?.length) await run('kubectl', cmd.kubectlDeleteJobs(cluster, input.deleteJobs));
-      await holding(cluster, step.release, upgradeId, () =>
+      await holding(cluster, step.release, upgradeId, next, () =>
         run(
           'helm',
           cmd.helmUpgrade(
@@ -323,7 +330,7 @@ export function releaseActivities(deps: ReleaseDeps) {
           to: input.revision,
         });
         if (input.deleteJobs?.length) await run('kubectl', cmd.kubectlDeleteJobs(input.cluster, input.deleteJobs));
-        await holding(input.cluster, input.release, input.upgradeId, () =>
+        await holding(input.cluster, input.release, input.upgradeId, (facts.revision ?? 0) + 1, () =>
           run(
             'helm',
             cmd.helmRollback(input.cluster, input.release, input.revision, helmDuration(deps.helmTimeoutMs)),

@@ -4,7 +4,8 @@
  * helm is still there: a lease held means wait; a lease expired or released means the worker that
  * ran it is gone (helm runs under `setpriv --pdeathsig`, see exec.ts, so it went with it) and the
  * revision can be rolled back at once, instead of guessing from its age. A pending revision with no
- * lease at all was made before leases: the age rule still applies to it.
+ * lease, or a lease for another revision, was not made under one (before leases, or a helm run by
+ * hand): the age rule still applies to it.
  */
 import { log } from '@temporalio/activity';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -22,8 +23,13 @@ export const RENEW_MS = 10_000;
 
 export const leaseName = (release: ReleaseName): string => `skoala-upgrade.${release}`;
 
+/** The revision the lease covers: the one its helm creates. */
+export const LEASE_REVISION = 'skoala-upgrade.io/revision';
+
 export interface LeaseState {
   holder: string;
+  /** The revision its helm creates: a pending revision under another number was not made under it. */
+  revision?: number;
   /** When it lapses (ms since the epoch); a released lease has lapsed. */
   expiresAt: number;
 }
@@ -43,7 +49,13 @@ export const defaultHolder = (upgradeId: string): string => `${upgradeId}@${host
 export function releaseLeases(deps: LeaseDeps) {
   const { run } = deps;
 
-  async function write(cluster: ClusterRef, release: ReleaseName, holder: string, held: boolean): Promise<void> {
+  async function write(
+    cluster: ClusterRef,
+    release: ReleaseName,
+    holder: string,
+    revision: number,
+    held: boolean
+  ): Promise<void> {
     const now = Date.now();
     const dir = await mkdtemp(path.join(deps.workDir, 'lease-'));
     try {
@@ -53,7 +65,11 @@ export function releaseLeases(deps: LeaseDeps) {
         stringify({
           apiVersion: 'coordination.k8s.io/v1',
           kind: 'Lease',
-          metadata: { name: leaseName(release), labels: { 'app.kubernetes.io/managed-by': 'skoala-upgrade' } },
+          metadata: {
+            name: leaseName(release),
+            labels: { 'app.kubernetes.io/managed-by': 'skoala-upgrade' },
+            annotations: { [LEASE_REVISION]: String(revision) },
+          },
           spec: {
             // Released: no holder, and a renewal time already past its duration.
             holderIdentity: held ? holder : '',
@@ -77,24 +93,37 @@ export function releaseLeases(deps: LeaseDeps) {
         })
       ).stdout.trim();
       if (!out) return undefined;
-      const spec = (
-        JSON.parse(out) as { spec?: { holderIdentity?: string; renewTime?: string; leaseDurationSeconds?: number } }
-      ).spec;
+      const lease = JSON.parse(out) as {
+        metadata?: { annotations?: Record<string, string> };
+        spec?: { holderIdentity?: string; renewTime?: string; leaseDurationSeconds?: number };
+      };
+      const spec = lease.spec;
+      const revision = Number(lease.metadata?.annotations?.[LEASE_REVISION]);
       const renewed = Date.parse(spec?.renewTime ?? '');
       const holder = spec?.holderIdentity ?? '';
       return {
         holder,
+        ...(Number.isInteger(revision) ? { revision } : {}),
         expiresAt:
           holder && Number.isFinite(renewed) ? renewed + (spec?.leaseDurationSeconds ?? LEASE_SECONDS) * 1000 : 0,
       };
     },
 
-    /** Runs `work` (a helm that changes the release) holding the release's lease, renewed until it ends. */
-    async holding<T>(cluster: ClusterRef, release: ReleaseName, upgradeId: string, work: () => Promise<T>): Promise<T> {
+    /**
+     * Runs `work` (a helm that creates revision `revision` of the release) holding the release's
+     * lease, renewed until it ends.
+     */
+    async holding<T>(
+      cluster: ClusterRef,
+      release: ReleaseName,
+      upgradeId: string,
+      revision: number,
+      work: () => Promise<T>
+    ): Promise<T> {
       const holder = deps.holder(upgradeId);
-      await write(cluster, release, holder, true);
+      await write(cluster, release, holder, revision, true);
       const renew = setInterval(() => {
-        write(cluster, release, holder, true).catch((err: unknown) =>
+        write(cluster, release, holder, revision, true).catch((err: unknown) =>
           log.warn('could not renew the release lease', { cluster: cluster.name, release, error: String(err) })
         );
       }, RENEW_MS);
@@ -103,7 +132,7 @@ export function releaseLeases(deps: LeaseDeps) {
       } finally {
         clearInterval(renew);
         // Released whether helm ended or was killed: either way no helm of ours runs on it now.
-        await write(cluster, release, holder, false).catch((err: unknown) =>
+        await write(cluster, release, holder, revision, false).catch((err: unknown) =>
           log.warn('could not release the release lease', { cluster: cluster.name, release, error: String(err) })
         );
       }

@@ -131,7 +131,7 @@ describe('npm run demo', () => {
     expect(run.exitCode, run.all).toBe(0);
     expect(run.all).toMatch(/\[demo\] Temporal UI: http:\/\/127\.0\.0\.1:\d+/);
     expect(run.all).toMatch(/approved the CRD step of worker-1/);
-    expect(run.all).toMatch(/│ worker-2 +│ worker +│ upgraded +│ +│ 0\.18\.0 │ 0\.19\.2 │/);
+    expect(run.all).toMatch(/│ worker-2 +│ worker +│ upgraded +│ verifyRelease +│ 0\.18\.0 │ 0\.19\.2 │/);
     expect(serverProcesses(mark)).toEqual(new Set());
     // The server's log went to the file the demo named, not to its stdout or stderr; the same
     // patterns find the server's lines in that file (else the absence below proves nothing).
@@ -163,7 +163,7 @@ describe('npm run demo', () => {
     serverLogOf(run.all);
     expect(run.exitCode, run.all).toBe(1);
     expect(run.all).toMatch(
-      /worker-1: rolled-back: .*deployment\/skoala-agent: .*ProgressDeadlineExceeded.*; rolled back to revision 1/
+      /worker-1: rolled-back \(verifyWorkloads\): .*deployment\/skoala-agent: .*ProgressDeadlineExceeded.*; rolled back to revision 1/
     );
     expect(run.all).toMatch(/│ worker-1 +│ worker +│ rolled-back /);
     expect(run.all).toMatch(/│ worker-2 +│ worker +│ not-started .*│ not started: canary worker-1 ended rolled-back/);

@@ -910,9 +910,10 @@ describe('the release lease (coordination.k8s.io/v1 Lease, held while our helm r
     '-o',
     'json',
   ];
-  const lease = (holder: string, renewedMsAgo: number) =>
+  const lease = (holder: string, renewedMsAgo: number, revision = 4) =>
     JSON.stringify({
       kind: 'Lease',
+      metadata: { annotations: { 'skoala-upgrade.io/revision': String(revision) } },
       spec: {
         holderIdentity: holder,
         leaseDurationSeconds: 30,
@@ -948,10 +949,14 @@ describe('the release lease (coordination.k8s.io/v1 Lease, held while our helm r
     const readLease = async (argv: string[]) => {
       const doc = parse(await readFile(argv[argv.indexOf('-f') + 1] as string, 'utf8')) as {
         kind: string;
-        metadata: { name: string };
+        metadata: { name: string; annotations: Record<string, string> };
         spec: { holderIdentity: string; renewTime: string; leaseDurationSeconds: number };
       };
-      expect(doc).toMatchObject({ kind: 'Lease', metadata: { name: 'skoala-upgrade.skoala-init' } });
+      // It names the revision its helm creates (4): only that revision is spoken for by it.
+      expect(doc).toMatchObject({
+        kind: 'Lease',
+        metadata: { name: 'skoala-upgrade.skoala-init', annotations: { 'skoala-upgrade.io/revision': '4' } },
+      });
       leases.push({ holder: doc.spec.holderIdentity, renewTime: doc.spec.renewTime });
       return 'lease.coordination.k8s.io/skoala-upgrade.skoala-init serverside-applied';
     };
@@ -1019,6 +1024,14 @@ describe('the release lease (coordination.k8s.io/v1 Lease, held while our helm r
       act(activitiesWith(r.run, { releaseLeases: true }).upgradeRelease, { upgradeId: UID, cluster: w1, step })
     ).resolves.toEqual({ revision: 4, alreadyDone: true });
     expect(beats).toContainEqual({ waitingForLease: `${UID}@other-host/7` });
+  });
+
+  it('a lease for another revision (a helm run by hand made this one): the age rule, young means wait', async () => {
+    const r = recorder(...state([r3, young()]), lease(`${UID}@dead-host/1`, 45_000, 3));
+    const err = await failureOf(
+      act(activitiesWith(r.run, { releaseLeases: true }).upgradeRelease, { upgradeId: UID, cluster: w1, step })
+    );
+    expect(err).toMatchObject({ type: 'ReleaseLocked', nonRetryable: false });
   });
 
   it('no lease at all (a revision made before leases): the age rule, young means wait', async () => {
