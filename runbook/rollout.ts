@@ -91,6 +91,12 @@ export interface RoundInput {
   soakedBefore: number;
   /** How many children this run may still start (continue-as-new keeps each run's history small). */
   startsLeft: () => number;
+  /**
+   * A cluster a person retried starts even past the run's share: it was told "will start again",
+   * and a stop that comes before the next run would leave it not-started. (The workflow asks a
+   * patch: upgrades started before the rule keep the old one.)
+   */
+  retriesKeepTheirWord?: () => boolean;
   cancelled: () => boolean;
   halted: () => boolean;
   paused: () => boolean;
@@ -114,9 +120,10 @@ export interface RoundInput {
 export function planRound(r: RoundInput): { soak?: { wave: number; from: number } } {
   const { queue } = r;
   let i = r.from ?? 0;
-  while (!r.cancelled() && r.running.size < r.maxParallel && i < queue.length && r.startsLeft() > 0) {
+  while (!r.cancelled() && r.running.size < r.maxParallel && i < queue.length) {
     const next = queue[i] as Queued;
     const asked = r.retried.has(next.cluster);
+    if (r.startsLeft() <= 0 && !(asked && (r.retriesKeepTheirWord?.() ?? true))) break;
     // Stopped or paused, nothing starts; except a cluster an operator retried, unless a person paused.
     if (r.halted() && !asked) break;
     if (r.paused() && !(r.pausedForFailure() && asked)) break;
@@ -141,4 +148,32 @@ export function planRound(r: RoundInput): { soak?: { wave: number; from: number 
     else r.start(next.cluster);
   }
   return {};
+}
+
+/** What the run knows when no child runs and no retry is pending: may a person still move it on? */
+export interface RunAtRest {
+  /** Clusters queued, not started. */
+  queued: number;
+  /** One of them a person retried (asked only when it matters: the workflow answers with a patch). */
+  retriedQueued: () => boolean;
+  cancelled: boolean;
+  /** Asked only when something is queued (as the fan-out always has). */
+  halted: () => boolean;
+  startsLeft: number;
+  paused: boolean;
+  /** A hold or a closed window keeps one back. */
+  keptBack: boolean;
+  /** `--on-failure pause` waits for a decision on a failed cluster. */
+  awaitingDecision: boolean;
+}
+
+/**
+ * True while the run waits for a person (resume, release, a window, a decision); false when it
+ * ends here: cancelled, stopped, finished, or out of starts (then it continues as new). A retried
+ * cluster keeps the run open through a stop or a person's pause: it was told it would start.
+ */
+export function steerable(s: RunAtRest): boolean {
+  if (s.cancelled) return false;
+  const mayStartLater = s.queued > 0 && ((!s.halted() && s.startsLeft > 0) || s.retriedQueued());
+  return (mayStartLater && (s.paused || s.keptBack)) || s.awaitingDecision;
 }

@@ -32,17 +32,13 @@ export interface ClusterControl {
   pausedForFailure(): boolean;
 }
 
-export function handleClusterControl(
-  status: FleetStatus,
-  request: UpgradeRequest,
-  done: Map<string, ClusterResult>
-): ClusterControl {
+export function handleClusterControl(status: FleetStatus, request: UpgradeRequest): ClusterControl {
   const workers = new Set(request.fleet.workers.map((w) => w.name));
   const retries: string[] = [];
   let moves = 0;
   const { rollout } = status;
   const pausedForFailure = () => rollout.paused?.by === ON_FAILURE_PAUSE;
-  const anyFailed = () => [...done.values()].some((r) => isFailed(r.outcome));
+  const anyFailed = () => [...status.ended.values()].some((r) => isFailed(r.outcome));
   const liftPauseIfDecided = () => {
     if (pausedForFailure() && !anyFailed()) status.resume();
   };
@@ -93,12 +89,11 @@ export function handleClusterControl(
   setHandler(
     retryClusterUpdate,
     (c) => {
-      const before = done.get(c.cluster);
-      done.delete(c.cluster);
+      const before = status.ended.get(c.cluster);
       retries.push(c.cluster);
       moves++;
       const why = `retry asked by ${c.by.trim()}${c.reason ? `: ${c.reason}` : ''} (it had ${before?.outcome ?? 'failed'}: ${before?.error ?? 'no cause given'})`;
-      status.update(c.cluster, { state: 'pending', error: undefined, step: undefined, waitingFor: why });
+      status.reopened(c.cluster, why);
       liftPauseIfDecided();
       status.steered();
       log.info('cluster retried', { cluster: c.cluster, by: c.by, reason: c.reason });
@@ -111,7 +106,7 @@ export function handleClusterControl(
     skipClusterUpdate,
     (c) => {
       const s = check(c, 'skip');
-      const before = done.get(c.cluster);
+      const before = status.ended.get(c.cluster);
       // Skipping a canary sets it aside: the others go on (fan-out.ts), and status says so.
       const canary = request.options.canaries?.includes(c.cluster) ?? false;
       const result: ClusterResult = {
@@ -124,7 +119,6 @@ export function handleClusterControl(
         ...(before?.startedAt ? { startedAt: before.startedAt } : {}),
         finishedAt: new Date().toISOString(),
       };
-      done.set(c.cluster, result);
       status.finished(result);
       moves++;
       liftPauseIfDecided();

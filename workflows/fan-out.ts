@@ -16,7 +16,7 @@ import {
 import type { ClusterPlan, ClusterResult, Plan, StepKind, UpgradeRequest } from '../runbook/types';
 import type { SearchAttributePair } from '@temporalio/common';
 import { SKOALA_CLUSTER, SKOALA_FLEET, SKOALA_PHASE, SKOALA_VERSION } from '../runbook/search-attributes';
-import { haltReason, planRound, wavesOf, type Halt, type Waves } from '../runbook/rollout';
+import { haltReason, planRound, steerable, wavesOf, type Halt, type Waves } from '../runbook/rollout';
 import { skippedResult } from './control-plane';
 import { errorMessage } from './errors';
 import type { FleetStatus } from './fleet-status';
@@ -40,13 +40,13 @@ export async function fanOut(
   plan: Plan,
   request: UpgradeRequest,
   status: FleetStatus,
-  done: Map<string, ClusterResult>,
   notify: Notifier,
   view: FleetView,
   control: ClusterControl
 ): Promise<{ left: ClusterPlan[]; halt: Halt }> {
   const { options } = request;
   status.enter('workers');
+  const done = status.ended;
   const canaries = new Set(options.canaries ?? []);
   const isCanary = (w: ClusterPlan) => canaries.has(w.cluster.name);
   const queue = [
@@ -103,6 +103,8 @@ export async function fanOut(
         soakMs: options.soakMs,
         soakedBefore,
         startsLeft: () => perRun - startedThisRun,
+        // Added after v8 histories were recorded: upgrades already running keep the old rule.
+        retriesKeepTheirWord: () => patched('retried-cluster-always-starts'),
         cancelled,
         halted: () => check() !== undefined,
         paused,
@@ -112,11 +114,10 @@ export async function fanOut(
           const next = planOf(name);
           status.running(next);
           startedThisRun++;
-          running.set(name, runChild(next, request, status, done, notify, control));
+          running.set(name, runChild(next, request, status, notify, control));
         },
         finishPlanned: (name) => {
           const next = planOf(name);
-          done.set(name, skippedResult(next));
           status.finished(skippedResult(next));
         },
         from,
@@ -138,10 +139,18 @@ export async function fanOut(
       ...(round.keptBack > 0 ? [`${round.keptBack} kept back by holds or windows`] : []),
       ...(halt ? [`stopped: ${halt.reason}`] : []),
     ]);
-    const mayStartLater = queue.length > 0 && !cancelled() && !check() && startedThisRun < perRun;
-    const steerable =
-      (mayStartLater && (paused() || round.keptBack > 0)) || (!cancelled() && control.awaitingDecision());
-    if (running.size === 0 && !steerable && control.retries.length === 0) break;
+    const atRest = steerable({
+      queued: queue.length,
+      // Added after v8 histories were recorded: upgrades already running keep the old rule.
+      retriedQueued: () => queue.some((w) => retried.has(w.cluster.name)) && patched('retried-cluster-always-starts'),
+      cancelled: cancelled(),
+      halted: () => check() !== undefined,
+      startsLeft: perRun - startedThisRun,
+      paused: paused(),
+      keptBack: round.keptBack > 0,
+      awaitingDecision: control.awaitingDecision(),
+    });
+    if (running.size === 0 && !atRest && control.retries.length === 0) break;
     // Also wake when resumed, released, a window opens, a cluster is retried or skipped, not only when a child ends.
     const seen = status.steers;
     // Once cancelled, only the children ending matter (a scope made now would be cancelled at once:
@@ -151,7 +160,7 @@ export async function fanOut(
       ? undefined
       : wakeScope
           .run(() =>
-            steerable && round.opensAt !== undefined
+            atRest && round.opensAt !== undefined
               ? condition(() => status.steers !== seen || cancelled(), Math.max(1, round.opensAt - Date.now()), {
                   summary: 'a maintenance window opens',
                 }).then(() => undefined)
@@ -187,7 +196,6 @@ async function runChild(
   plan: ClusterPlan,
   request: UpgradeRequest,
   status: FleetStatus,
-  done: Map<string, ClusterResult>,
   notify: Notifier,
   control: ClusterControl
 ): Promise<string> {
@@ -238,7 +246,6 @@ async function runChild(
       finishedAt: new Date().toISOString(),
     };
   }
-  done.set(name, result);
   status.finished(result);
   if (result.outcome === 'failed' || result.outcome === 'rolled-back') control.onClusterFailed(result);
   if (result.outcome === 'failed' || result.outcome === 'rolled-back')
@@ -259,7 +266,12 @@ const childAttributes = (request: UpgradeRequest, cluster: string): SearchAttrib
 ];
 
 /** Tells the webhook about every wave that finished since `before`; returns the current wave. */
-function notifyWavesEnded(before: number, waves: Waves, done: Map<string, ClusterResult>, notify: Notifier): number {
+function notifyWavesEnded(
+  before: number,
+  waves: Waves,
+  done: ReadonlyMap<string, ClusterResult>,
+  notify: Notifier
+): number {
   const now = waves.current(done);
   if (waves.count > 1)
     for (let w = before; w < now && w < waves.count; w++)

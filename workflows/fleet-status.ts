@@ -39,6 +39,8 @@ export class FleetStatus {
   /** Child runs that ended, per cluster: a retry's new run is listened to, a late signal of theirs is not. */
   private readonly endedRuns = new Map<string, Set<string>>();
   private readonly labels = new Map<string, Record<string, string>>();
+  /** How each worker cluster ended, for the rules that steer the rollout. Written only by `finished` and `reopened`. */
+  private readonly results = new Map<string, ClusterResult>();
   /** Counts pause, resume, hold and release: the fan-out waits for it to move. */
   steers = 0;
   /** Answers of children to approve-all decisions, by request. */
@@ -185,7 +187,26 @@ export class FleetStatus {
     this.update(plan.cluster.name, { state: 'running', step: undefined, waitingFor: undefined });
   }
 
+  /** Worker clusters that ended, and how: read-only, so the rollout's rules and the result agree with status. */
+  get ended(): ReadonlyMap<string, ClusterResult> {
+    return this.results;
+  }
+
+  /** Results a new run carried over from the run before it: known ended, shown once the fan-out starts. */
+  carryResults(results: ClusterResult[]): void {
+    for (const r of results) this.results.set(r.cluster, r);
+  }
+
+  /** A retried cluster is no longer ended: it waits to start again, saying why. */
+  reopened(cluster: string, why: string): ClusterResult | undefined {
+    const before = this.results.get(cluster);
+    this.results.delete(cluster);
+    this.update(cluster, { state: 'pending', error: undefined, step: undefined, waitingFor: why });
+    return before;
+  }
+
   finished(r: ClusterResult): void {
+    if (r.role === 'worker') this.results.set(r.cluster, r);
     const run = this.lastSeq.get(r.cluster)?.run;
     if (run) this.endedRuns.set(r.cluster, new Set([...(this.endedRuns.get(r.cluster) ?? []), run]));
     this.update(r.cluster, {

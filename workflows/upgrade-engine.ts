@@ -79,8 +79,8 @@ export async function upgradeEngine(input: UpgradeEngineInput): Promise<UpgradeR
   setHandler(statusQuery, () => status.status());
   handleApprovals(status, request);
   const control = handleRolloutControl(status, request);
-  const done = new Map<string, ClusterResult>((carried?.workers ?? []).map((r) => [r.cluster, r]));
-  const clusterControl = handleClusterControl(status, request, done);
+  status.carryResults(carried?.workers ?? []);
+  const clusterControl = handleClusterControl(status, request);
   setHandler(clusterProgressSignal, (p) => {
     const before = status.state(p.cluster);
     status.progress(p);
@@ -116,22 +116,21 @@ export async function upgradeEngine(input: UpgradeEngineInput): Promise<UpgradeR
     status.finished(controlPlane);
 
     // 3. Worker clusters: a sliding window of children.
-    for (const r of done.values()) status.finished(r);
-    const { left, halt } = await fanOut(plan, request, status, done, notify, view, clusterControl);
+    for (const r of status.ended.values()) status.finished(r);
+    const { left, halt } = await fanOut(plan, request, status, notify, view, clusterControl);
     if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('the upgrade was cancelled');
     if (halt) {
-      for (const w of left)
-        done.set(w.cluster.name, { ...outcomeOf(w, 'not-started'), error: `not started: ${halt.reason}` });
-      for (const r of done.values()) status.finished(r);
+      for (const w of left) status.finished({ ...outcomeOf(w, 'not-started'), error: `not started: ${halt.reason}` });
+      for (const r of status.ended.values()) status.finished(r);
     } else if (left.length > 0) {
       // History stays small for large fleets: the window drained, hand the rest to a new run.
       await condition(allHandlersFinished);
-      await continueWith(request, { facts, rules, controlPlane, workers: [...done.values()] }, status);
+      await continueWith(request, { facts, rules, controlPlane, workers: [...status.ended.values()] }, status);
     }
 
     status.enter('done');
     view.publish(halt ? [`stopped: ${halt.reason}`] : []);
-    const workers = plan.workers.map((w) => done.get(w.cluster.name) ?? outcomeOf(w, 'not-started'));
+    const workers = plan.workers.map((w) => status.ended.get(w.cluster.name) ?? outcomeOf(w, 'not-started'));
     const counts = countOutcomes([controlPlane, ...workers]);
     notify.send({
       event: 'upgrade-ended',

@@ -211,6 +211,38 @@ describe('retry and skip one cluster', () => {
     await worker.runUntil(() => steps().finally(release3));
   });
 
+  it('a retried cluster keeps its word: a stop that comes while it waits for the resume leaves the run open for it', async () => {
+    // Found by the rollout model (test/unit/rollout-model.test.ts): the upgrade ended with worker-1
+    // "not started" although its retry had answered that it would start once the rollout resumed.
+    const fleet = fleetOf(3);
+    const fake = fakeFleetAt(fleet, '0.18.0');
+    fake.faults.set('upgradeRelease:worker-1', ['nonRetryable']);
+    fake.faults.set('upgradeRelease:worker-2', ['nonRetryable']);
+    const release2 = fake.hold('upgradeRelease', 'worker-2');
+    const tq = queue();
+    const worker = await h.worker(tq, fake.activities());
+    const steps = async () => {
+      const handle = await start(requestFor(fleet, { maxParallel: 2, maxFailures: 0, onFailure: 'stop' }), tq);
+      await approveAhead(handle, '', 'alice', 'reviewed');
+      await waitForStatus(handle, (s) => s.workers[0]?.state === 'failed' && s.workers[1]?.state === 'running', 30_000);
+      await handle.executeUpdate(pauseUpdate, { args: [{ by: 'dave', reason: 'change freeze' }] });
+      expect(await handle.executeUpdate(retryClusterUpdate, { args: [{ cluster: 'worker-1', by: 'bob' }] })).toBe(
+        'worker-1 will start again once the rollout resumes (paused by dave)'
+      );
+      release2(); // worker-2 fails: one failure, more than --max-failures 0, stops the rollout
+      await waitForStatus(handle, (s) => s.workers[1]?.state === 'failed', 30_000);
+      await handle.executeUpdate(resumeUpdate, { args: [{ by: 'dave' }] });
+      const result = (await handle.result()) as UpgradeResult;
+      expect(result.workers.map((r) => [r.cluster, r.outcome])).toEqual([
+        ['worker-1', 'upgraded'],
+        ['worker-2', 'failed'],
+        ['worker-3', 'not-started'],
+      ]);
+      expect(result.workers[2]?.error).toMatch(/^not started: 1 worker cluster\(s\) failed \(worker-2\)/);
+    };
+    await worker.runUntil(() => steps().finally(release2));
+  });
+
   it('status names a cluster whose step fails and retries: "retrying: <last error>"', async () => {
     const fleet = fleetOf(1);
     const fake = fakeFleetAt(fleet, '0.18.0');

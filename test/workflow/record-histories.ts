@@ -12,6 +12,8 @@
  * naming digests, and a gated upgrade: two distinct approvers, an approval refused after the CRD
  * preview changed, a hold and its release, a maintenance window, reminders to a webhook. v8: search
  * attributes upserted by parent and children, `--on-failure pause`, a cluster retried and one skipped.
+ * v9 (`recovery`): a failed canary skipped (the rollout goes on), and a retry that waits through a
+ * person's pause while a stop comes, then starts on the resume.
  */
 import { execa } from 'execa';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -35,8 +37,8 @@ import { approveAhead, approveGate, approveWaiting } from './approve';
 import { startHarness, waitForStatus } from './harness';
 import { fakeFleetAt, fleetOf, requestFor } from './request';
 
-const VERSION = 'v8';
-/** `npx tsx test/workflow/record-histories.ts cluster-control`: record only that scenario (v8's new one). */
+const VERSION = 'v9';
+/** `npx tsx test/workflow/record-histories.ts recovery`: record only that scenario (v9's new one; v8's: cluster-control). */
 const only = process.argv[2];
 
 function expectFirst(runs: string[], firstRunId: string): void {
@@ -64,8 +66,8 @@ const save = async (name: string, workflowId: string, runId?: string) => {
   await writeFile(new URL('ids.json', out), `${JSON.stringify(ids, null, 2)}\n`);
 };
 try {
-  if (only === 'cluster-control') {
-    await recordClusterControl();
+  if (only === 'cluster-control' || only === 'recovery') {
+    await (only === 'recovery' ? recordRecovery() : recordClusterControl());
     console.log(`histories written to ${out.pathname}`);
     process.exit(0);
   }
@@ -235,5 +237,56 @@ async function recordClusterControl(): Promise<void> {
     await handle.result();
     await save(`upgrade-engine-cluster-control-${VERSION}`, 'recorded-control');
     await save(`worker-cluster-retried-${VERSION}`, 'recorded-control/worker-1');
+  });
+}
+
+/**
+ * v9: the skipped-canary rule and a retried cluster that keeps its word (patches
+ * `skipped-canary-goes-on`, `retried-cluster-always-starts`), each in one upgrade.
+ */
+async function recordRecovery(): Promise<void> {
+  const canaryFleet = fleetOf(2);
+  const canary = fakeFleetAt(canaryFleet, '0.18.0', 100);
+  canary.faults.set('upgradeRelease:worker-1', ['nonRetryable']);
+  const fleet = fleetOf(3);
+  const fake = fakeFleetAt(fleet, '0.18.0', 100);
+  fake.faults.set('upgradeRelease:worker-1', ['nonRetryable']);
+  fake.faults.set('upgradeRelease:worker-2', ['nonRetryable']);
+  const release2 = fake.hold('upgradeRelease', 'worker-2');
+  await (
+    await h.worker('record-canary', canary.activities())
+  ).runUntil(async () => {
+    const request = requestFor(canaryFleet, { onFailure: 'pause', canaries: ['worker-1'] }, 'recorded-canary');
+    const handle = await h.env.client.workflow.start(upgradeEngine, {
+      taskQueue: 'record-canary',
+      workflowId: 'recorded-canary',
+      args: [{ request }],
+    });
+    await approveAhead(handle, '', 'alice', 'recorded');
+    await waitForStatus(handle, (s) => s.failures.length === 1);
+    await handle.executeUpdate(skipClusterUpdate, {
+      args: [{ cluster: 'worker-1', by: 'bob', reason: 'recorded skip' }],
+    });
+    await handle.result();
+    await save(`upgrade-engine-skipped-canary-${VERSION}`, 'recorded-canary');
+  });
+  await (
+    await h.worker('record-retry', fake.activities())
+  ).runUntil(async () => {
+    const request = requestFor(fleet, { maxParallel: 2, maxFailures: 0, onFailure: 'stop' }, 'recorded-retry');
+    const handle = await h.env.client.workflow.start(upgradeEngine, {
+      taskQueue: 'record-retry',
+      workflowId: 'recorded-retry',
+      args: [{ request }],
+    });
+    await approveAhead(handle, '', 'alice', 'recorded');
+    await waitForStatus(handle, (s) => s.workers[0]?.state === 'failed' && s.workers[1]?.state === 'running');
+    await handle.executeUpdate(pauseUpdate, { args: [{ by: 'dave', reason: 'recorded pause' }] });
+    await handle.executeUpdate(retryClusterUpdate, { args: [{ cluster: 'worker-1', by: 'bob' }] });
+    release2();
+    await waitForStatus(handle, (s) => s.workers[1]?.state === 'failed');
+    await handle.executeUpdate(resumeUpdate, { args: [{ by: 'dave' }] });
+    await handle.result();
+    await save(`upgrade-engine-retry-keeps-its-word-${VERSION}`, 'recorded-retry');
   });
 }
