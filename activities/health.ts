@@ -73,9 +73,17 @@ export interface WorkloadObject {
   };
 }
 
+interface Terminated {
+  reason?: string;
+  exitCode?: number;
+}
+
 interface ContainerStatus {
   name?: string;
-  state?: { waiting?: { reason?: string } };
+  ready?: boolean;
+  restartCount?: number;
+  state?: { waiting?: { reason?: string }; running?: object; terminated?: Terminated };
+  lastState?: { terminated?: Terminated };
 }
 
 interface PodObject {
@@ -216,22 +224,34 @@ export function workloadProblems(
   return problems;
 }
 
-/** `pod hive-7d9f-abc: ImagePullBackOff` for each pod that waits (at most `max`); ready pods say nothing. */
-export function podWaitingReasons(pods: { items?: PodObject[] }, max = MAX_PODS_SHOWN): string[] {
+const exited = (t: Terminated): string => `${t.reason ?? 'exited'}, exit ${t.exitCode ?? '?'}`;
+
+/**
+ * What keeps each pod from being ready, as the kubelet reports it (at most `max` pods; ready pods
+ * say nothing): `pod hive-7d9f-abc: CrashLoopBackOff, restarted 3 time(s) (last: Error, exit 1)`,
+ * `ErrImagePull`, `running, not ready`, or why no node took it.
+ */
+export function podProblems(pods: { items?: PodObject[] }, max = MAX_PODS_SHOWN): string[] {
   const out: string[] = [];
   for (const pod of pods.items ?? []) {
     const st = pod.status ?? {};
     const reasons = new Set<string>();
     for (const c of [...(st.initContainerStatuses ?? []), ...(st.containerStatuses ?? [])]) {
-      const reason = c.state?.waiting?.reason;
-      if (reason) reasons.add(reason);
+      const { waiting, running, terminated } = c.state ?? {};
+      if (waiting?.reason) reasons.add(waiting.reason);
+      if (terminated && terminated.exitCode !== 0) reasons.add(exited(terminated));
+      const last = c.lastState?.terminated;
+      if ((c.restartCount ?? 0) > 0)
+        reasons.add(`restarted ${c.restartCount} time(s)${last ? ` (last: ${exited(last)})` : ''}`);
+      // Running, yet its readiness probe fails: the container serves nothing it should.
+      if (running && c.ready === false) reasons.add('running, not ready');
     }
     // A pod no node takes has no container statuses: its scheduling condition says why.
     const unscheduled = st.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False');
     if (reasons.size === 0 && unscheduled) reasons.add(unscheduled.reason ?? 'not scheduled');
     if (reasons.size > 0) out.push(`pod ${pod.metadata?.name ?? '?'}: ${[...reasons].join(', ')}`);
   }
-  return out.length > max ? [...out.slice(0, max), `${out.length - max} more pod(s) waiting`] : out;
+  return out.length > max ? [...out.slice(0, max), `${out.length - max} more pod(s) not ready`] : out;
 }
 
 /** `200 ms`, `90 s`, `10 min`: the deadline as the operator set it. */
@@ -277,7 +297,7 @@ export function healthActivities(deps: HealthDeps) {
     return live;
   }
 
-  /** Why a shown workload waits, with its pods' waiting reasons; a failed pod read costs only those. */
+  /** Why a shown workload waits, with what keeps its pods from being ready; a failed pod read costs only those. */
   async function explain(cluster: ClusterRef, w: Waiting, expected: { containers: string[]; tag: string }) {
     const why = w.obj ? workloadProblems(w.obj, expected, true) : w.problems;
     const selector = labelSelector(w.obj);
@@ -286,7 +306,7 @@ export function healthActivities(deps: HealthDeps) {
       const out = await run('kubectl', cmd.kubectlGetPods(cluster, selector, w.ref.namespace), {
         cluster: cluster.name,
       });
-      return [...why, ...podWaitingReasons(JSON.parse(out.stdout) as { items?: PodObject[] })];
+      return [...why, ...podProblems(JSON.parse(out.stdout) as { items?: PodObject[] })];
     } catch (err) {
       // Only a failed command is tolerated: a cancellation must still stop the activity.
       if (!(err instanceof ApplicationFailure)) throw err;

@@ -11,7 +11,8 @@ const REGISTRY = `{{ default "release.daocloud.io" .Values.global.imageRegistry 
 const chartYaml = (name: string, version: string, description: string): string =>
   `apiVersion: v2\nname: ${name}\ndescription: ${description}\ntype: application\nversion: ${version}\nappVersion: "${version}"\n`;
 
-// Deployments only: with no kubelet or controllers, nothing else could become ready anyway.
+// Deployments only: with no kubelet or controllers (the status stand-in), nothing else could become
+// ready anyway. On a real node the image's server answers the readiness probe (images.ts).
 function deployment(name: string, tagExpr: string): string {
   return `---
 apiVersion: apps/v1
@@ -26,9 +27,11 @@ spec:
   template:
     metadata: { labels: { app.kubernetes.io/name: ${name} } }
     spec:
+      terminationGracePeriodSeconds: 2
       containers:
         - name: ${name}
           image: "${REGISTRY}/skoala/${name}:{{ ${tagExpr} }}"
+          readinessProbe: { httpGet: { path: /ready, port: 8080 }, periodSeconds: 1, failureThreshold: 1 }
 `;
 }
 

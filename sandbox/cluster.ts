@@ -137,6 +137,8 @@ class Cluster implements SandboxCluster {
       `--service-account-key-file=${join(d, 'sa.pub')}`,
       `--service-account-signing-key-file=${join(d, 'sa.key')}`,
       `--token-auth-file=${join(d, 'tokens.csv')}`,
+      // A real node (node.ts) registers its host IP: `kubectl logs` reaches its kubelet there.
+      '--kubelet-preferred-address-types=InternalIP,Hostname',
       // Less CPU/memory on a 2-core machine running several of these: no APF queues, no
       // profiling endpoints, no endpoint reconciler writing the kubernetes Service every 10 s.
       '--enable-priority-and-fairness=false',

@@ -8,7 +8,9 @@ import { execa } from 'execa';
 import { stringify } from 'yaml';
 import { startClusters, type SandboxCluster } from './cluster';
 import { startChartRepo } from './charts';
-import { ensureTools, type ToolPaths } from './tools';
+import { startFixtureRegistry } from './images';
+import { startNode, type SandboxNode } from './node';
+import { DEFAULT_TOOLS, ensureTools, NODE_TOOLS, type ToolPaths } from './tools';
 import { startWorkloadStandIn, type WorkloadStandIn } from './workload-standin';
 
 export type { SandboxCluster, ClusterSet } from './cluster';
@@ -18,6 +20,8 @@ export { buildChartRepo, startChartRepo, DEFAULT_CHART_VERSIONS } from './charts
 export { startJobStandIn } from './job-standin';
 export { startWorkloadStandIn, type WorkloadStandIn } from './workload-standin';
 export { ensureTools, toolPaths, toolsDir } from './tools';
+export { BROKEN_IMAGES, ensureFixtureImages } from './images';
+export type { SandboxNode } from './node';
 export {
   imagesForCharts,
   MISSING_IMAGE,
@@ -42,6 +46,10 @@ export interface Sandbox {
   chartRepo: { url: string; stop(): Promise<void> };
   controlPlane: SandboxCluster;
   workers: SandboxCluster[];
+  /** One real node per cluster when started with realNodes (else empty: status stand-ins do the nodes' part). */
+  nodes: SandboxNode[];
+  /** The fixture image registry real nodes pull from (host:port), when there are any. */
+  imageRegistry?: string;
   stop(): Promise<void>;
 }
 
@@ -53,6 +61,11 @@ export interface StartSandboxOptions {
   customValues?: boolean;
   /** Kept by stop(); a temp dir is created (and removed by stop()) when omitted. */
   dir?: string;
+  /**
+   * A real node (containerd + kubelet, controller manager, scheduler: node.ts) per cluster, pulling
+   * the fixture images (images.ts): pods really run, and a broken version breaks for real.
+   */
+  realNodes?: boolean;
   log?: (line: string) => void;
 }
 
@@ -70,7 +83,7 @@ export async function startSandbox(opts: StartSandboxOptions): Promise<Sandbox> 
   const ownDir = !opts.dir;
   const dir = resolve(opts.dir ?? (await mkdtemp(join(tmpdir(), 'skoala-sandbox-'))));
   await mkdir(dir, { recursive: true });
-  const tools = await ensureTools({ log });
+  const tools = await ensureTools({ log, only: opts.realNodes ? [...DEFAULT_TOOLS, ...NODE_TOOLS] : DEFAULT_TOOLS });
   const helmEnv = helmEnvFor(dir);
   const cleanups: (() => Promise<void>)[] = [];
   const stop = async (): Promise<void> => {
@@ -92,7 +105,22 @@ export async function startSandbox(opts: StartSandboxOptions): Promise<Sandbox> 
       }),
     ]);
     const [controlPlane, ...workers] = clusters.clusters as [SandboxCluster, ...SandboxCluster[]];
-    const sandbox: Sandbox = { dir, tools, helmEnv, chartRepo, controlPlane, workers, stop };
+    const sandbox: Sandbox = { dir, tools, helmEnv, chartRepo, controlPlane, workers, nodes: [], stop };
+    if (opts.realNodes) {
+      const registry = await startFixtureRegistry(tools, join(dir, 'fixture-registry'), log);
+      cleanups.push(() => registry.stop());
+      sandbox.imageRegistry = registry.host;
+      const started = await Promise.allSettled(
+        clusters.clusters.map((cluster) =>
+          startNode({ cluster, dir: join(dir, 'nodes', cluster.name), tools, registry: registry.host, log })
+        )
+      );
+      for (const r of started) if (r.status === 'fulfilled') sandbox.nodes.push(r.value);
+      // Nodes go before their API servers (the kubelet would only log the outage).
+      cleanups.push(() => Promise.all(sandbox.nodes.map((n) => n.stop())).then(() => undefined));
+      const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+    }
     if (opts.installVersion) await installAll(sandbox, opts.installVersion, !!opts.customValues, log);
     return sandbox;
   } catch (err) {

