@@ -34,9 +34,9 @@ const ROLLBACK_FAILED = /^Rollback ".+" failed: /;
  * - an upgrade revision carries our owner label for its own number (helm `--labels`);
  * - a rollback revision (`Rollback to N`, pending, deployed or failed) carries the labels of the
  *   revision it goes back to, so it is recognised by where it sits instead: it is ours when the
- *   revision before it is ours and it goes back to the upgrade's base, the newest deployed or
- *   superseded revision before our first one (a failed rollback names no number: its chart must
- *   be the base's). A rollback to anywhere else is someone else's decision.
+ *   revision before it is ours and it goes back to a base of ours, the newest deployed or
+ *   superseded revision before one of our upgrade revisions (a failed rollback names no number:
+ *   its chart must be a base's). A rollback to anywhere else is someone else's decision.
  */
 export function ownRevisions(
   history: HistoryEntry[],
@@ -46,17 +46,22 @@ export function ownRevisions(
   const ours = new Set<number>();
   const labelled = (e: HistoryEntry) =>
     labels.get(e.revision)?.[OWNER_LABEL] === ownerLabelValue(upgradeId, e.revision);
-  const first = history.find(labelled);
-  if (!first) return ours;
-  const base = [...history]
-    .reverse()
-    .find((e) => e.revision < first.revision && (e.status === 'deployed' || e.status === 'superseded'));
+  // Each upgrade revision of ours has its base: what helm had deployed before it. A rerun of the
+  // same upgrade (--retry-failed after a rollback) plans from the rollback, so the bases add up.
+  const bases: HistoryEntry[] = [];
   for (const e of history) {
-    if (labelled(e)) ours.add(e.revision);
-    else if (ours.has(e.revision - 1) && base) {
+    if (labelled(e)) {
+      ours.add(e.revision);
+      const base = [...history]
+        .reverse()
+        .find((b) => b.revision < e.revision && (b.status === 'deployed' || b.status === 'superseded'));
+      if (base) bases.push(base);
+    } else if (ours.has(e.revision - 1) && bases.length > 0) {
       const to = ROLLBACK_TO.exec(e.description)?.[1];
       const backToBase =
-        to !== undefined ? Number(to) === base.revision : ROLLBACK_FAILED.test(e.description) && e.chart === base.chart;
+        to !== undefined
+          ? bases.some((b) => Number(to) === b.revision)
+          : ROLLBACK_FAILED.test(e.description) && bases.some((b) => e.chart === b.chart);
       if (backToBase) ours.add(e.revision);
     }
   }

@@ -22,12 +22,20 @@ import { toolsDir, type ToolPaths } from './tools';
 const HERE = dirname(fileURLToPath(import.meta.url));
 const SOURCES = ['images/fixture-server.c', 'images/pause.c', 'chart-sources.ts', 'fixtures/db-migration-job.yaml'];
 
-/** How a fixture version breaks for real: in every cluster that runs it. */
-export const BROKEN_IMAGES: Record<string, 'crash' | 'unready'> = {
+/** How a fixture version breaks (or dawdles) for real: in every cluster that runs it. */
+export const BROKEN_IMAGES: Record<string, 'crash' | 'unready' | 'slow'> = {
   // 0.19.3: the control plane's hive exits at start (CrashLoopBackOff).
   'skoala/hive:v0.19.3': 'crash',
   // 0.28.2: a worker cluster's agent runs but never becomes ready.
   'skoala/skoala-agent:v0.28.2': 'unready',
+  // 0.53.0's agent never becomes ready, and 0.52.1's worker-cluster components take 60 s: a
+  // rollback from 0.53.0 that waits for its pods stays pending long enough to be interrupted
+  // (test/e2e/rollback-killed.test.ts).
+  'skoala/skoala-agent:v0.53.0': 'unready',
+  'skoala/skoala-agent:v0.52.1': 'slow',
+  'skoala/nacos-operator:v0.52.1': 'slow',
+  'skoala/sentinel-operator:v0.52.1': 'slow',
+  'skoala/seata-operator:v0.52.1': 'slow',
 };
 
 /** The pause image containerd runs for every pod (mirrored like the others: see node.ts). */

@@ -78,23 +78,34 @@ const slotOf = (n: number, dir: string): Slot => ({
   cgroupRoot: `/skoala-node-${n}`,
 });
 
-/** Takes a free slot (mkdir is atomic); a slot whose owner process is gone is cleaned and taken. */
+/** The slot's owner, when it wrote one (a slot just made has none yet: it is not stale). */
+async function ownerOf(path: string): Promise<{ pid: number; dir: string } | undefined> {
+  return readFile(join(path, 'owner.json'), 'utf8').then(
+    (s) => JSON.parse(s) as { pid: number; dir: string },
+    () => undefined
+  );
+}
+
+/**
+ * Cleans every slot whose owner process is gone (SIGKILLed before its teardown), then takes a free
+ * one (mkdir is atomic: two nodes starting at once never share a slot).
+ */
 async function takeSlot(dir: string, log: Log): Promise<Slot> {
   await mkdir(SLOTS_DIR, { recursive: true });
+  for (const name of await readdir(SLOTS_DIR)) {
+    const owner = await ownerOf(join(SLOTS_DIR, name));
+    if (!owner || alive(owner.pid)) continue;
+    log(`[node] slot ${name}: its owner (pid ${owner.pid}) is gone; cleaning what it left`);
+    await cleanSlot(slotOf(Number(name), owner.dir));
+    await rm(join(SLOTS_DIR, name), { recursive: true, force: true });
+  }
   for (let n = 0; n < MAX_SLOTS; n++) {
-    const path = join(SLOTS_DIR, String(n));
     try {
-      await mkdir(path);
+      await mkdir(join(SLOTS_DIR, String(n)));
     } catch {
-      const owner = await readFile(join(path, 'owner.json'), 'utf8').then(
-        (s) => JSON.parse(s) as { pid: number; dir: string },
-        () => undefined
-      );
-      if (!owner || alive(owner.pid)) continue;
-      log(`[node] slot ${n}: its owner (pid ${owner.pid}) is gone; cleaning what it left`);
-      await cleanSlot(slotOf(n, owner.dir));
+      continue; // taken
     }
-    await writeFile(join(path, 'owner.json'), JSON.stringify({ pid: process.pid, dir }));
+    await writeFile(join(SLOTS_DIR, String(n), 'owner.json'), JSON.stringify({ pid: process.pid, dir }));
     return slotOf(n, dir);
   }
   throw new Error(`no free real-node slot of ${MAX_SLOTS} in ${SLOTS_DIR}`);

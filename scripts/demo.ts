@@ -20,7 +20,9 @@ import { follow } from './lib/follow';
 import { startLocalStack, type LocalStack } from './lib/local-stack';
 import { renderStatus } from './lib/render';
 import { workflowUrl } from './lib/temporal';
-import { ensureTools } from '../sandbox';
+import { ensureTools, SANDBOX_NAMESPACE } from '../sandbox';
+import { DEFAULT_TOOLS, NODE_TOOLS } from '../sandbox/tools';
+import { podLines } from './lib/demo-pods';
 import { freePort } from '../sandbox/procs';
 
 const opts = new Command('demo')
@@ -41,6 +43,10 @@ const opts = new Command('demo')
     '--site-registry',
     "charts and images from a stand-in for the site's Harbor: an OCI registry with TLS and a robot account, images checked at preflight (0.27.2 lacks one)"
   )
+  .option(
+    '--real-nodes',
+    'a real node per cluster (containerd + kubelet): pods really run the fixture images, and a bad version crashes for real'
+  )
   .parse()
   .opts<{
     yes?: boolean;
@@ -52,6 +58,7 @@ const opts = new Command('demo')
     onFailure?: string;
     healthTimeout: string;
     siteRegistry?: boolean;
+    realNodes?: boolean;
   }>();
 
 // The worker's INFO lines would drown the demo's own progress.
@@ -76,7 +83,7 @@ try {
   if (!Number.isInteger(workers) || workers < 1 || workers > 20)
     throw new ExitError(`--workers "${opts.workers}" must be from 1 to 20`);
   say('tools (first run builds kube-apiserver and kine: minutes; later runs: seconds)');
-  await ensureTools({ log: (l) => say(l) });
+  await ensureTools({ log: (l) => say(l), only: opts.realNodes ? [...DEFAULT_TOOLS, ...NODE_TOOLS] : DEFAULT_TOOLS });
   const uiPort = await freePort();
   // Its own folder, kept after exit: the Temporal server's log (and the report) stay readable.
   const dir = await mkdtemp(path.join(tmpdir(), 'skoala-demo-'));
@@ -88,8 +95,15 @@ try {
     uiPort,
     dir,
     ...(opts.siteRegistry ? { siteRegistryVersions: [...new Set([opts.from, opts.to])] } : {}),
+    ...(opts.realNodes ? { realNodes: true } : {}),
     log: () => {},
   });
+  const showPods = async (when: string) => {
+    if (!opts.realNodes || !stack) return;
+    say(`pods ${when}:`);
+    for (const line of await podLines(stack.sandbox, SANDBOX_NAMESPACE)) say(`  ${line}`);
+  };
+  await showPods(`at ${opts.from}`);
   await stack.startWorker();
   const t = stack.env;
   say(`Temporal UI: ${t.uiUrl}`);
@@ -128,6 +142,7 @@ try {
       }
     },
   });
+  await showPods('now');
   let code: number;
   if (end.kind === 'failed') {
     say(`upgrade failed: ${end.message}`);

@@ -3,6 +3,7 @@
  * Its image config says how this version behaves, through FIXTURE_MODE:
  *   ready (default)  serves HTTP on $PORT (8080): /ready and /healthz answer 200;
  *   unready          serves, but /ready answers 503 for ever (the pod never becomes ready);
+ *   slow             /ready answers 503 for the first $FIXTURE_READY_AFTER seconds (60), then 200;
  *   crash            exits 1 at once (the container restarts: CrashLoopBackOff).
  * With arguments (a Job's `create`, `patch`, `migrate`) it prints them and exits 0: a Job completes.
  * Linked statically: the image is this one file.
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static void stop(int sig) { (void)sig; _exit(0); }
@@ -24,7 +26,7 @@ static void answer(int fd, int ready) {
   req[n] = 0;
   int readiness = strncmp(req, "GET /ready", 10) == 0;
   int ok = !readiness || ready;
-  const char *body = ok ? "ok\n" : "not ready: this fixture version never becomes ready\n";
+  const char *body = ok ? "ok\n" : "not ready\n";
   char res[256];
   int len = snprintf(res, sizeof res, "HTTP/1.1 %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
                      ok ? "200 OK" : "503 Service Unavailable", strlen(body), body);
@@ -56,10 +58,13 @@ int main(int argc, char **argv) {
   }
   printf("%s: serving on :%d (%s)\n", image, port, mode);
   fflush(stdout);
+  time_t ready_at = time(NULL);
+  if (strcmp(mode, "slow") == 0)
+    ready_at += getenv("FIXTURE_READY_AFTER") ? atoi(getenv("FIXTURE_READY_AFTER")) : 60;
   for (;;) {
     int fd = accept(s, NULL, NULL);
     if (fd < 0) continue;
-    answer(fd, strcmp(mode, "unready") != 0);
+    answer(fd, strcmp(mode, "unready") != 0 && time(NULL) >= ready_at);
     close(fd);
   }
 }

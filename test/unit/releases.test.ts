@@ -101,6 +101,19 @@ describe('ownRevisions: one rule for every revision this upgrade creates', () =>
     expect(ours(history, labelled(4, 6))).toEqual([4, 5, 6, 7]);
   });
 
+  it('a rerun of the same upgrade plans from our rollback: a rollback back to that is ours too', () => {
+    // Seen on real nodes (test/e2e/rollback-killed.test.ts): rolled back, rerun with --retry-failed
+    // (same upgrade ID, planned from revision 6), then its `npm run rollback` interrupted.
+    const history = [
+      ...base,
+      entry(5, 'pending-rollback', '0.27.2', 'Rollback to 3'),
+      entry(6, 'superseded', '0.27.2', 'Rollback to 3'),
+      entry(7, 'deployed', '0.28.1'),
+      entry(8, 'pending-rollback', '0.27.2', 'Rollback to 6'),
+    ];
+    expect(ours(history, labelled(4, 7))).toEqual([4, 5, 6, 7, 8]);
+  });
+
   it.each<[string, HistoryEntry]>([
     ['a rollback to another revision than the base', entry(5, 'deployed', '0.26.2', 'Rollback to 2')],
     [
