@@ -22,7 +22,7 @@ import { renderStatus } from './lib/render';
 import { workflowUrl } from './lib/temporal';
 import { ensureTools, SANDBOX_NAMESPACE } from '../sandbox';
 import { DEFAULT_TOOLS, NODE_TOOLS } from '../sandbox/tools';
-import { podLines } from './lib/demo-pods';
+import { settledPodLines } from './lib/demo-pods';
 import { freePort } from '../sandbox/procs';
 
 const opts = new Command('demo')
@@ -101,7 +101,7 @@ try {
   const showPods = async (when: string) => {
     if (!opts.realNodes || !stack) return;
     say(`pods ${when}:`);
-    for (const line of await podLines(stack.sandbox, SANDBOX_NAMESPACE)) say(`  ${line}`);
+    for (const line of await settledPodLines(stack.sandbox, SANDBOX_NAMESPACE)) say(`  ${line}`);
   };
   await showPods(`at ${opts.from}`);
   await stack.startWorker();

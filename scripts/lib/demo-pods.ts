@@ -41,3 +41,13 @@ export async function podLines(sandbox: Sandbox, namespace: string): Promise<str
     })
   );
 }
+
+/** The pod lines once no pod is still coming up (or after timeoutMs: then as they are). */
+export async function settledPodLines(sandbox: Sandbox, namespace: string, timeoutMs = 30_000): Promise<string[]> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const lines = await podLines(sandbox, namespace);
+    if (Date.now() > end || !lines.some((l) => /not ready|terminating/.test(l))) return lines;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}

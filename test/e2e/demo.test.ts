@@ -170,6 +170,24 @@ describe('npm run demo', () => {
     expect(run.all).toContain('[demo] the rollout stopped early: 1 worker cluster(s) not started (see the table)');
   });
 
+  it('--real-nodes --from 0.19.2 --to 0.19.3: hive crashes in a real pod, skoala is rolled back, its 0.19.2 pods serve', async () => {
+    const mark = newMark();
+    const run = await demo(
+      ['--yes', '--workers', '1', '--real-nodes', '--from', '0.19.2', '--to', '0.19.3', '--health-timeout', '20s'],
+      mark
+    );
+    serverLogOf(run.all);
+    expect(run.exitCode, run.all).toBe(1);
+    const pods = run.all.split('\n').filter((l) => l.startsWith('[demo]   control-plane: '));
+    expect(pods[0]).toBe('[demo]   control-plane: hive v0.19.2 ready, sesame v0.19.2 ready, ui v0.8.0 ready');
+    expect(run.all).toMatch(
+      /\[demo\] upgrade failed: control plane control-plane failed and was rolled back, no worker cluster was touched: .*deployment\/hive: .*pod hive-\S+: (CrashLoopBackOff|Error, exit 1)/
+    );
+    // The crashing 0.19.3 pod is gone with the rollback; the 0.19.2 ones serve.
+    expect(pods.at(-1)).toBe('[demo]   control-plane: hive v0.19.2 ready, sesame v0.19.2 ready, ui v0.8.0 ready');
+    expect(serverProcesses(mark)).toEqual(new Set());
+  });
+
   it('--site-registry: charts and images from the Harbor stand-in; 0.27.2 is refused at preflight for its missing image', async () => {
     const mark = newMark();
     const run = await demo(['--yes', '--workers', '1', '--site-registry', '--to', '0.27.2'], mark);
