@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { stringify } from 'yaml';
-import { freePort, portBindable, sleep, spawnTracked, tailFile, terminate, waitPortFree, type Tracked } from './procs';
+import { freePort, portBindable, spawnTracked, terminate, waitPortFree, waitUntilReady, type Tracked } from './procs';
 import { toolPaths, type ToolPaths } from './tools';
 
 export interface SandboxCluster {
@@ -193,20 +193,13 @@ class Cluster implements SandboxCluster {
     this.log(`[cluster] ${this.name} ready at ${this.server} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
 
-  /** Polls check() until true; fails early when the process dies, with its last log lines. */
+  /** Waits for the process to answer; on failure, stops the pair first (no half-started cluster). */
   private async waitFor(what: string, proc: Tracked, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-    const end = Date.now() + timeoutMs;
-    let exit: string | undefined;
-    void proc.exited.then((e) => (exit = e));
-    for (;;) {
-      if (await check()) return;
-      if (exit !== undefined || Date.now() > end) {
-        const why = exit !== undefined ? `exited (${exit})` : `not ready after ${timeoutMs / 1000} s`;
-        const tail = await tailFile(proc.logFile);
-        await this.stop();
-        throw new Error(`${this.name}: ${what} ${why}; last lines of ${proc.logFile}:\n${tail}`);
-      }
-      await sleep(250);
+    try {
+      await waitUntilReady(`${this.name}: ${what}`, proc, check, timeoutMs);
+    } catch (err) {
+      await this.stop();
+      throw err;
     }
   }
 

@@ -15,7 +15,7 @@ import { execa } from 'execa';
 import { stringify } from 'yaml';
 import type { SandboxCluster } from './cluster';
 import { MIRRORED_HOSTS, PAUSE_IMAGE } from './images';
-import { freePort, sleep, spawnTracked, tailFile, terminate, type Tracked } from './procs';
+import { freePort, sleep, spawnTracked, terminate, waitUntilReady, type Tracked } from './procs';
 
 export interface NodeTools {
   kubelet: string;
@@ -277,7 +277,7 @@ export async function startNode(opts: StartNodeOptions): Promise<SandboxNode> {
       d
     );
     procs.push(containerd);
-    await waitFor('containerd', containerd, async () => existsSync(sock), 30_000);
+    await waitUntilReady(`${cluster.name}: containerd`, containerd, async () => existsSync(sock), 30_000);
     const ip = hostIp();
     const kubeletPort = await freePort();
     await writeFile(
@@ -349,8 +349,8 @@ export async function startNode(opts: StartNodeOptions): Promise<SandboxNode> {
       execa(tools.kubectl, ['--kubeconfig', cluster.kubeconfig, '--context', cluster.context, ...args], {
         reject: false,
       });
-    await waitFor(
-      `node ${cluster.name} Ready`,
+    await waitUntilReady(
+      `${cluster.name}: node Ready`,
       kubelet,
       async () => {
         const r = await kubectl([
@@ -370,20 +370,5 @@ export async function startNode(opts: StartNodeOptions): Promise<SandboxNode> {
   } catch (err) {
     await stop();
     throw err;
-  }
-}
-
-/** Polls check() until true; fails early when the process dies, with its last log lines. */
-async function waitFor(what: string, proc: Tracked, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  let exit: string | undefined;
-  void proc.exited.then((e) => (exit = e));
-  for (;;) {
-    if (await check()) return;
-    if (exit !== undefined || Date.now() > end) {
-      const why = exit !== undefined ? `${proc.name} exited (${exit})` : `not after ${timeoutMs / 1000} s`;
-      throw new Error(`${what}: ${why}; last lines of ${proc.logFile}:\n${await tailFile(proc.logFile, 25)}`);
-    }
-    await sleep(250);
   }
 }

@@ -123,3 +123,26 @@ export async function waitPortFree(port: number, timeoutMs = 30_000): Promise<vo
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Polls check() every 250 ms until true; fails early when the process dies, naming `what` and
+ * why (exited, or not ready in time) with the last lines of its log.
+ */
+export async function waitUntilReady(
+  what: string,
+  proc: Tracked,
+  check: () => Promise<boolean>,
+  timeoutMs: number
+): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  let exit: string | undefined;
+  void proc.exited.then((e) => (exit = e));
+  for (;;) {
+    if (await check()) return;
+    if (exit !== undefined || Date.now() > end) {
+      const why = exit !== undefined ? `exited (${exit})` : `not ready after ${timeoutMs / 1000} s`;
+      throw new Error(`${what} ${why}; last lines of ${proc.logFile}:\n${await tailFile(proc.logFile, 25)}`);
+    }
+    await sleep(250);
+  }
+}
