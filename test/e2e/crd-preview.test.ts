@@ -4,7 +4,6 @@
  * already at the target, how many kubectl processes one preview of a cluster runs, and that it
  * changes nothing.
  */
-import { MockActivityEnvironment } from '@temporalio/testing';
 import { execa } from 'execa';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -17,6 +16,7 @@ import { createRunner, type CommandRunner } from '../../activities/exec';
 import type { ClusterRef, Step } from '../../runbook/types';
 import { startSandbox, type Sandbox, type SandboxCluster } from '../../sandbox';
 import { skoalaInitChart } from '../../sandbox/chart-sources';
+import { realActivityEnv } from '../helpers/activity-env';
 
 const NS = 'skoala-system';
 const CONTOUR = 'charts/contour-provisioner/crds/contour.yaml';
@@ -217,7 +217,7 @@ describe('the CRD preview on real API servers', () => {
   it('after the CRD step: everything unchanged, no conflicts, and no forced dry run', async () => {
     const w1 = sb.workers[0] as SandboxCluster;
     const { run } = countingRunner();
-    const env = new MockActivityEnvironment();
+    const env = realActivityEnv();
     const acts = crdActivities({ run, repos: chartRepoSession(run, { ...process.env, ...sb.helmEnv }), workDir });
     await env.run(acts.reapplyCrds, { upgradeId: 'u-e2e', cluster: ref(w1), step: step() });
     const { changes, kubectl: calls } = await preview(w1);

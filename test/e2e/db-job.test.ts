@@ -5,7 +5,6 @@
  * own Job on a retry, and refuses to touch a Job of another upgrade that is still running.
  */
 import { ApplicationFailure } from '@temporalio/common';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import { execa } from 'execa';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -15,6 +14,7 @@ import { createActivities } from '../../activities';
 import { UPGRADE_ID_ANNOTATION, UPGRADE_LABEL } from '../../activities/db-migration-job';
 import type { ClusterRef } from '../../runbook/types';
 import { DB_MIGRATION_JOB, startJobStandIn, startSandbox, type Sandbox } from '../../sandbox';
+import { realActivityEnv } from '../helpers/activity-env';
 
 const NS = 'skoala-system';
 const JOB = 'skoala-db-upgrade';
@@ -57,7 +57,7 @@ describe('the DB-migration Job of an earlier upgrade', () => {
 
     const workDir = path.join(sb.dir, 'work');
     const acts = await activitiesIn(workDir, 200);
-    const env = new MockActivityEnvironment();
+    const env = realActivityEnv();
     const cluster: ClusterRef = { name: cp.name, kubeconfig: cp.kubeconfig, context: cp.context, namespace: NS };
     const input = { upgradeId: 'upgrade-b', cluster, manifest: DB_MIGRATION_JOB };
 
@@ -134,10 +134,7 @@ describe('the DB-migration Job of an earlier upgrade', () => {
       const cluster: ClusterRef = { name: cp.name, kubeconfig: cp.kubeconfig, context: cp.context, namespace: ns };
       const input = { upgradeId: 'upgrade-w', cluster, manifest: DB_MIGRATION_JOB };
       // A real attempt's timeout: the mock's default (1 s) would cut kubectl wait short.
-      const attempt = new MockActivityEnvironment({
-        startToCloseTimeoutMs: 10 * 60_000,
-        currentAttemptScheduledTimestampMs: Date.now(),
-      });
+      const attempt = realActivityEnv();
       expect(await attempt.run(acts.runDbMigrationJob, input)).toEqual({
         job: `job.batch/${JOB}`,
       });

@@ -3,7 +3,8 @@
  * (containerd + kubelet, controller manager, scheduler: sandbox/node.ts) pulling the fixture images
  * (sandbox/images.ts). A broken version breaks in its image: 0.19.3's hive exits at start
  * (CrashLoopBackOff), 0.27.2's hive is missing from the registry (ErrImagePull), 0.28.2's agent
- * never becomes ready. No status stand-in runs here.
+ * never becomes ready. The health check, rollback, canary and failure budget are judged by them.
+ * No status stand-in runs here.
  */
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -174,5 +175,21 @@ describe.sequential('on real nodes', { timeout: 300_000 }, () => {
     const nacos = (list: Pod[]) => list.find((p) => p.app === 'nacos-operator')?.name;
     expect(nacos(after)).not.toBe(nacos(before));
     expect(await k.kubectl(w(1), ['get', 'deployment', 'seata-operator', '-n', NS, '--ignore-not-found'])).toBe('');
+  });
+
+  it('the failure budget: --max-failures 0, worker-1 fails for real and is rolled back, worker-2 is not touched', async () => {
+    const untouched = await settledPods(w(2), 'v0.19.2');
+    // worker-1 was rolled back by the last run of this same upgrade: try it again.
+    const handle = await start('0.28.2', { maxFailures: '0', maxParallel: '1', retryFailed: true });
+    const result = (await finish(handle)) as UpgradeResult;
+    expect(result.workers.map((r) => [r.cluster, r.outcome])).toEqual([
+      ['worker-1', 'rolled-back'],
+      ['worker-2', 'not-started'],
+    ]);
+    expect(result.workers[1]?.error).toMatch(
+      /^not started: 1 worker cluster\(s\) failed \(worker-1\), more than --max-failures 0/
+    );
+    // The same pods as before, never restarted: nothing reached worker-2.
+    expect((await settledPods(w(2), 'v0.19.2')).map((p) => p.name).sort()).toEqual(untouched.map((p) => p.name).sort());
   });
 });

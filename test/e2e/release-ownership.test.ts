@@ -4,7 +4,6 @@
  * (no silent fresh install), and our own helm killed mid-upgrade (helm#7476), which the real
  * activities wait for, roll back and upgrade exactly once.
  */
-import { MockActivityEnvironment } from '@temporalio/testing';
 import { type ApplicationFailure } from '@temporalio/common';
 import { execa, type ResultPromise } from 'execa';
 import { mkdir } from 'node:fs/promises';
@@ -15,6 +14,7 @@ import { OWNER_LABEL, ownerLabelValue } from '../../activities/releases';
 import { ADMISSION_JOBS, skoalaInitImageValues } from '../../runbook/rules';
 import type { BackupRef, ClusterRef, Step } from '../../runbook/types';
 import { startSandbox, writeFleetFile, type Sandbox, type SandboxCluster } from '../../sandbox';
+import { realActivityEnv } from '../helpers/activity-env';
 
 const NS = 'skoala-system';
 const UPGRADE_ID = 'skoala-upgrade-sandbox-0.19.2';
@@ -146,7 +146,7 @@ describe.sequential('releases that are not ours', () => {
 
   it('upgradeRelease waits (ReleaseLocked, retryable) while another helm holds the release, changing nothing', async () => {
     const acts = await activities(0); // even with no grace: a revision that is not ours is never rolled back
-    const env = new MockActivityEnvironment();
+    const env = realActivityEnv();
     const err = await failureOf(
       env.run(acts.upgradeRelease, { upgradeId: UPGRADE_ID, cluster: ref(worker(0)), step: step() })
     );
@@ -193,9 +193,10 @@ describe('our own helm killed mid-upgrade', () => {
     const blocked = await helm(w, [...upgradeTo019()]).catch((e: { stderr: string }) => e.stderr);
     expect(blocked).toContain('another operation (install/upgrade/rollback) is in progress');
 
-    const graceMs = 4_000;
+    // Long enough to be seen young on a loaded 2-core machine, short enough to wait out below.
+    const graceMs = 8_000;
     const acts = await activities(graceMs);
-    const env = new MockActivityEnvironment();
+    const env = realActivityEnv();
     const cluster = ref(w);
     const backup: BackupRef = await env.run(acts.backupValues, {
       upgradeId: UPGRADE_ID,
@@ -270,8 +271,10 @@ describe('our own rollback, failed and then interrupted (real helm)', () => {
       '--reuse-values',
     ]);
     const base = (await history(w)).at(-1)?.revision ?? 0;
-    const acts = await activities(2_000);
-    const env = new MockActivityEnvironment();
+    // A pending revision with no lease is "young" for 6 s here: long enough to be seen young on a
+    // loaded machine (2 s was not, in a CI run), short enough to wait out below.
+    const acts = await activities(6_000);
+    const env = realActivityEnv();
     const jobs = { cluster, jobs: ADMISSION_JOBS };
     await env.run(acts.deleteAdmissionJobs, jobs);
     const backup: BackupRef = await env.run(acts.backupValues, {
@@ -327,7 +330,7 @@ describe('our own rollback, failed and then interrupted (real helm)', () => {
     const young = await failureOf(env.run(acts.upgradeRelease, input));
     expect(young).toMatchObject({ type: 'ReleaseLocked', nonRetryable: false });
     expect(young?.message).toContain('our earlier helm may still be running');
-    await new Promise((r) => setTimeout(r, 2_000));
+    await new Promise((r) => setTimeout(r, 6_000));
     expect(await failureOf(env.run(acts.upgradeRelease, input))).toMatchObject({ type: 'PendingRollbackNeeded' });
     // As run-steps.ts asks: the admission Jobs deleted right before each helm (the rollback brings the old ones back).
     expect(await env.run(acts.rollbackRelease, { ...rollback, deleteJobs: ADMISSION_JOBS })).toEqual({
