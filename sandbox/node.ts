@@ -27,6 +27,11 @@ export interface NodeTools {
 export interface SandboxNode {
   /** The Node object's name: the cluster's name. */
   name: string;
+  /**
+   * Puts an image archive (oci-archive or docker-archive, e.g. from `podman save`) into the node's
+   * containerd, where the kubelet finds it without a pull (imagePullPolicy IfNotPresent or Never).
+   */
+  loadImage(archive: string): Promise<void>;
   /** Kills every pod and process of the node and removes what it made (mounts, cgroups, bridge). */
   stop(): Promise<void>;
 }
@@ -366,7 +371,10 @@ export async function startNode(opts: StartNodeOptions): Promise<SandboxNode> {
       60_000
     );
     log(`[node] ${cluster.name}: real node Ready in ${((Date.now() - t0) / 1000).toFixed(1)} s (slot ${slot.n})`);
-    return { name: cluster.name, stop };
+    const loadImage = async (archive: string): Promise<void> => {
+      await execa('ctr', ['--address', sock, '--namespace', 'k8s.io', 'images', 'import', archive]);
+    };
+    return { name: cluster.name, loadImage, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -2,6 +2,7 @@
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { DEFAULT_TASK_QUEUE } from '../runbook/fleet';
+import { healthPort } from './health';
 import { temporalConnectConfig, type TemporalConnectConfig } from './temporal-config';
 
 export interface WorkerConfig {
@@ -18,6 +19,8 @@ export interface WorkerConfig {
   maxConcurrentActivities: number;
   /** What this process runs: both (default), only the workflows, or only the activities. */
   role: WorkerRole;
+  /** SKOALA_HEALTH_PORT: probes for a container orchestrator (health.ts); none by default. */
+  healthPort?: number;
 }
 
 export const WORKER_ROLES = ['all', 'workflows', 'activities'] as const;
@@ -64,5 +67,6 @@ export function workerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig
     workflowBundle: env.SKOALA_WORKFLOW_BUNDLE,
     maxConcurrentActivities: maxConcurrentActivities(env.SKOALA_MAX_CONCURRENT_ACTIVITIES),
     role: workerRole(env.SKOALA_WORKER_ROLE),
+    healthPort: healthPort(env.SKOALA_HEALTH_PORT),
   };
 }

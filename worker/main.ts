@@ -7,6 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import { createActivities } from '../activities';
 import { workerConfig } from './config';
 import { createWorker } from './create-worker';
+import { startHealthServer } from './health';
 
 let config: ReturnType<typeof workerConfig>;
 try {
@@ -43,6 +44,8 @@ try {
     // Opt-in: a stale bundle would run old workflow code, so it is used only when named.
     ...(config.workflowBundle ? { workflowBundle: { codePath: config.workflowBundle } } : {}),
   });
+  const health =
+    config.healthPort === undefined ? undefined : await startHealthServer(config.healthPort, () => worker.getState());
   const runs = {
     all: `workflows and up to ${config.maxConcurrentActivities} activities at once`,
     workflows: 'workflows only',
@@ -51,7 +54,11 @@ try {
   console.log(
     `worker polling task queue ${config.taskQueue} on ${temporal.address} (namespace ${temporal.namespace}, ${temporal.security}; ${runs})`
   );
-  await worker.run(); // the SDK stops it gracefully on SIGINT/SIGTERM
+  try {
+    await worker.run(); // the SDK stops it gracefully on SIGINT/SIGTERM
+  } finally {
+    health?.close();
+  }
 } finally {
   await connection.close();
 }

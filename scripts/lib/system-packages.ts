@@ -2,7 +2,8 @@
  * Debian packages the tests use that no package registry of ours ships: chromium (UI tests),
  * docker-compose (v1: validates docker-compose.yml without a Docker engine), postgresql (the
  * production-shaped Temporal server), and for real nodes (sandbox/node.ts, images.ts): containerd,
- * runc, the CNI plugins, and gcc with libc6-dev (the fixture images are static binaries). `npm test` installs the missing ones when it runs as root,
+ * runc, the CNI plugins, and gcc with libc6-dev (the fixture images are static binaries); for the
+ * worker's image: mmdebstrap and podman. `npm test` installs the missing ones when it runs as root,
  * as on CI; elsewhere it stops at once with one line naming them.
  */
 import { execa } from 'execa';
@@ -35,6 +36,9 @@ export const SYSTEM_PACKAGES: SystemPackage[] = [
     name: 'libc6-dev',
     present: () => existsSync(`/usr/lib/${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu/libc.a`),
   },
+  // The worker's container image (sandbox/worker-image.ts): a Debian rootfs, then podman build.
+  { name: 'mmdebstrap', present: () => onPath('mmdebstrap') },
+  { name: 'podman', present: () => onPath('podman') },
 ];
 
 export const missingPackages = (packages = SYSTEM_PACKAGES): string[] =>

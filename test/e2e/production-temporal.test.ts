@@ -7,12 +7,13 @@
  */
 import { Client, Connection } from '@temporalio/client';
 import { execa } from 'execa';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalStack } from '../../scripts/lib/local-stack';
 import { upgradeWorkflowId } from '../../runbook/fleet';
+import { CLI_TYPE_NAME, SKOALA_SEARCH_ATTRIBUTES } from '../../runbook/search-attributes';
 import type { UpgradeResult } from '../../runbook/types';
 import {
   SANDBOX_NAMESPACE,
@@ -24,6 +25,7 @@ import {
 } from '../../sandbox';
 import { createTestCa, type IssuedCert, type TestCa } from '../../sandbox/test-ca';
 import { startTemporalServer, type TemporalServer } from '../../sandbox/temporal-server';
+import { toolPaths } from '../../sandbox/tools';
 import { buildWorkflowBundle, ROOT, startWorkerProcess, type WorkerProcess } from '../helpers/worker-process';
 import { waitForStatus } from '../workflow/harness';
 import { kube } from './kube';
@@ -204,5 +206,40 @@ describe.sequential('skoala-upgrade on a production-shaped Temporal (PostgreSQL,
     expect(wlines[0]).toMatch(
       new RegExp(`^worker: cannot reach Temporal at ${temporal.address.replace(/\./g, '\\.')} \\(mtls\\): `)
     );
+  }, 120_000);
+
+  it("docker-compose's setup steps (deploy/compose/*.sh) run against this server: schemas again, namespace and search attributes", async () => {
+    const { temporal: temporalCli, temporalSqlTool } = toolPaths();
+    // What the admin-tools image puts on PATH: the temporal CLI and temporal-sql-tool.
+    const bin = path.join(dir, 'admin-tools-bin');
+    await mkdir(bin, { recursive: true });
+    await symlink(temporalCli, path.join(bin, 'temporal'));
+    await symlink(temporalSqlTool, path.join(bin, 'temporal-sql-tool'));
+    const env = { PATH: `${bin}:${process.env.PATH ?? ''}` };
+    const sh = (script: string, extra: Record<string, string>) =>
+      execa('sh', [path.join(ROOT, 'deploy/compose', script)], { env: { ...env, ...extra }, reject: false, all: true });
+    const schema = await sh('setup-postgres.sh', {
+      POSTGRES_SEEDS: '127.0.0.1',
+      DB_PORT: String(temporal.postgres.port),
+      POSTGRES_USER: 'temporal',
+      SQL_PASSWORD: 'temporal',
+    });
+    // The server made these databases at its start: the step keeps them and applies nothing twice.
+    expect(schema.exitCode, schema.all).toBe(0);
+    expect(schema.all).toContain('found zero updates from current version');
+    expect(schema.all).toContain('database temporal_visibility: schema postgresql/v12/visibility up to date');
+    const tlsEnv = temporal.clientEnv(operator);
+    const list = async () =>
+      (await execa(temporalCli, ['operator', 'search-attribute', 'list', '--namespace', 'default'], { env: tlsEnv }))
+        .stdout;
+    expect(await list()).not.toContain('SkoalaPhase');
+    for (const round of ['first', 'again']) {
+      const ns = await sh('create-namespace.sh', tlsEnv);
+      expect(ns.exitCode, `${round}: ${ns.all}`).toBe(0);
+      expect(ns.all).toContain('namespace default exists');
+    }
+    const registered = await list();
+    for (const a of SKOALA_SEARCH_ATTRIBUTES)
+      expect(registered).toMatch(new RegExp(`${a.name}\\s+${CLI_TYPE_NAME[a.type]}\\b`));
   }, 120_000);
 });

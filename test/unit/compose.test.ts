@@ -13,7 +13,9 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
+import { CLI_TYPE_NAME, SKOALA_SEARCH_ATTRIBUTES } from '../../runbook/search-attributes';
 import { toolPaths, TOOL_VERSIONS } from '../../sandbox/tools';
+import { IMAGE_NODE_VERSION, NODE_IMAGE } from '../../sandbox/worker-image';
 
 interface Service {
   image?: string;
@@ -25,7 +27,7 @@ interface Service {
   environment?: Record<string, string | null> | string[];
   volumes?: string[];
   ports?: string[];
-  depends_on?: string[];
+  depends_on?: string[] | Record<string, { condition: string }>;
 }
 interface ComposeFile {
   version?: string;
@@ -102,6 +104,8 @@ function parseDockerfile(text: string): Stage[] {
       stages.push({ image: from[2], platform: from[1], name: from[3], instructions: [] });
     } else {
       const stage = stages.at(-1);
+      // ARG is the one instruction allowed before the first FROM (it names the base image).
+      if (!stage && cmd === 'ARG') continue;
       if (!stage) throw new Error(`Dockerfile: ${cmd} before FROM`);
       stage.instructions.push({ cmd, args });
     }
@@ -198,17 +202,56 @@ describe('docker-compose.yml', () => {
     expect(compose.name).toBeUndefined();
   });
 
-  it('has PostgreSQL, the Temporal server, its UI and the worker built from the Dockerfile', () => {
-    expect(Object.keys(compose.services).sort()).toEqual(['postgresql', 'temporal', 'temporal-ui', 'worker']);
+  it('has PostgreSQL, the Temporal server with its admin-tools steps, its UI and the worker built from the Dockerfile', () => {
+    expect(Object.keys(compose.services).sort()).toEqual([
+      'postgresql',
+      'temporal',
+      'temporal-namespace',
+      'temporal-schema',
+      'temporal-ui',
+      'worker',
+    ]);
     expect(service('postgresql').image).toBe('postgres:16');
-    expect(service('temporal').image).toMatch(/^temporalio\/auto-setup:1\.28(\.\d+)?$/);
-    expect(service('temporal-ui').image).toMatch(/^temporalio\/ui:2\.\d+\.\d+$/);
+    // Not the deprecated auto-setup image: the server, and admin-tools for the setup.
+    expect(service('temporal').image).toMatch(/^temporalio\/server:/);
+    expect(service('temporal-schema').image).toMatch(/^temporalio\/admin-tools:/);
+    expect(service('temporal-namespace').image).toBe(service('temporal-schema').image);
     expect(service('worker').build).toBe('.');
+  });
+
+  it('pins Temporal to the versions the tests run: the dev server (`temporal --version`) and the production-shaped server', async () => {
+    const { stdout } = await execa(toolPaths().temporal, ['--version']);
+    const m = /\(Server (\d+\.\d+\.\d+), UI (\d+\.\d+\.\d+)\)/.exec(stdout);
+    if (!m) throw new Error(`temporal --version printed ${stdout}`);
+    const [, server, ui] = m;
+    expect(`v${server}`).toBe(TOOL_VERSIONS.temporalServer);
+    expect(service('temporal').image).toBe(`temporalio/server:${server}`);
+    expect(service('temporal-schema').image).toBe(`temporalio/admin-tools:${server}`);
+    expect(service('temporal-ui').image).toBe(`temporalio/ui:${ui}`);
+  });
+
+  it('sets up before it serves: schemas once PostgreSQL is healthy, the server after them, the namespace after the server', () => {
+    const deps = (s: Service) => s.depends_on;
+    expect(deps(service('temporal-schema'))).toEqual({ postgresql: { condition: 'service_healthy' } });
+    expect(deps(service('temporal'))).toEqual({ 'temporal-schema': { condition: 'service_completed_successfully' } });
+    expect(deps(service('temporal-namespace'))).toEqual(['temporal']);
+    expect(deps(service('worker'))).toEqual(['temporal-namespace']);
+    for (const name of ['temporal-schema', 'temporal-namespace']) {
+      const s = service(name) as Service & { entrypoint?: string[] };
+      expect(mounts(s)).toContainEqual({ source: './deploy/compose', target: '/scripts', mode: 'ro' });
+      expect(existsSync(path.join(ROOT, 'deploy/compose', path.basename(String(s.command))))).toBe(true);
+    }
+  });
+
+  it("the namespace step registers exactly the workflows' search attributes, with their types", () => {
+    const script = read('deploy/compose/create-namespace.sh');
+    const listed = [...script.matchAll(/\b(Skoala\w+):(Keyword|KeywordList)\b/g)].map((m) => `${m[1]}:${m[2]}`);
+    expect(listed).toEqual(SKOALA_SEARCH_ATTRIBUTES.map((a) => `${a.name}:${CLI_TYPE_NAME[a.type]}`));
   });
 
   it('pins every image, Temporal ones included (no latest, no bare name)', () => {
     const images = Object.values(compose.services).map((s) => s.image ?? '');
-    expect(images.filter((i) => i.startsWith('temporalio/'))).toHaveLength(2);
+    expect(images.filter((i) => i.startsWith('temporalio/'))).toHaveLength(4);
     for (const image of images) {
       const tag = image.split(':')[1];
       expect(tag, image).toBeTruthy();
@@ -216,13 +259,18 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  it('the server stores its state in PostgreSQL', () => {
+  it('the server stores its state in PostgreSQL, and the schema step writes to the same', () => {
     expect(envOf(service('temporal'))).toMatchObject({
       DB: 'postgres12',
       DB_PORT: '5432',
       POSTGRES_SEEDS: 'postgresql',
       POSTGRES_USER: envOf(service('postgresql')).POSTGRES_USER,
       POSTGRES_PWD: envOf(service('postgresql')).POSTGRES_PASSWORD,
+    });
+    expect(envOf(service('temporal-schema'))).toMatchObject({
+      POSTGRES_SEEDS: 'postgresql',
+      POSTGRES_USER: envOf(service('postgresql')).POSTGRES_USER,
+      SQL_PASSWORD: envOf(service('postgresql')).POSTGRES_PASSWORD,
     });
   });
 
@@ -239,7 +287,6 @@ describe('docker-compose.yml', () => {
     // More than the worker's own shutdownGraceTime (10 s), so a stop never cuts an activity short.
     expect(worker.stop_grace_period).toBe('30s');
     expect(read('worker/create-worker.ts')).toContain("shutdownGraceTime ?? '10s'");
-    expect(worker.depends_on).toContain('temporal');
     for (const m of mounts(worker)) {
       expect(m.source, `${m.source}:${m.target}`).not.toMatch(/^\.\/?$/);
       expect(m.target, `${m.source}:${m.target}`).not.toMatch(/^\/app(\/|$)|node_modules/);
@@ -322,9 +369,14 @@ describe('docker-compose.yml', () => {
 });
 
 describe('Dockerfile', () => {
-  it('is multi-stage on node:20-bookworm-slim; the final stage runs as a non-root user', () => {
+  it('is multi-stage on node:20-bookworm-slim (or the same built here); the final stage runs as a non-root user', () => {
     expect(stages.length).toBeGreaterThanOrEqual(2);
-    for (const s of stages) expect(s.image).toBe('node:20-bookworm-slim');
+    // One ARG before the first FROM names the Node image; every stage uses it.
+    expect(/^ARG NODE_IMAGE=(\S+)$/m.exec(read('Dockerfile'))?.[1]).toBe('node:20-bookworm-slim');
+    for (const s of stages) expect(s.image).toBe('${NODE_IMAGE}');
+    // The one built here (sandbox/worker-image.ts) runs the same Node major as node:20.
+    expect(IMAGE_NODE_VERSION.split('.')[0]).toBe('20');
+    expect(NODE_IMAGE).toMatch(/^localhost\/skoala-node:20\./);
     expect(all(final, 'USER')).toEqual(['node']);
     // The final stage installs no npm packages itself: it copies them from the app stage.
     expect(all(final, 'RUN').join('\n')).not.toMatch(/npm (ci|install)/);

@@ -13,6 +13,8 @@ describe('system packages', () => {
       'containernetworking-plugins',
       'gcc',
       'libc6-dev',
+      'mmdebstrap',
+      'podman',
     ]);
     expect(missingPackages()).toEqual([]);
   });
