@@ -15,13 +15,22 @@ import {
   setHandler,
   sleep,
 } from '@temporalio/workflow';
-import { approverRefusal, distinctApprovers, hasApproved, type GatePolicy } from '../runbook/approval-policy';
-import { digestMatches, shortDigest } from '../runbook/digest';
+import type { GatePolicy } from '../runbook/approval-policy';
+import { shortDigest } from '../runbook/digest';
+import {
+  approvalCount,
+  deadlinePassed,
+  gateRefusal,
+  newGate,
+  openGate,
+  previewChanged,
+  recordDecision,
+} from '../runbook/gate';
 import { formatDuration } from '../runbook/duration';
 import type { Approval, ClusterPlan, ClusterState } from '../runbook/types';
 import type { Proxies } from './activities';
 import { errorMessage } from './errors';
-import { previewCrdStep, releaseChanges, type Preview } from './gate-previews';
+import { previewCrdStep, releaseChanges } from './gate-previews';
 import { crdDecisionSignal, decideCrdUpdate, type ClusterProgress, type CrdDecision, type GateView } from './messages';
 import type { Notifier } from './notify';
 
@@ -54,114 +63,66 @@ const refuse = (message: string) => ApplicationFailure.nonRetryable(message, 'Ap
 export function crdGate(d: GateDeps) {
   const cluster = d.plan.cluster.name;
   const { policy } = d;
-  let waiting = false;
-  let checking = false; // an approval is being checked against a fresh preview
-  let closed: string | undefined; // why the gate closed without a decision (the deadline under onDeadline: fail)
-  let decision: Approval | undefined;
+  // Who may decide, what is recorded, when it is decided: runbook/gate.ts. Here: the waiting and the messages.
+  const g = newGate(cluster, policy);
   let decidedBy: string | undefined; // the approve-all request that decided, if one did
-  let preview: Preview | undefined;
   /** What the upgrade changed in the release (manifest and values, compact, redacted), for the approver. */
   let changes: string[] | undefined;
-  let since: string | undefined;
-  const approvals: { by: string; reason?: string; at: string }[] = [];
 
   const view = (): GateView | undefined =>
-    preview?.digest && since
+    g.preview?.digest && g.since
       ? {
-          digest: preview.digest,
-          since,
-          ...(policy.distinct > 1 ? { needs: policy.distinct, approvedBy: approvals.map((a) => a.by) } : {}),
+          digest: g.preview.digest,
+          since: g.since,
+          ...(policy.distinct > 1 ? { needs: policy.distinct, approvedBy: g.approvals.map((a) => a.by) } : {}),
         }
       : undefined;
 
   /** Why this decision cannot be taken now, or undefined when it can. Shared by the update validator and the signal. */
-  function refusal(x: CrdDecision): string | undefined {
-    if (x.cluster !== cluster) return `this gate belongs to cluster ${cluster}, not ${x.cluster}`;
-    if (!x.by?.trim()) return 'an approval must say who gives it (--by)';
-    if (decision)
-      return `cluster ${cluster} was already ${decision.approved ? 'approved' : 'rejected'} by ${decision.by} at ${decision.at}`;
-    if (closed) return `the gate of cluster ${cluster} closed: ${closed}`;
-    if (!waiting) return `cluster ${cluster} is not waiting for approval yet (${d.state()})`;
-    const policyRefusal = approverRefusal(policy, x.by, x.approve);
-    if (policyRefusal) return policyRefusal;
-    if (
-      x.approve &&
-      hasApproved(
-        approvals.map((a) => a.by),
-        x.by
-      )
-    )
-      return `${x.by} has already approved cluster ${cluster}: it needs ${policy.distinct} distinct approvers`;
-    if (x.approve && preview?.digest) {
-      if (!x.digest) return `an approval must name the digest of what it approves: ${preview.digest} (${preview.text})`;
-      if (!digestMatches(x.digest, preview.digest))
-        return `the CRD change of ${cluster} is ${shortDigest(preview.digest)}, not ${shortDigest(x.digest)}: ${preview.text}`;
-    }
-    return undefined;
-  }
+  const refusal = (x: CrdDecision): string | undefined => gateRefusal(g, x, d.state());
 
   /** Records a decision the refusal check let through. Approvals are checked against a fresh preview first. */
   async function decide(x: CrdDecision): Promise<string> {
     const at = new Date().toISOString();
-    if (x.approve && preview?.digest && patched('crd-approval-recheck')) {
+    if (x.approve && g.preview?.digest && patched('crd-approval-recheck')) {
       // What was seen must still be what will be applied: the cluster may have changed since the gate opened.
-      checking = true;
-      const fresh = await previewCrdStep(d.plan, d.acts).finally(() => (checking = false));
+      g.checking = true;
+      const fresh = await previewCrdStep(d.plan, d.acts).finally(() => (g.checking = false));
       // A cluster that cannot be read now shows no change: the approval stands, the CRD step retries.
       if (fresh.failed)
         log.warn('could not re-check the CRD preview before the approval', { cluster, why: fresh.text });
-      else if (fresh.digest && fresh.digest !== preview.digest) {
-        preview = fresh;
-        since = at;
-        approvals.length = 0; // approvals of the old change do not carry over
+      else if (fresh.digest && fresh.digest !== g.preview.digest) {
+        const why = previewChanged(g, fresh, at);
         showWaiting();
         await d.report({ state: d.state(), ...gateOf() });
-        throw refuse(
-          `the CRD change of ${cluster} changed since it was shown: now ${shortDigest(fresh.digest)}: ${fresh.text}`
-        );
+        throw refuse(why);
       }
-      if (decision) throw refuse(`cluster ${cluster} was decided while this approval was checked (${decision.by})`);
-      if (closed) throw refuse(`the gate of cluster ${cluster} closed while this approval was checked: ${closed}`);
+      if (g.decision) throw refuse(`cluster ${cluster} was decided while this approval was checked (${g.decision.by})`);
+      if (g.closed) throw refuse(`the gate of cluster ${cluster} closed while this approval was checked: ${g.closed}`);
     }
-    if (!x.approve) {
-      decision = { approved: false, by: x.by, ...(x.reason ? { reason: x.reason } : {}), at };
-    } else {
-      approvals.push({ by: x.by.trim(), ...(x.reason ? { reason: x.reason } : {}), at });
-      const who = distinctApprovers(approvals.map((a) => a.by));
-      if (who.length < policy.distinct) {
-        log.info('CRD step approval recorded', { cluster, by: x.by, have: who.length, needs: policy.distinct });
-        showWaiting();
-        await d.report({ state: d.state(), ...gateOf() });
-        return `${cluster}: approval ${who.length} of ${policy.distinct} recorded (${x.by}); waiting for ${policy.distinct - who.length} more distinct approver(s)`;
-      }
-      decision = {
-        approved: true,
-        by: who.join(', '),
-        ...(x.reason ? { reason: x.reason } : {}),
-        at,
-        ...(preview?.digest ? { digest: preview.digest } : {}),
-        ...(who.length > 1 ? { approvers: who } : {}),
-      };
+    const recorded = recordDecision(g, x, at);
+    if (!recorded.decided) {
+      log.info('CRD step approval recorded', { cluster, by: x.by, have: g.approvals.length, needs: policy.distinct });
+      showWaiting();
+      await d.report({ state: d.state(), ...gateOf() });
+      return recorded.answer;
     }
     decidedBy = x.requestId;
     log.info(`CRD step ${x.approve ? 'approved' : 'rejected'}`, { cluster, by: x.by, reason: x.reason });
-    return `${cluster}: CRD step ${x.approve ? 'approved' : 'rejected'} by ${decision.by}${decision.digest ? ` (${shortDigest(decision.digest)})` : ''}`;
+    return recorded.answer;
   }
 
   const gateOf = () => {
-    const g = view();
-    return g ? { gate: g } : {};
+    const v = view();
+    return v ? { gate: v } : {};
   };
 
   function showWaiting(): void {
-    const need =
-      policy.distinct > 1
-        ? ` (${distinctApprovers(approvals.map((a) => a.by)).length} of ${policy.distinct} approvals)`
-        : '';
+    const { preview } = g;
     const digest = preview?.digest ? ` --digest ${shortDigest(preview.digest)}` : '';
     setCurrentDetails(
       // Markdown in the UI: commands and the preview in code spans and blocks, so `--x` stays `--x`.
-      `**${cluster}**: waiting for approval of the CRD re-apply${need}: \`npm run approve -- --cluster ${cluster}${digest} --by NAME\`` +
+      `**${cluster}**: waiting for approval of the CRD re-apply${approvalCount(g)}: \`npm run approve -- --cluster ${cluster}${digest} --by NAME\`` +
         (preview?.text ? `\n\n\`\`\`\n${preview.text}\n\`\`\`` : '') +
         (changes?.length ? `\n\nWhat the upgrade changed:\n\`\`\`\n${changes.join('\n')}\n\`\`\`` : '') +
         (preview?.digest ? `\n\ndigest: \`${preview.digest}\`` : '')
@@ -173,8 +134,8 @@ export function crdGate(d: GateDeps) {
     async (x) => {
       // Two decisions at once (a person's and an approve-all): the second waits for the first's
       // check, then gets a definite answer (decided, or why not) instead of "try again".
-      if (checking) {
-        await condition(() => !checking);
+      if (g.checking) {
+        await condition(() => !g.checking);
         const why = refusal(x);
         if (why) throw refuse(why);
       }
@@ -189,13 +150,13 @@ export function crdGate(d: GateDeps) {
   );
   setHandler(crdDecisionSignal, async (x) => {
     // Signals queue behind an approval being checked (e.g. two approvals given ahead, sent together).
-    if (checking) await condition(() => !checking);
+    if (g.checking) await condition(() => !g.checking);
     const why = refusal(x);
     let answer: string | undefined = why;
     if (!why) {
       try {
         await decide(x);
-        if (decision) return; // the gate reports it, with the ack, when it closes
+        if (g.decision) return; // the gate reports it, with the ack, when it closes
       } catch (err) {
         if (isCancellation(err)) throw err;
         answer = errorMessage(err);
@@ -215,7 +176,7 @@ export function crdGate(d: GateDeps) {
     if (ahead) {
       // Decided before the gate opened: recorded like any approval, nobody waits, the parent is not signalled.
       const reason = ahead.reason ?? `approved ahead (${ahead.selector || 'every cluster'})`;
-      decision = {
+      const decision: Approval = {
         approved: true,
         by: ahead.approvers?.join(', ') ?? ahead.by,
         reason,
@@ -223,15 +184,15 @@ export function crdGate(d: GateDeps) {
         ...(ahead.digest ? { digest: ahead.digest } : {}),
         ...(ahead.approvers && ahead.approvers.length > 1 ? { approvers: ahead.approvers } : {}),
       };
+      g.decision = decision;
       log.info('CRD step approved ahead', { cluster, by: decision.by, selector: ahead.selector });
       return decision;
     }
     // Added after v2 histories were recorded: upgrades already waiting replay without it.
-    if (patched('crd-preview-at-gate')) preview = await previewCrdStep(d.plan, d.acts);
+    const preview = patched('crd-preview-at-gate') ? await previewCrdStep(d.plan, d.acts) : undefined;
     // Added after v8 histories were recorded: gates already waiting replay without it.
     if (patched('release-changes-at-gate')) changes = await releaseChanges(d.plan, d.acts);
-    since = new Date().toISOString();
-    waiting = true;
+    openGate(g, preview, new Date().toISOString());
     d.setState('waiting-approval');
     showWaiting();
     await d.report({ state: 'waiting-approval', ...gateOf() });
@@ -263,46 +224,39 @@ export function crdGate(d: GateDeps) {
     const remind = {
       summary: `${cluster} waits for CRD approval; reminder every ${typeof every === 'number' ? formatDuration(every) : every}`,
     };
-    while (!(await condition(() => decision !== undefined || expired, every, remind))) {
-      log.warn('still waiting for approval of the CRD re-apply', { cluster, since });
+    while (!(await condition(() => g.decision !== undefined || expired, every, remind))) {
+      log.warn('still waiting for approval of the CRD re-apply', { cluster, since: g.since });
       d.notify.send({
         event: 'gate-reminder',
         cluster,
-        message: `${cluster} has waited for approval of its CRD re-apply since ${since}`,
-        ...(preview?.digest ? { digest: preview.digest } : {}),
+        message: `${cluster} has waited for approval of its CRD re-apply since ${g.since}`,
+        ...(g.preview?.digest ? { digest: g.preview.digest } : {}),
       });
     }
     deadline.cancel();
     // An approval given before the deadline and being checked now decides first: the gate has one
     // outcome, and the approver is told it (added after v8 histories: those replay without it).
-    if (!decision && checking && patched('gate-deadline-waits-for-check')) await condition(() => !checking);
-    if (!decision) await deadlineReached(policy.deadlineMs ?? 0);
-    waiting = false;
+    if (!g.decision && g.checking && patched('gate-deadline-waits-for-check')) await condition(() => !g.checking);
+    if (!g.decision) await deadlineReached(policy.deadlineMs ?? 0);
+    g.waiting = false;
+    const decision = g.decision as Approval | undefined; // set above, or deadlineReached threw
     d.setState(decision?.approved ? 'running' : 'rejected');
     await d.report({ state: d.state(), ...(decidedBy ? { ack: { requestId: decidedBy, decided: true } } : {}) });
-    return decision as unknown as Approval; // set above, or deadlineReached threw
+    return decision as Approval;
   }
 
+  // async as it always was: its await keeps the order of the gate's commands in recorded histories.
   async function deadlineReached(ms: number): Promise<void> {
     const what = `no decision on the CRD re-apply of ${cluster} within ${formatDuration(ms)}`;
     d.notify.send({ event: 'gate-deadline', cluster, message: `${what}: ${policy.onDeadline ?? 'reject'}` });
-    if (policy.onDeadline === 'fail') {
-      waiting = false;
-      closed = `${what} (approvals.onDeadline: fail)`;
-      throw ApplicationFailure.nonRetryable(`${what} (approvals.onDeadline: fail)`, 'GateDeadline');
-    }
-    decision = {
-      approved: false,
-      by: 'deadline',
-      reason: `${what} (approvals.onDeadline: reject)`,
-      at: new Date().toISOString(),
-    };
+    const { failure } = deadlinePassed(g, what, new Date().toISOString());
+    if (failure) throw ApplicationFailure.nonRetryable(failure, 'GateDeadline');
   }
 
   return {
     awaitDecision,
     query: () => ({
-      ...(preview?.text ? { preview: preview.text } : {}),
+      ...(g.preview?.text ? { preview: g.preview.text } : {}),
       ...(changes ? { changes } : {}),
       ...gateOf(),
     }),
