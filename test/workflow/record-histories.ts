@@ -12,8 +12,9 @@
  * naming digests, and a gated upgrade: two distinct approvers, an approval refused after the CRD
  * preview changed, a hold and its release, a maintenance window, reminders to a webhook. v8: search
  * attributes upserted by parent and children, `--on-failure pause`, a cluster retried and one skipped.
- * v9 (`recovery`): a failed canary skipped (the rollout goes on), and a retry that waits through a
- * person's pause while a stop comes, then starts on the resume.
+ * v9 (`recovery`): a failed canary skipped (the rollout goes on), a retry that waits through a
+ * person's pause while a stop comes, then starts on the resume, and a gate whose deadline fires
+ * while an approval is being checked.
  */
 import { execa } from 'execa';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -38,7 +39,7 @@ import { startHarness, waitForStatus } from './harness';
 import { fakeFleetAt, fleetOf, requestFor } from './request';
 
 const VERSION = 'v9';
-/** `npx tsx test/workflow/record-histories.ts recovery`: record only that scenario (v9's new one; v8's: cluster-control). */
+/** `npx tsx test/workflow/record-histories.ts recovery`: record only that scenario (v9's; v8's: cluster-control; gate-deadline). */
 const only = process.argv[2];
 
 function expectFirst(runs: string[], firstRunId: string): void {
@@ -66,8 +67,12 @@ const save = async (name: string, workflowId: string, runId?: string) => {
   await writeFile(new URL('ids.json', out), `${JSON.stringify(ids, null, 2)}\n`);
 };
 try {
-  if (only === 'cluster-control' || only === 'recovery') {
-    await (only === 'recovery' ? recordRecovery() : recordClusterControl());
+  if (only === 'cluster-control' || only === 'recovery' || only === 'gate-deadline') {
+    await (only === 'recovery'
+      ? recordRecovery()
+      : only === 'gate-deadline'
+        ? recordGateDeadline()
+        : recordClusterControl());
     console.log(`histories written to ${out.pathname}`);
     process.exit(0);
   }
@@ -288,5 +293,41 @@ async function recordRecovery(): Promise<void> {
     await handle.executeUpdate(resumeUpdate, { args: [{ by: 'dave' }] });
     await handle.result();
     await save(`upgrade-engine-retry-keeps-its-word-${VERSION}`, 'recorded-retry');
+  });
+  await recordGateDeadline();
+}
+
+/**
+ * v9: the gate's deadline firing while an approval's re-check of the preview runs (patch
+ * `gate-deadline-waits-for-check`): the approval decides, the child's history holds both.
+ */
+async function recordGateDeadline(): Promise<void> {
+  const gateFleet: Fleet = {
+    ...fleetOf(1),
+    approvals: { deadlineMs: 3_000, onDeadline: 'fail', remindEveryMs: 60_000 },
+  };
+  const gate = fakeFleetAt(gateFleet, '0.18.0', 100);
+  await (
+    await h.worker('record-deadline', gate.activities())
+  ).runUntil(async () => {
+    const request = requestFor(gateFleet, {}, 'recorded-deadline');
+    const handle = await h.env.client.workflow.start(upgradeEngine, {
+      taskQueue: 'record-deadline',
+      workflowId: 'recorded-deadline',
+      args: [{ request }],
+    });
+    await waitForStatus(handle, (s) => s.pendingApprovals.includes('worker-1'), 30_000);
+    const child = h.env.client.workflow.getHandle('recorded-deadline/worker-1');
+    const digest = (await child.query(gateQuery)).gate?.digest;
+    const release = gate.hold('previewCrdChanges', 'worker-1');
+    const answer = child.executeUpdate(decideCrdUpdate, {
+      args: [{ cluster: 'worker-1', approve: true, by: 'alice', ...(digest ? { digest } : {}) }],
+    });
+    await new Promise((r) => setTimeout(r, 4_000));
+    release();
+    const told = await answer;
+    if (!told.startsWith('worker-1: CRD step approved by alice')) throw new Error(`told: ${told}`);
+    await handle.result();
+    await save(`worker-cluster-deadline-waits-for-check-${VERSION}`, 'recorded-deadline/worker-1');
   });
 }
