@@ -1,7 +1,8 @@
 /**
  * The rollout's decisions (runbook/rollout.ts, the code the fan-out runs) driven by random event
- * sequences with fast-check: children ending with any outcome, retries, skips, pauses, holds, waves
- * with soaks, canaries, a failure budget, cancel, and continue-as-new (a run's share of starts, then a
+ * sequences with fast-check: children ending with any outcome, retries, skips, pauses, holds,
+ * maintenance windows (runbook/windows.ts, a clock that moves), waves with soaks, canaries, a failure
+ * budget, cancel, and continue-as-new (a run's share of starts, then a
  * new run carrying what ended, the pause and the holds). Invariants are checked after every event; at the end the
  * operator settles everything (skips what failed, releases holds, resumes) and every cluster must
  * have ended. The seed is printed; a failing run prints its seed and the shrunk sequence, and found
@@ -10,7 +11,19 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { haltReason, planRound, steerable, wavesOf, type Ended, type Queued } from '../../runbook/rollout';
-import type { ClusterOutcome } from '../../runbook/types';
+import type { ClusterOutcome, MaintenanceWindow } from '../../runbook/types';
+import { windowState } from '../../runbook/windows';
+
+/** The maintenance window of the clusters a fleet marks `windowed`: daily 02:00-04:00 in Shanghai. */
+const WINDOWS: MaintenanceWindow[] = [
+  {
+    days: ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'],
+    start: '02:00',
+    durationMs: 2 * 3600_000,
+    timeZone: 'Asia/Shanghai',
+  },
+];
+const MONDAY = Date.UTC(2026, 0, 5);
 
 interface Fleet {
   workers: number;
@@ -23,6 +36,10 @@ interface Fleet {
   pauseOnFailure: boolean;
   /** Children a run may start before it continues as new (tuning.childrenPerRun). */
   perRun: number;
+  /** Clusters (by index) that may start only inside WINDOWS. */
+  windowed: number[];
+  /** Minutes after Monday 00:00 UTC the upgrade starts at. */
+  startMinute: number;
 }
 
 type Event =
@@ -33,6 +50,7 @@ type Event =
   | { kind: 'resume' }
   | { kind: 'hold'; pick: number }
   | { kind: 'release'; pick: number }
+  | { kind: 'tick'; minutes: number }
   | { kind: 'cancel' };
 
 /** The fan-out's bookkeeping around planRound, without Temporal (as workflows/fan-out.ts and cluster-control.ts keep it). */
@@ -58,12 +76,17 @@ class Rollout {
   /** How the upgrade ended, once it has; clusters left then end as `left` says. */
   ended: { how: 'done' | 'halted' | 'cancelled'; left: string[] } | undefined;
   readonly starts: string[] = [];
+  readonly windowed: Set<string>;
+  /** The clock (epoch ms): windows open and close as it moves. */
+  now: number;
 
   constructor(readonly f: Fleet) {
     this.names = Array.from({ length: f.workers }, (_, i) => `w${i + 1}`);
     this.canaries = new Set(this.names.slice(0, f.canaries));
     this.waves = wavesOf(this.names, f.batches);
     this.skipped = new Set(f.planSkipped.map((i) => this.names[i % f.workers] as string));
+    this.windowed = new Set(f.windowed.map((i) => this.names[i % f.workers] as string));
+    this.now = MONDAY + f.startMinute * 60_000;
     this.newRun();
   }
 
@@ -78,6 +101,16 @@ class Rollout {
     this.retried = new Set();
     this.soakedBefore = -1;
     this.startedThisRun = 0;
+  }
+
+  /** Its window is closed now (start-gate.ts: windowState of the windows covering it). */
+  outsideWindow(n: string): boolean {
+    return this.windowed.has(n) && !windowState(WINDOWS, this.now).open;
+  }
+
+  /** A hold or a closed window keeps it back (planRound's keepsBack). */
+  keepsBack(n: string): boolean {
+    return this.held.has(n) || this.outsideWindow(n);
   }
 
   /** cluster-control.ts's awaitingDecision: --on-failure pause holds the run open for a decision. */
@@ -100,7 +133,7 @@ class Rollout {
       halted: () => halt !== undefined,
       startsLeft: this.f.perRun - this.startedThisRun,
       paused: this.paused !== undefined,
-      keptBack: this.queue.some((q) => !q.planSkipped && this.held.has(q.cluster)),
+      keptBack: this.queue.some((q) => !q.planSkipped && this.keepsBack(q.cluster)),
       awaitingDecision: this.awaitingDecision(),
     });
     if (atRest) return;
@@ -115,9 +148,12 @@ class Rollout {
       // A new run that starts nothing and ends at once would continue as new for ever.
       this.settleRun();
       if (!this.ended && this.running.size === 0)
-        expect(this.starts.length > before || this.paused !== undefined || this.held.size > 0, 'an empty run').toBe(
-          true
-        );
+        expect(
+          this.starts.length > before ||
+            this.paused !== undefined ||
+            this.queue.some((q) => !q.planSkipped && this.keepsBack(q.cluster)),
+          'an empty run'
+        ).toBe(true);
     } else this.ended = { how: 'done', left: [] };
   }
 
@@ -173,6 +209,9 @@ class Rollout {
       case 'cancel':
         this.cancelled = true;
         return;
+      case 'tick':
+        this.now += e.minutes * 60_000;
+        return;
       case 'pause':
         this.paused ??= 'person';
         return;
@@ -218,7 +257,7 @@ class Rollout {
         halted: () => this.halt() !== undefined,
         paused: () => this.paused !== undefined,
         pausedForFailure: () => this.paused === 'failure',
-        keepsBack: (n) => this.held.has(n),
+        keepsBack: (n) => this.keepsBack(n),
         start: (n) => this.start(n),
         finishPlanned: (n) => this.done.set(n, { cluster: n, outcome: 'already-at-target' }),
         from,
@@ -241,6 +280,8 @@ class Rollout {
     if (!this.canaries.has(n))
       for (const c of this.canaries) expect(this.done.has(c), `${n} before canary ${c}`).toBe(true);
     expect(this.waves.of(n)).toBeLessThanOrEqual(this.waves.current(this.done));
+    // Inside its maintenance window, or not at all.
+    expect(this.outsideWindow(n), `${n} started outside its window`).toBe(false);
     // Stopped or paused, only a retried cluster starts (and not while a person paused).
     if (this.halt() || this.paused) {
       expect(this.retried.has(n), `${n} started while stopped or paused`).toBe(true);
@@ -263,6 +304,8 @@ const fleetArb: fc.Arbitrary<Fleet> = fc.integer({ min: 1, max: 7 }).chain((work
     planSkipped: fc.array(fc.nat(), { maxLength: 2 }),
     pauseOnFailure: fc.boolean(),
     perRun: fc.oneof(fc.constant(1_000), fc.integer({ min: 1, max: 3 })),
+    windowed: fc.array(fc.nat(), { maxLength: 3 }),
+    startMinute: fc.integer({ min: 0, max: 24 * 60 - 1 }),
   })
 );
 
@@ -275,6 +318,10 @@ const eventArb: fc.Arbitrary<Event> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ kind: 'resume' as const }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('hold' as const), pick: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('release' as const), pick: fc.nat() }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('tick' as const), minutes: fc.integer({ min: 1, max: 720 }) }),
+  },
   { weight: 1, arbitrary: fc.constant({ kind: 'cancel' as const }) }
 );
 
@@ -301,6 +348,7 @@ function check(fleet: Fleet, events: Event[]): void {
       const blocked =
         r.cancelled ||
         r.held.has(n) ||
+        r.outsideWindow(n) ||
         r.paused === 'person' ||
         r.running.size >= fleet.maxParallel ||
         (!r.canaries.has(n) && [...r.canaries].some((c) => !r.done.has(c))) ||
@@ -316,6 +364,9 @@ function check(fleet: Fleet, events: Event[]): void {
       if (x.outcome === 'failed' || x.outcome === 'rolled-back') r.done.set(x.cluster, { ...x, outcome: 'skipped' });
     r.held.clear();
     r.paused = undefined;
+    // ... and time passes until a closed window opens (the fan-out's timer for it).
+    const state = windowState(WINDOWS, r.now);
+    if (!state.open && r.queue.some((q) => r.windowed.has(q.cluster))) r.now = state.opensAt;
     r.round();
     r.settleRun();
   }
@@ -359,6 +410,8 @@ describe('the rollout model, property-based', () => {
               planSkipped: [],
               pauseOnFailure: true,
               perRun: 1_000,
+              windowed: [],
+              startMinute: 0,
             },
             [
               { kind: 'end', pick: 0, outcome: 'failed' },
@@ -378,6 +431,8 @@ describe('the rollout model, property-based', () => {
               planSkipped: [],
               pauseOnFailure: false,
               perRun: 2,
+              windowed: [],
+              startMinute: 0,
             },
             [
               { kind: 'end', pick: 0, outcome: 'rolled-back' },
@@ -398,6 +453,8 @@ describe('the rollout model, property-based', () => {
               planSkipped: [],
               pauseOnFailure: false,
               perRun: 1_000,
+              windowed: [],
+              startMinute: 0,
             },
             [
               { kind: 'pause' },
