@@ -149,3 +149,31 @@ export function deadlinePassed(g: GateState, what: string, at: string): { failur
   g.decision = { approved: false, by: 'deadline', reason: `${what} (approvals.onDeadline: reject)`, at };
   return {};
 }
+
+export interface ApproveAllAnswer {
+  decided: string[];
+  notDecided: { cluster: string; reason: string }[];
+}
+
+/**
+ * What an approve-all tells its sender: for every cluster it targeted, decided, or not and why
+ * (its workflow closed before the signal reached it, its gate refused, or no answer came in time).
+ * `closed` in the order the signals failed; the rest answer (or not) in `answers`.
+ */
+export function approveAllAnswer(
+  targets: readonly string[],
+  closed: readonly string[],
+  answers: ReadonlyMap<string, { decided: boolean; reason?: string }>
+): ApproveAllAnswer {
+  const notDecided: ApproveAllAnswer['notDecided'] = closed.map((cluster) => ({
+    cluster,
+    reason: 'its workflow has closed',
+  }));
+  const decided: string[] = [];
+  for (const cluster of targets.filter((c) => !closed.includes(c))) {
+    const a = answers.get(cluster);
+    if (a?.decided) decided.push(cluster);
+    else notDecided.push({ cluster, reason: a?.reason ?? 'no answer yet (the decision may still apply)' });
+  }
+  return { decided, notDecided };
+}

@@ -6,6 +6,7 @@
  */
 import { ApplicationFailure, condition, getExternalWorkflowHandle, log, setHandler, uuid4 } from '@temporalio/workflow';
 import { approverRefusal } from '../runbook/approval-policy';
+import { approveAllAnswer } from '../runbook/gate';
 import type { UpgradeRequest } from '../runbook/types';
 import type { FleetStatus } from './fleet-status';
 import { childId } from './child-id';
@@ -29,7 +30,7 @@ export async function decideClusters(
   const digestOf = (cluster: string) => (d.approve ? d.digests?.[cluster] : undefined);
   const requestId = uuid4();
   const answers = status.expectAcks(requestId);
-  const notDecided: DecideAllResult['notDecided'] = [];
+  const closed: string[] = [];
   const sent = await Promise.all(
     targets.map((cluster) =>
       getExternalWorkflowHandle(childId(cluster))
@@ -44,7 +45,7 @@ export async function decideClusters(
         .then(
           () => cluster,
           () => {
-            notDecided.push({ cluster, reason: 'its workflow has closed' });
+            closed.push(cluster);
             return undefined;
           }
         )
@@ -55,12 +56,8 @@ export async function decideClusters(
     summary: `answers of ${asked.length} cluster(s) to an approve-all`,
   });
   status.forgetAcks(requestId);
-  const decided: string[] = [];
-  for (const cluster of asked) {
-    const a = answers.get(cluster);
-    if (a?.decided) decided.push(cluster);
-    else notDecided.push({ cluster, reason: a?.reason ?? 'no answer yet (the decision may still apply)' });
-  }
+  // Every cluster targeted is in the answer: decided, or not and why (runbook/gate.ts).
+  const { decided, notDecided } = approveAllAnswer(targets, closed, answers);
   log.info(`CRD step ${d.approve ? 'approved' : 'rejected'} for waiting clusters`, {
     decided,
     notDecided,

@@ -12,6 +12,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { distinctApprovers, type GatePolicy } from '../../runbook/approval-policy';
 import {
+  approveAllAnswer,
   deadlinePassed,
   gateRefusal,
   newGate,
@@ -225,6 +226,45 @@ describe('the approval gate model, property-based', () => {
     expect(g.decision).toBeUndefined();
     expect(gateRefusal(g, { cluster: CLUSTER, by: 'alice', approve: true, digest: DIGESTS[0] }, 'failed')).toBe(
       `the gate of cluster ${CLUSTER} closed: no decision within 1s (approvals.onDeadline: fail)`
+    );
+  });
+
+  it('approve-all answers for every cluster it targeted: decided, or not and why (never silent)', () => {
+    const clusterArb = fc.uniqueArray(fc.constantFrom<string>('w1', 'w2', 'w3', 'w4', 'w5'), { maxLength: 5 });
+    const answerArb = fc.record({
+      decided: fc.boolean(),
+      reason: fc.option(fc.constantFrom('cluster w1 was already approved by bob', 'recorded; more approvals needed'), {
+        nil: undefined,
+      }),
+    });
+    fc.assert(
+      fc.property(
+        clusterArb,
+        fc.array(fc.nat()),
+        fc.dictionary(fc.constantFrom('w1', 'w2', 'w3', 'w4', 'w5'), answerArb),
+        (targets, closedPicks, answerMap) => {
+          const closed = [...new Set(closedPicks.map((i) => targets[i % Math.max(1, targets.length)]))].filter(
+            (c): c is string => c !== undefined
+          );
+          const answers = new Map(
+            Object.entries(answerMap).map(([c, a]) => [
+              c,
+              { decided: a.decided, ...(a.reason ? { reason: a.reason } : {}) },
+            ])
+          );
+          const r = approveAllAnswer(targets, closed, answers);
+          const named = [...r.decided, ...r.notDecided.map((n) => n.cluster)];
+          // Each cluster targeted exactly once; none that was not.
+          expect([...named].sort()).toEqual([...targets].sort());
+          for (const n of r.notDecided) expect(n.reason.length).toBeGreaterThan(0);
+          // Decided only where its gate said so, and never a closed one.
+          for (const c of r.decided) {
+            expect(answers.get(c)?.decided).toBe(true);
+            expect(closed).not.toContain(c);
+          }
+        }
+      ),
+      { seed, numRuns: 300 }
     );
   });
 });
