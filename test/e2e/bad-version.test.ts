@@ -7,13 +7,13 @@
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { approve } from '../../scripts/commands/approve';
 import { buildRequest } from '../../scripts/commands/plan';
 import { startUpgrade } from '../../scripts/commands/start-upgrade';
 import { startLocalStack, type LocalStack } from '../../scripts/lib/local-stack';
 import type { UpgradeResult } from '../../runbook/types';
 import { statusQuery } from '../../workflows/messages';
 import { waitForStatus } from '../workflow/harness';
+import { finish as finishUpgrade } from './approve-until';
 import { kube, NS } from './kube';
 
 let stack: LocalStack;
@@ -65,18 +65,7 @@ const rollbackCli = (args: string[]) =>
   );
 
 /** Approves every gate as it opens, until the upgrade ends; returns its failure message or result. */
-async function finish(handle: WorkflowHandle): Promise<UpgradeResult | string> {
-  for (;;) {
-    const s = await waitForStatus(
-      handle,
-      (x) => x.pendingApprovals.length > 0 || ['done', 'failed', 'cancelled'].includes(x.phase),
-      180_000
-    );
-    if (s.pendingApprovals.length === 0) break;
-    await approve({ all: true, by: 'e2e', workflowId: handle.workflowId }, client).catch(() => undefined);
-  }
-  return handle.result().catch((e: { cause?: Error }) => e.cause?.message ?? String(e));
-}
+const finish = (handle: WorkflowHandle) => finishUpgrade(client, handle, 180_000);
 
 describe.sequential('a bad version stops early', () => {
   it('0.18.0 -> 0.19.3 (a DB Job ran): stops at the control plane, no automatic rollback, the manual steps', async () => {

@@ -8,13 +8,12 @@
  */
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { approve } from '../../scripts/commands/approve';
 import { buildRequest } from '../../scripts/commands/plan';
 import { startUpgrade } from '../../scripts/commands/start-upgrade';
 import { startLocalStack, type LocalStack } from '../../scripts/lib/local-stack';
 import type { UpgradeResult } from '../../runbook/types';
 import type { SandboxCluster } from '../../sandbox';
-import { waitForStatus } from '../workflow/harness';
+import { finish as finishUpgrade } from './approve-until';
 import { kube, NS } from './kube';
 
 let stack: LocalStack;
@@ -90,18 +89,7 @@ async function start(version: string, flags: Record<string, string | boolean> = 
 }
 
 /** Approves every gate as it opens, until the upgrade ends; returns its failure message or result. */
-async function finish(handle: WorkflowHandle): Promise<UpgradeResult | string> {
-  for (;;) {
-    const s = await waitForStatus(
-      handle,
-      (x) => x.pendingApprovals.length > 0 || ['done', 'failed', 'cancelled'].includes(x.phase),
-      240_000
-    );
-    if (s.pendingApprovals.length === 0) break;
-    await approve({ all: true, by: 'e2e', workflowId: handle.workflowId }, client).catch(() => undefined);
-  }
-  return handle.result().catch((e: { cause?: Error }) => e.cause?.message ?? String(e));
-}
+const finish = (handle: WorkflowHandle) => finishUpgrade(client, handle, 240_000);
 
 describe.sequential('on real nodes', { timeout: 300_000 }, () => {
   it('0.18.0 -> 0.19.2: the DB-migration Job runs as a pod, every Deployment rolls to the new image', async () => {

@@ -10,13 +10,12 @@ import { execa } from 'execa';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { approve } from '../../scripts/commands/approve';
 import { buildRequest } from '../../scripts/commands/plan';
 import { retryOrSkip } from '../../scripts/commands/retry-skip';
 import { startUpgrade } from '../../scripts/commands/start-upgrade';
 import { startLocalStack, type LocalStack } from '../../scripts/lib/local-stack';
 import type { UpgradeResult, UpgradeStatus } from '../../runbook/types';
-import { waitForStatus } from '../workflow/harness';
+import { approveUntil } from './approve-until';
 import { kube, NS } from './kube';
 
 const CRD = 'httpproxies.projectcontour.io';
@@ -87,14 +86,8 @@ spec:
   expect((await annotate()).all).toContain('change freeze');
 }
 
-/** Approves each gate as it opens until `until` holds. */
-async function approveUntil(handle: WorkflowHandle, until: (s: UpgradeStatus) => boolean): Promise<UpgradeStatus> {
-  for (;;) {
-    const s = await waitForStatus(handle, (x) => x.pendingApprovals.length > 0 || until(x), 180_000);
-    if (until(s)) return s;
-    await approve({ all: true, by: 'e2e', workflowId: handle.workflowId }, client).catch(() => undefined);
-  }
-}
+const approveTill = (handle: WorkflowHandle, until: (s: UpgradeStatus) => boolean) =>
+  approveUntil(client, handle, until, 180_000);
 
 describe('a retry after a failure past the gate', () => {
   it('the CRD step refused after the approval: the cluster fails, the upgrade pauses; retry finishes it with one helm upgrade', async () => {
@@ -104,7 +97,7 @@ describe('a retry after a failure past the gate', () => {
     const { workflowId } = await startUpgrade(request, client, stack.env);
     const handle = client.workflow.getHandle(workflowId);
 
-    const failed = await approveUntil(handle, (s) => s.workers.some((w) => w.state === 'failed'));
+    const failed = await approveTill(handle, (s) => s.workers.some((w) => w.state === 'failed'));
     const cluster = failed.workers.find((w) => w.cluster === 'worker-1');
     expect(cluster?.state).toBe('failed');
     expect(JSON.stringify(cluster)).toContain('change freeze: CRDs are frozen until Monday');
@@ -117,7 +110,7 @@ describe('a retry after a failure past the gate', () => {
     await k.kubectl(w1(), ['delete', 'validatingadmissionpolicybinding', 'crd-freeze']);
     const retried = await retryOrSkip('retry', { cluster: 'worker-1', by: 'e2e', workflowId }, client);
     expect(retried.answer).toMatch(/worker-1/);
-    await approveUntil(handle, (s) => s.phase === 'done');
+    await approveTill(handle, (s) => s.phase === 'done');
     const result = (await handle.result()) as UpgradeResult;
     expect(result.workers.map((w) => `${w.cluster}:${w.outcome}`)).toEqual(['worker-1:upgraded']);
     expect(await k.crdChartVersion(w1(), CRD)).toBe('0.19.2');

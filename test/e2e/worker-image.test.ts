@@ -13,15 +13,14 @@ import { chown, copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promi
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { approve } from '../../scripts/commands/approve';
 import { buildRequest } from '../../scripts/commands/plan';
 import { startUpgrade } from '../../scripts/commands/start-upgrade';
 import { startLocalStack, type LocalStack } from '../../scripts/lib/local-stack';
 import type { UpgradeResult } from '../../runbook/types';
 import { freePort } from '../../sandbox/procs';
 import { buildWorkerImage, podman, podmanEnv, WORKER_IMAGE_REPO } from '../../sandbox/worker-image';
-import { waitForStatus } from '../workflow/harness';
 import { ROOT } from '../helpers/worker-process';
+import { approveUntil } from './approve-until';
 import { kube, NS } from './kube';
 
 /** The image's user (the Dockerfile's `node`). */
@@ -89,15 +88,7 @@ async function filesUnder(dir: string): Promise<string[]> {
 
 async function approveUntilDone(workflowId: string): Promise<UpgradeResult> {
   const handle = client.workflow.getHandle(workflowId);
-  for (;;) {
-    const s = await waitForStatus(
-      handle,
-      (x) => x.pendingApprovals.length > 0 || ['done', 'failed', 'cancelled'].includes(x.phase),
-      300_000
-    );
-    if (s.pendingApprovals.length === 0) break;
-    await approve({ all: true, by: 'e2e', workflowId }, client).catch(() => undefined);
-  }
+  await approveUntil(client, handle, undefined, 300_000);
   return (await handle.result()) as UpgradeResult;
 }
 
