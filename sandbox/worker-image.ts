@@ -7,7 +7,7 @@
 //      (uid 1000) the Dockerfile runs as.
 // The Dockerfile itself is built unchanged but for its NODE_IMAGE argument. Images live in podman's
 // own store (/var/lib/containers as root); the worker image is tagged with a hash of everything the
-// Dockerfile copies, so a build is skipped when nothing changed and older tags are removed.
+// Dockerfile copies, so a build is skipped when nothing changed; tags older than a day are removed.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
@@ -173,11 +173,25 @@ export async function buildWorkerImage(opts: { log?: Log } = {}): Promise<string
     { env, reject: false, all: true }
   );
   if (build.exitCode !== 0) throw new Error(`podman build of the worker image failed:\n${build.all.slice(-4000)}`);
-  // Older builds of the worker image (and their dangling layers) go: one per source state adds up.
-  const tags = (await podman(['images', '--format', '{{.Repository}}:{{.Tag}}', WORKER_IMAGE_REPO], env))
+  // Builds older than a day (and their dangling layers) go: one per source state adds up. Not the
+  // newer ones: another checkout on this machine (a CI clone beside a working copy) may be using its own.
+  const stale = (
+    await podman(
+      [
+        'images',
+        '--filter',
+        `reference=${WORKER_IMAGE_REPO}`,
+        '--filter',
+        'until=24h',
+        '--format',
+        '{{.Repository}}:{{.Tag}}',
+      ],
+      env
+    )
+  )
     .split('\n')
     .filter((t) => t && t !== ref);
-  if (tags.length) await execa('podman', ['rmi', ...tags], { env, reject: false });
-  await execa('podman', ['image', 'prune', '-f'], { env, reject: false });
+  if (stale.length) await execa('podman', ['rmi', ...stale], { env, reject: false });
+  await execa('podman', ['image', 'prune', '-f', '--filter', 'until=24h'], { env, reject: false });
   return ref;
 }
