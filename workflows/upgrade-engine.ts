@@ -92,23 +92,37 @@ export async function upgradeEngine(input: UpgradeEngineInput): Promise<UpgradeR
   try {
     // 1. Preflight (read-only), and the rules decided once: the plan follows from both.
     const facts = carried?.facts ?? (await preflight(request, acts).catch(failWith(status)));
+    const perRun = request.tuning?.childrenPerRun ?? 200;
+    // The first run's patches are asked before the rules' local activity, never right after it: a
+    // local activity that ends as its workflow task is heartbeated (a loaded worker) leaves its
+    // marker in one task and what follows in the next, where a patch asked then is not seen on
+    // replay (a worker replaying after a Temporal restart failed so). Added after v9 histories:
+    // those ask them after the rules, and replay that way.
+    const early = !carried && patched('patches-before-rules');
+    const checksImagesEarly = early && fleet.checkImages !== false && patched('image-check-at-preflight');
+    // Without the image check nothing comes between the rules and the split: asked early too.
+    const splitsEarly =
+      early && !checksImagesEarly && fleet.workers.length > perRun && patched('continue-after-preflight');
     const rules = carried?.rules ?? (await recordRules(request, facts, acts));
     const plan = planOrRefuse(request, facts, rules, status);
     // What an approval given ahead names: computed from the plan, so every run of the upgrade agrees.
     const crdDigest = fleetCrdDigest(plan);
     if (crdDigest) status.carry({ crdDigest, crdChange: fleetCrdChange(plan) });
-    const perRun = request.tuning?.childrenPerRun ?? 200;
     if (!carried) {
       // Before the DB Job or any upgrade: the images the plan needs are in their registries.
       // Added after v4 histories were recorded: upgrades already running go on as they started.
-      if (fleet.checkImages !== false && patched('image-check-at-preflight'))
-        await checkImagesAtPreflight(request, plan, facts, acts).catch(failWith(status));
+      const checksImages = early
+        ? checksImagesEarly
+        : fleet.checkImages !== false && patched('image-check-at-preflight');
+      if (checksImages) await checkImagesAtPreflight(request, plan, facts, acts).catch(failWith(status));
       upsertMemo({ plan: memoOf(plan) });
       // Preflight costs 3 events per cluster: on a large fleet it gets a run of its own, so no run's
       // history grows past ~4,000 events (1,000 clusters: preflight ~3,100, then ~2,500 per run).
       // Added after v2 histories were recorded: upgrades already running go on as they started.
-      if (fleet.workers.length > perRun && patched('continue-after-preflight'))
-        await continueWith(request, { facts, rules, workers: [] }, status);
+      // (After the image check's activity it is safe to ask here.)
+      const splits =
+        early && !checksImages ? splitsEarly : fleet.workers.length > perRun && patched('continue-after-preflight');
+      if (splits) await continueWith(request, { facts, rules, workers: [] }, status);
     }
 
     // 2. Control plane, verified before any worker cluster is touched.

@@ -22,6 +22,16 @@ export interface SendUpdateOptions {
   pauseMs?: number;
 }
 
+/**
+ * The last try's failure in one line, with what the server said under the client's wrapper
+ * ("Workflow Update failed: 14 UNAVAILABLE: ...", not just "Workflow Update failed").
+ */
+function reasonOf(err: unknown): string {
+  const line = (e: unknown) => (e instanceof Error ? (e.message.split('\n')[0] ?? '') : String(e));
+  const cause = err instanceof Error ? err.cause : undefined;
+  return cause !== undefined && line(cause) !== line(err) ? `${line(err)}: ${line(cause)}` : line(err);
+}
+
 /** An update's own answer (accepted or refused by the workflow), or a workflow that does not exist: final. */
 const isAnswer = (err: unknown) => err instanceof WorkflowUpdateFailedError || err instanceof WorkflowNotFoundError;
 
@@ -64,7 +74,7 @@ export async function sendUpdate<Ret, Args extends [unknown, ...unknown[]]>(
     const pause = Math.min(opts.pauseMs ?? 1_000, giveUpAt - Date.now());
     if (pause > 0) await new Promise((r) => setTimeout(r, pause));
   }
-  const why = last instanceof Error ? (last.message.split('\n')[0] ?? '') : String(last);
+  const why = reasonOf(last);
   throw new ExitError(
     `sent ${def.name} to ${handle.workflowId}; no answer within ${Math.round(deadlineMs / 1000)} s (${why}): check \`npm run status\``,
     EXIT.unreachable

@@ -63,16 +63,18 @@ export async function waitForStatus(
 ): Promise<UpgradeStatus> {
   const deadline = Date.now() + timeoutMs;
   let last: UpgradeStatus | undefined;
+  let lastError: unknown;
   while (Date.now() < deadline) {
     try {
       last = await handle.query(statusQuery);
       if (predicate(last)) return last;
-    } catch {
-      // not started yet
+    } catch (err) {
+      lastError = err; // not started yet, or no worker answered yet
     }
     await new Promise((r) => setTimeout(r, 150));
   }
-  throw new Error(`status never matched; last: ${JSON.stringify(last)}`);
+  const why = last === undefined && lastError instanceof Error ? ` (the query failed: ${lastError.message})` : '';
+  throw new Error(`status never matched; last: ${JSON.stringify(last)}${why}`);
 }
 
 /** The largest number of intervals that overlap at one instant. */
